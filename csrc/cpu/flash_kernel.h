@@ -1,0 +1,72 @@
+// Interface between the CPU flash-attention driver (flash_attention.cpp: validation, work list, threads) and the
+// per-ISA kernels (flash_kernel_<isa>.cpp). Torch-free on purpose: the ISA files are compiled for instruction sets
+// the host may lack, so they must not instantiate any inline function that other files could link against.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace ascend_attn::cpu {
+
+enum class ElemType : int32_t { kFloat32, kFloat16, kBFloat16 };
+
+// One sequence of the batch. Offsets are in elements from the base pointers of FlashParams.
+struct SeqDesc {
+  int64_t q_offset, k_offset, v_offset, o_offset;  // first row of this sequence
+  int64_t lse_offset;                              // lse index of (this sequence, head 0, row 0)
+  int32_t seqlen_q, seqlen_k;
+};
+
+struct FlashParams {
+  ElemType dtype;
+  const void* q;  // rows of [heads, head_dim], row i of sequence s at q + seqs[s].q_offset + i * q_row_stride
+  const void* k;  // rows of [kv_heads, head_dim]
+  const void* v;  // rows of [kv_heads, head_dim_v]
+  void* out;      // rows of [heads, head_dim_v], same dtype as q
+  float* lse;     // nullptr, or lse[seqs[s].lse_offset + h * lse_head_stride + i]
+  int64_t q_row_stride, q_head_stride, k_row_stride, k_head_stride, v_row_stride, v_head_stride;
+  int64_t o_row_stride, o_head_stride, lse_head_stride;
+  int32_t heads, kv_heads, head_dim, head_dim_v;
+  float scale;                        // applied to q·k
+  float softcap;                      // 0 = off
+  int32_t window_left, window_right;  // -1 = unbounded; causal = window_right 0
+  const float* alibi;                 // nullptr, or slope of (s, h) = alibi[s * alibi_seq_stride + h]
+  int64_t alibi_seq_stride;
+  const SeqDesc* seqs;
+  int32_t num_seqs;
+};
+
+// Tile sizes chosen by the driver.
+struct FlashTiling {
+  int32_t block_q;         // query rows of one head per work item
+  int32_t block_k;         // keys per K/V tile
+  int32_t heads_per_item;  // q heads of one kv head stacked into the rows of one work item (they share K/V tiles)
+};
+
+// Rows [row_begin, row_end) of q heads [head_begin, head_begin + head_count), all mapped to one kv head.
+struct WorkItem {
+  int32_t seq, head_begin, head_count, row_begin, row_end;
+  int64_t cost;  // visible (query, key) pairs; used for scheduling
+};
+
+struct FlashKernel {
+  const char* isa;
+  // Floats of per-thread scratch `run` needs (64-byte aligned).
+  size_t (*scratch_floats)(const FlashParams&, const FlashTiling&);
+  void (*run)(const FlashParams&, const FlashTiling&, const WorkItem&, float* scratch);
+};
+
+// Visible key range [lo, hi) of query row i (0-based) of a sequence, bottom-right aligned; empty when hi <= lo.
+inline void visible_keys(int64_t i, int64_t seqlen_q, int64_t seqlen_k, int64_t window_left, int64_t window_right,
+                         int64_t* lo, int64_t* hi) {
+  const int64_t pos = i + seqlen_k - seqlen_q;
+  int64_t l = window_left < 0 ? 0 : pos - window_left;
+  int64_t h = window_right < 0 ? seqlen_k : pos + window_right + 1;
+  *lo = l < 0 ? 0 : l;
+  *hi = h > seqlen_k ? seqlen_k : h;
+}
+
+const FlashKernel& flash_kernel_portable();
+const FlashKernel& flash_kernel_avx2();
+const FlashKernel& flash_kernel_avx512();
+
+}  // namespace ascend_attn::cpu
