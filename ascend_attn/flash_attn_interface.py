@@ -97,7 +97,18 @@ def flash_attn_varlen_func(
     """
     _check_unsupported(dropout_p)
     out, lse = ops.flash_attention_varlen(
-        q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale, causal, window_size,
-        softcap, alibi_slopes, return_lse=return_attn_probs,
+        q,
+        k,
+        v,
+        cu_seqlens_q,
+        cu_seqlens_k,
+        max_seqlen_q,
+        max_seqlen_k,
+        softmax_scale,
+        causal,
+        window_size,
+        softcap,
+        alibi_slopes,
+        return_lse=return_attn_probs,
     )
     return (out, lse, None) if return_attn_probs else out

@@ -52,8 +52,9 @@ def _lse_like(q: Tensor, shape: list, return_lse: bool) -> Tensor:
 
 
 @torch.library.register_fake("ascend_attn::flash_attention")
-def _(q, k, v, softmax_scale=None, causal=False, window_size=(-1, -1), softcap=0.0, alibi_slopes=None,
-      return_lse=False):
+def _(
+    q, k, v, softmax_scale=None, causal=False, window_size=(-1, -1), softcap=0.0, alibi_slopes=None, return_lse=False
+):
     torch._check(q.dim() == 4, lambda: f"q must have 4 dimensions, got {q.dim()}")
     torch._check(v.dim() == 4, lambda: f"v must have 4 dimensions, got {v.dim()}")
     batch, seqlen_q, heads, _ = q.shape
@@ -92,14 +93,38 @@ def flash_attention_varlen(
         else an empty tensor.
     """
     return torch.ops.ascend_attn.flash_attention_varlen.default(
-        q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale, causal,
-        list(window_size), softcap, alibi_slopes, return_lse,
+        q,
+        k,
+        v,
+        cu_seqlens_q,
+        cu_seqlens_k,
+        max_seqlen_q,
+        max_seqlen_k,
+        softmax_scale,
+        causal,
+        list(window_size),
+        softcap,
+        alibi_slopes,
+        return_lse,
     )
 
 
 @torch.library.register_fake("ascend_attn::flash_attention_varlen")
-def _(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale=None, causal=False,
-      window_size=(-1, -1), softcap=0.0, alibi_slopes=None, return_lse=False):
+def _(
+    q,
+    k,
+    v,
+    cu_seqlens_q,
+    cu_seqlens_k,
+    max_seqlen_q,
+    max_seqlen_k,
+    softmax_scale=None,
+    causal=False,
+    window_size=(-1, -1),
+    softcap=0.0,
+    alibi_slopes=None,
+    return_lse=False,
+):
     torch._check(q.dim() == 3, lambda: f"q must have 3 dimensions, got {q.dim()}")
     torch._check(v.dim() == 3, lambda: f"v must have 3 dimensions, got {v.dim()}")
     total_q, heads, _ = q.shape
