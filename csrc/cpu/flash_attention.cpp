@@ -18,6 +18,23 @@
 namespace ascend_attn::cpu {
 namespace {
 
+// Per-thread scratch kept across calls: the pool threads are long-lived, and a fresh megabyte per call would cost
+// page faults on every call.
+float* thread_scratch(size_t floats) {
+  struct Deleter {
+    void operator()(float* p) const { std::free(p); }
+  };
+  thread_local std::unique_ptr<float, Deleter> buffer;
+  thread_local size_t capacity = 0;
+  if (floats > capacity) {
+    const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+    buffer.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    TORCH_CHECK(buffer != nullptr, "flash_attention: out of memory allocating ", bytes, " bytes of scratch");
+    capacity = floats;
+  }
+  return buffer.get();
+}
+
 ElemType elem_type(at::ScalarType t) {
   switch (t) {
     case at::kHalf:
@@ -44,26 +61,29 @@ int64_t visible_pairs(const SeqDesc& s, int64_t row_begin, int64_t row_end, cons
   return total;
 }
 
+// Work items in processing order: sequences by decreasing work, then per kv head, then per q-head chunk, q tiles
+// last-first (under a causal mask the last rows see the most keys). Items of one kv head run back to back, so its
+// K/V stays in the caches; the largest items start first so the shared counter ends with small ones.
 std::vector<WorkItem> make_work_items(const std::vector<SeqDesc>& seqs, const AttentionArgs& a, const FlashTiling& t) {
   std::vector<WorkItem> items;
   const int64_t group = a.heads / a.kv_heads;
-  for (size_t s = 0; s < seqs.size(); ++s) {
+  std::vector<std::pair<int64_t, size_t>> order;  // (-work, seq)
+  for (size_t s = 0; s < seqs.size(); ++s) order.emplace_back(-visible_pairs(seqs[s], 0, seqs[s].seqlen_q, a), s);
+  std::stable_sort(order.begin(), order.end());
+  for (const auto& [unused, s] : order) {
     const SeqDesc& sd = seqs[s];
-    for (int64_t r0 = 0; r0 < sd.seqlen_q; r0 += t.block_q) {
-      const int64_t r1 = std::min<int64_t>(r0 + t.block_q, sd.seqlen_q);
-      // Fixed per-item cost models packing and finalization, so rows with no visible key are not free.
-      const int64_t pairs = visible_pairs(sd, r0, r1, a) + (r1 - r0) * 16;
-      for (int64_t kvh = 0; kvh < a.kv_heads; ++kvh) {
-        for (int64_t g0 = 0; g0 < group; g0 += t.heads_per_item) {
-          const int64_t hc = std::min<int64_t>(t.heads_per_item, group - g0);
+    const int64_t tiles = (sd.seqlen_q + t.block_q - 1) / t.block_q;
+    for (int64_t kvh = 0; kvh < a.kv_heads; ++kvh) {
+      for (int64_t g0 = 0; g0 < group; g0 += t.heads_per_item) {
+        const int64_t hc = std::min<int64_t>(t.heads_per_item, group - g0);
+        for (int64_t tile = tiles - 1; tile >= 0; --tile) {
+          const int64_t r0 = tile * t.block_q, r1 = std::min<int64_t>(r0 + t.block_q, sd.seqlen_q);
           items.push_back(WorkItem{static_cast<int32_t>(s), static_cast<int32_t>(kvh * group + g0),
-                                   static_cast<int32_t>(hc), static_cast<int32_t>(r0), static_cast<int32_t>(r1),
-                                   pairs * hc});
+                                   static_cast<int32_t>(hc), static_cast<int32_t>(r0), static_cast<int32_t>(r1)});
         }
       }
     }
   }
-  std::stable_sort(items.begin(), items.end(), [](const WorkItem& x, const WorkItem& y) { return x.cost > y.cost; });
   return items;
 }
 
@@ -126,17 +146,14 @@ void run_flash(const AttentionArgs& a, const std::vector<SeqDesc>& seqs, at::Ten
   const FlashTiling tiling = choose_tiling(seqs, a, threads);
   const std::vector<WorkItem> items = make_work_items(seqs, a, tiling);
   if (items.empty()) return;
-  const size_t scratch_bytes = (kernel.scratch_floats(p, tiling) * sizeof(float) + 63) / 64 * 64;
+  const size_t scratch_floats = kernel.scratch_floats(p, tiling);
   std::atomic<size_t> next{0};
   const int workers = static_cast<int>(std::min<size_t>(threads, items.size()));
   at::parallel_for(0, workers, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t w = begin; w < end; ++w) {
-      std::unique_ptr<float, decltype(&std::free)> scratch(static_cast<float*>(std::aligned_alloc(64, scratch_bytes)),
-                                                           &std::free);
-      TORCH_CHECK(scratch != nullptr, "flash_attention: out of memory for ", scratch_bytes, " bytes of scratch");
+    float* scratch = thread_scratch(scratch_floats);
+    for (int64_t w = begin; w < end; ++w)
       for (size_t i = next.fetch_add(1); i < items.size(); i = next.fetch_add(1))
-        kernel.run(p, tiling, items[i], scratch.get());
-    }
+        kernel.run(p, tiling, items[i], scratch);
   });
 }
 

@@ -45,7 +45,6 @@ struct FlashTiling {
 // Rows [row_begin, row_end) of q heads [head_begin, head_begin + head_count), all mapped to one kv head.
 struct WorkItem {
   int32_t seq, head_begin, head_count, row_begin, row_end;
-  int64_t cost;  // visible (query, key) pairs; used for scheduling
 };
 
 struct FlashKernel {

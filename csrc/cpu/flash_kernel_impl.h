@@ -1,45 +1,52 @@
 // The CPU flash-attention work item: tiled online softmax over K/V tiles, never materializing S x S.
-// Included after vec.h and gemm_ukernel.h, inside the per-ISA anonymous namespace.
+// Included inside the per-ISA anonymous namespace (see flash_kernel_avx2.cpp).
 //
-// One work item stacks `head_count` q heads x `rows` query rows into M rows that share one kv head, so each K/V tile
-// is converted and packed once for all of them. Per K/V tile and per block of MR rows:
-//   S = (scale Q) Kᵀ  ->  softcap, alibi, mask  ->  online softmax (running max m, sum l)  ->  O = alpha O + P V
-// Only the keys some row of the block can see are computed, so causal and window masks skip whole micro-tiles.
+// One work item stacks `head_count` q heads x `rows` query rows into M "queries" that share one kv head, so each K/V
+// tile is converted and packed once for all of them. Scores are computed transposed, Sᵀ = K (scale Q)ᵀ, so queries
+// run along the vector lanes: the online softmax (running max m, sum l per query) is then plain element-wise vector
+// code, and Qᵀ is packed once per item instead of transposing every K tile. Per K/V tile:
+//   Sᵀ = K Qᵀ  ->  softcap, alibi, mask  ->  online softmax  ->  O = alpha O + P V
+// Only keys that some query of a panel (QK) or of a row block (PV) can see are computed, so causal and window masks
+// skip whole micro-tiles.
 #pragma once
 #include "cpu/gemm_ukernel.h"
 
 // Per-thread scratch, in floats, every region 64-byte aligned.
 struct ScratchLayout {
-  int64_t ldq, lds, ldo, v_panel_stride;
-  int64_t q, kp, vp, s, o, m, l, lo, hi, total;
+  int64_t mp;                   // queries rounded up to whole panels of NR
+  int64_t ldo;                  // head_dim_v rounded up to NR
+  int64_t v_panel_stride;       // floats per packed V panel
+  int64_t qt, kt, vp, st, o;    // Qᵀ panels, K tile, V panels, Sᵀ [block_k][mp], O [mp][ldo]
+  int64_t m, l, alpha, lo, hi;  // per query: running max, sum, rescale, visible keys [lo, hi) as floats
+  int64_t pos, slope;           // per query: absolute position and alibi slope
+  int64_t total;
 };
 
-inline int64_t round_up16(int64_t x) { return (x + 15) & ~int64_t{15}; }
+inline int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 
 inline ScratchLayout scratch_layout(const FlashParams& p, const FlashTiling& t) {
   ScratchLayout s;
-  const int64_t rows = static_cast<int64_t>(t.block_q) * t.heads_per_item;
-  const int64_t k_panels = (t.block_k + NR - 1) / NR;
-  const int64_t v_panels = (p.head_dim_v + NR - 1) / NR;
-  s.ldq = p.head_dim;
-  s.lds = k_panels * NR;
-  s.ldo = v_panels * NR;
+  s.mp = round_up(static_cast<int64_t>(t.block_q) * t.heads_per_item, NR);
+  s.ldo = round_up(p.head_dim_v, NR);
   s.v_panel_stride = static_cast<int64_t>(t.block_k) * NR;
   int64_t at = 0;
   auto take = [&at](int64_t floats) {
     const int64_t start = at;
-    at += round_up16(floats);
+    at += round_up(floats, 16);
     return start;
   };
-  s.q = take(rows * s.ldq);
-  s.kp = take(k_panels * p.head_dim * NR);
-  s.vp = take(v_panels * s.v_panel_stride);
-  s.s = take(MR * s.lds);
-  s.o = take(rows * s.ldo);
-  s.m = take(rows);
-  s.l = take(rows);
-  s.lo = take(rows);  // int32 key bounds stored in float-sized slots
-  s.hi = take(rows);
+  s.qt = take(s.mp * p.head_dim);
+  s.kt = take(static_cast<int64_t>(t.block_k) * p.head_dim);
+  s.vp = take(s.ldo / NR * s.v_panel_stride);
+  s.st = take(static_cast<int64_t>(t.block_k) * s.mp);
+  s.o = take(s.mp * s.ldo);
+  s.m = take(s.mp);
+  s.l = take(s.mp);
+  s.alpha = take(s.mp);
+  s.lo = take(s.mp);
+  s.hi = take(s.mp);
+  s.pos = take(s.mp);
+  s.slope = take(s.mp);
   s.total = at;
   return s;
 }
@@ -48,70 +55,73 @@ inline size_t flash_scratch_floats(const FlashParams& p, const FlashTiling& t) {
   return static_cast<size_t>(scratch_layout(p, t).total);
 }
 
-inline vf iota_vf() {
-  vf v;
-  for (int i = 0; i < W; ++i) v[i] = static_cast<float>(i);
-  return v;
-}
-
-inline void softcap_row(float* s, int n, float cap) {
-  const float inv = 1.0f / cap;
-  int j = 0;
-  for (; j + W <= n; j += W) vstore(s + j, vtanh(vload(s + j) * inv) * cap);
-  for (; j < n; ++j) s[j] = vtanh(vsplat(s[j] * inv))[0] * cap;
-}
-
-// s[j] -= slope * |pos - (first_key + j)|
-inline void alibi_row(float* s, int n, float slope, int64_t pos, int64_t first_key) {
-  const float d0 = static_cast<float>(pos - first_key);
-  const vf iota = iota_vf();
-  int j = 0;
-  for (; j + W <= n; j += W) {
-    const vf d = (d0 - static_cast<float>(j)) - iota;
-    vstore(s + j, vload(s + j) - (d < 0.f ? -d : d) * slope);
-  }
-  for (; j < n; ++j) {
-    const float d = d0 - static_cast<float>(j);
-    s[j] -= (d < 0.f ? -d : d) * slope;
-  }
-}
-
-inline float max_row(const float* s, int n) {
-  vf mv = vsplat(-__builtin_inff());
-  int j = 0;
-  for (; j + W <= n; j += W) {
-    const vf x = vload(s + j);
-    mv = x > mv ? x : mv;
-  }
-  float m = hmax(mv);
-  for (; j < n; ++j) m = s[j] > m ? s[j] : m;
-  return m;
-}
-
-// s[j] = exp(s[j] - m) in place; returns the sum.
-inline float exp_sum_row(float* s, int n, float m) {
-  vf acc = vf{};
-  int j = 0;
-  for (; j + W <= n; j += W) {
-    const vf e = vexp(vload(s + j) - m);
-    vstore(s + j, e);
-    acc += e;
-  }
-  float sum = hsum(acc);
-  if (j < n) {
-    float tail[W];
-    for (int t = 0; t < W; ++t) tail[t] = t < n - j ? s[j + t] : -__builtin_inff();
-    const vf e = vexp(vload(tail) - m);
-    for (int t = 0; t < n - j; ++t) {
-      s[j + t] = e[t];
-      sum += e[t];
-    }
-  }
-  return sum;
-}
+inline vf vabs(vf x) { return x < 0.f ? -x : x; }
 
 inline void scale_row(float* o, int n, float a) {
   for (int j = 0; j < n; j += W) vstore(o + j, vload(o + j) * a);
+}
+
+// Key range [lo, hi) (tile-relative, clipped to [0, n)) seen by any of queries [q0, q1); empty when lo >= hi.
+inline void key_union(const float* lo, const float* hi, int q0, int q1, int64_t j0, int n, int* out_lo, int* out_hi) {
+  int a = n, b = 0;
+  for (int q = q0; q < q1; ++q) {
+    const int qa = static_cast<int>(lo[q] - j0 > 0 ? lo[q] - j0 : 0);
+    const int qb = static_cast<int>(hi[q] - j0 < n ? hi[q] - j0 : n);
+    if (qa < qb) {
+      a = qa < a ? qa : a;
+      b = qb > b ? qb : b;
+    }
+  }
+  *out_lo = a;
+  *out_hi = b;
+}
+
+// Online-softmax update of one panel of NR queries over Sᵀ rows [a, b) (keys j0 + a .. j0 + b). Scores that the
+// query cannot see become 0 in P; m, l and alpha of the panel's queries are updated.
+inline void softmax_panel(const FlashParams& p, float* st, int64_t ld, int a, int b, int64_t j0, const float* lo,
+                          const float* hi, const float* slope, const float* pos, float* m, float* l, float* alpha) {
+  const vf neg_inf = vsplat(-__builtin_inff());
+  bool masked = false;
+  for (int q = 0; q < NR; ++q) masked |= lo[q] > j0 + a || hi[q] < j0 + b;
+  const float inv_cap = p.softcap > 0.f ? 1.0f / p.softcap : 0.f;
+  const bool transformed = masked || p.softcap > 0.f || p.alibi != nullptr;
+  for (int h = 0; h < NR; h += W) {
+    const vf vlo = vload(lo + h), vhi = vload(hi + h);
+    const vf vpos = vload(pos + h), vslope = p.alibi != nullptr ? vload(slope + h) : vf{};
+    vf mx = neg_inf;
+    for (int j = a; j < b; ++j) {
+      float* row = st + j * ld + h;
+      vf x = vload(row);
+      const float key = static_cast<float>(j0 + j);
+      if (p.softcap > 0.f) x = vtanh(x * inv_cap) * p.softcap;
+      if (p.alibi != nullptr) x -= vabs(vpos - key) * vslope;
+      if (masked) x = (key >= vlo && key < vhi) ? x : neg_inf;
+      if (transformed) vstore(row, x);
+      mx = x > mx ? x : mx;
+    }
+    const vf m_old = vload(m + h);
+    const vf m_new = mx > m_old ? mx : m_old;
+    // A query with no visible key so far keeps m = -inf: subtract 0 instead, so exp(-inf) = 0 rather than NaN.
+    const vf shift = m_new == neg_inf ? vf{} : m_new;
+    vf sum = vf{};
+    for (int j = a; j < b; ++j) {
+      float* row = st + j * ld + h;
+      const vf e = vexp(vload(row) - shift);
+      vstore(row, e);
+      sum += e;
+    }
+    const vf al = vexp(m_old - shift);
+    vstore(alpha + h, al);
+    vstore(l + h, vload(l + h) * al + sum);
+    vstore(m + h, m_new);
+  }
+}
+
+inline void zero_rows(float* st, int64_t ld, int a, int b) {
+  for (int j = a; j < b; ++j) {
+    vstore(st + j * ld, vf{});
+    vstore(st + j * ld + W, vf{});
+  }
 }
 
 template <ElemType E>
@@ -122,101 +132,113 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
   const int64_t Sq = sd.seqlen_q, Sk = sd.seqlen_k;
   const int rows = item.row_end - item.row_begin;
   const int M = rows * item.head_count;
+  const int panels = static_cast<int>((M + NR - 1) / NR);
   const int kv_head = item.head_begin / (p.heads / p.kv_heads);
   const int D = p.head_dim, Dv = p.head_dim_v;
   const int Bc = t.block_k;
+  const int64_t mp = L.mp;
   const T* q = static_cast<const T*>(p.q) + sd.q_offset;
   const T* k = static_cast<const T*>(p.k) + sd.k_offset + kv_head * p.k_head_stride;
   const T* v = static_cast<const T*>(p.v) + sd.v_offset + kv_head * p.v_head_stride;
   T* out = static_cast<T*>(p.out) + sd.o_offset;
 
-  float* Q = scratch + L.q;
-  float* Kp = scratch + L.kp;
+  float* Qt = scratch + L.qt;
+  float* Kt = scratch + L.kt;
   float* Vp = scratch + L.vp;
-  float* S = scratch + L.s;
+  float* St = scratch + L.st;
   float* O = scratch + L.o;
   float* m = scratch + L.m;
   float* l = scratch + L.l;
-  int32_t* lo = reinterpret_cast<int32_t*>(scratch + L.lo);
-  int32_t* hi = reinterpret_cast<int32_t*>(scratch + L.hi);
+  float* alpha = scratch + L.alpha;
+  float* lo = scratch + L.lo;
+  float* hi = scratch + L.hi;
+  float* pos = scratch + L.pos;
+  float* slope = scratch + L.slope;
 
-  // 1. Scaled Q rows, running statistics, and each row's visible keys.
-  int64_t key_lo = Sk, key_hi = 0;
-  for (int r = 0; r < M; ++r) {
-    const int64_t i = item.row_begin + r % rows;
-    const int h = item.head_begin + r / rows;
-    load_row<E>(Q + r * L.ldq, q + i * p.q_row_stride + h * p.q_head_stride, D, p.scale);
+  // 1. Per query: visible keys, running statistics; then Qᵀ (scaled) once for the whole item.
+  for (int r = 0; r < L.mp; ++r) {
+    const int rr = r < M ? r : M - 1;  // padding lanes copy the last query's bounds, so they widen no key range
+    const int64_t i = item.row_begin + rr % rows;
+    const int h = item.head_begin + rr / rows;
     int64_t a, b;
     visible_keys(i, Sq, Sk, p.window_left, p.window_right, &a, &b);
     if (b <= a) a = b = 0;
-    lo[r] = static_cast<int32_t>(a);
-    hi[r] = static_cast<int32_t>(b);
-    if (a < b) {
-      key_lo = a < key_lo ? a : key_lo;
-      key_hi = b > key_hi ? b : key_hi;
-    }
+    lo[r] = static_cast<float>(a);
+    hi[r] = static_cast<float>(b);
+    pos[r] = static_cast<float>(i + Sk - Sq);
+    if (p.alibi != nullptr) slope[r] = p.alibi[item.seq * p.alibi_seq_stride + h];
     m[r] = -__builtin_inff();
     l[r] = 0.f;
-    for (int64_t c = 0; c < L.ldo; ++c) O[r * L.ldo + c] = 0.f;
   }
+  for (int64_t c = 0; c < L.mp * L.ldo; c += W) vstore(O + c, vf{});
 
-  // 2. Stream the K/V tiles that any row can see.
+  int64_t key_lo = Sk, key_hi = 0;
+  for (int r = 0; r < M; ++r) {
+    if (lo[r] < hi[r]) {
+      key_lo = lo[r] < key_lo ? static_cast<int64_t>(lo[r]) : key_lo;
+      key_hi = hi[r] > key_hi ? static_cast<int64_t>(hi[r]) : key_hi;
+    }
+  }
+  // The first K/V tile loads while Qᵀ is packed; later tiles are prefetched during the previous tile's work.
+  if (key_lo < key_hi) {
+    const int first = static_cast<int>(key_hi - key_lo < Bc ? key_hi - key_lo : Bc);
+    prefetch_rows(k + key_lo * p.k_row_stride, p.k_row_stride * sizeof(T), 0, first, D * sizeof(T));
+    prefetch_rows(v + key_lo * p.v_row_stride, p.v_row_stride * sizeof(T), 0, first, Dv * sizeof(T));
+  }
+  pack_transposed<E>(Qt, M, D, p.scale, [&](int r) {
+    return q + (item.row_begin + r % rows) * p.q_row_stride + (item.head_begin + r / rows) * p.q_head_stride;
+  });
+
+  // 2. Stream the K/V tiles that any query can see.
   for (int64_t j0 = key_lo; j0 < key_hi; j0 += Bc) {
     const int n = static_cast<int>(key_hi - j0 < Bc ? key_hi - j0 : Bc);
-    pack_transposed<E>(Kp, k + j0 * p.k_row_stride, p.k_row_stride, n, D);
-    pack_rows<E>(Vp, v + j0 * p.v_row_stride, p.v_row_stride, n, Dv, static_cast<int>(L.v_panel_stride));
+    int ulo, uhi;
+    key_union(lo, hi, 0, M, j0, n, &ulo, &uhi);
+    if (ulo >= uhi) continue;
+    pack_rows<E>(Kt + static_cast<int64_t>(ulo) * D, k + (j0 + ulo) * p.k_row_stride, p.k_row_stride, uhi - ulo, D);
+    pack_panels<E>(Vp + static_cast<int64_t>(ulo) * NR, v + (j0 + ulo) * p.v_row_stride, p.v_row_stride, uhi - ulo, Dv,
+                   L.v_panel_stride);
 
-    for (int rb = 0; rb < M; rb += MR) {
-      const int mr = M - rb < MR ? M - rb : MR;
-      // Keys of this tile that some row of the block sees: [blo, bhi).
-      int blo = n, bhi = 0;
-      for (int r = rb; r < rb + mr; ++r) {
-        const int a = static_cast<int>(lo[r] - j0 > 0 ? lo[r] - j0 : 0);
-        const int b = static_cast<int>(hi[r] - j0 < n ? hi[r] - j0 : n);
-        if (a < b) {
-          blo = a < blo ? a : blo;
-          bhi = b > bhi ? b : bhi;
-        }
+    // Sᵀ = K Qᵀ and the online softmax, one panel of NR queries at a time, while the next tile's K and V rows are
+    // prefetched a slice per panel so their DRAM reads overlap this tile's arithmetic.
+    const int next_n = static_cast<int>(key_hi - j0 - Bc < Bc ? key_hi - j0 - Bc : Bc);
+    for (int qp = 0; qp < panels; ++qp) {
+      if (next_n > 0) {
+        const int f0 = next_n * qp / panels, f1 = next_n * (qp + 1) / panels;
+        prefetch_rows(k + (j0 + Bc) * p.k_row_stride, p.k_row_stride * sizeof(T), f0, f1, D * sizeof(T));
+        prefetch_rows(v + (j0 + Bc) * p.v_row_stride, p.v_row_stride * sizeof(T), f0, f1, Dv * sizeof(T));
       }
-      if (blo >= bhi) continue;
-      const int p0 = blo / NR, p1 = (bhi + NR - 1) / NR;
-
-      // S = Q Kᵀ on the panels that cover [blo, bhi).
-      for (int pp = p0; pp < p1; ++pp)
-        ukernel_rows(mr, D, Q + rb * L.ldq, L.ldq, Kp + static_cast<int64_t>(pp) * D * NR, S + pp * NR, L.lds, false);
-
-      // Online softmax per row; P overwrites S, zero where the row sees nothing.
-      for (int rr = 0; rr < mr; ++rr) {
-        const int r = rb + rr;
-        float* s = S + rr * L.lds;
-        const int a = static_cast<int>(lo[r] - j0 > blo ? lo[r] - j0 : blo);
-        const int b = static_cast<int>(hi[r] - j0 < bhi ? hi[r] - j0 : bhi);
-        if (a >= b) {
-          for (int j = blo; j < bhi; ++j) s[j] = 0.f;
-          continue;
-        }
-        const int64_t i = item.row_begin + r % rows;
-        if (p.softcap > 0.f) softcap_row(s + a, b - a, p.softcap);
-        if (p.alibi != nullptr) {
-          const int h = item.head_begin + r / rows;
-          const float slope = p.alibi[item.seq * p.alibi_seq_stride + h];
-          alibi_row(s + a, b - a, slope, i + Sk - Sq, j0 + a);
-        }
-        const float m_tile = max_row(s + a, b - a);
-        const float m_new = m_tile > m[r] ? m_tile : m[r];
-        const float alpha = m[r] == -__builtin_inff() ? 0.f : __builtin_expf(m[r] - m_new);
-        const float sum = exp_sum_row(s + a, b - a, m_new);
-        for (int j = blo; j < a; ++j) s[j] = 0.f;
-        for (int j = b; j < bhi; ++j) s[j] = 0.f;
-        l[r] = l[r] * alpha + sum;
-        m[r] = m_new;
-        if (alpha != 1.f) scale_row(O + r * L.ldo, static_cast<int>(L.ldo), alpha);
+      const int q0 = qp * NR;
+      int a, b;
+      key_union(lo, hi, q0, q0 + NR < M ? q0 + NR : M, j0, n, &a, &b);
+      float* st = St + q0;
+      if (a >= b) {
+        zero_rows(st, mp, ulo, uhi);
+        for (int c = 0; c < NR; ++c) alpha[q0 + c] = 1.f;
+        continue;
       }
+      for (int jb = a; jb < b; jb += MR) {
+        const int mr = b - jb < MR ? b - jb : MR;
+        ukernel_rows(mr, D, Kt + static_cast<int64_t>(jb) * D, D, 1, Qt + static_cast<int64_t>(qp) * D * NR,
+                     st + jb * mp, mp, false);
+      }
+      softmax_panel(p, st, mp, a, b, j0, lo + q0, hi + q0, slope + q0, pos + q0, m + q0, l + q0, alpha + q0);
+      // PV row blocks may span neighbouring panels' key ranges: those keys must read as P = 0 here.
+      zero_rows(st, mp, ulo, a);
+      zero_rows(st, mp, b, uhi);
+    }
 
-      // O += P V over keys [blo, bhi).
+    // O = alpha O + P V, one block of MR queries at a time over the keys the block can see.
+    for (int r0 = 0; r0 < M; r0 += MR) {
+      const int mr = M - r0 < MR ? M - r0 : MR;
+      for (int r = r0; r < r0 + mr; ++r)
+        if (alpha[r] != 1.f) scale_row(O + r * L.ldo, static_cast<int>(L.ldo), alpha[r]);
+      int a, b;
+      key_union(lo, hi, r0, r0 + mr, j0, n, &a, &b);
+      if (a >= b) continue;
       for (int64_t c = 0; c < L.ldo; c += NR)
-        ukernel_rows(mr, bhi - blo, S + blo, L.lds, Vp + (c / NR) * L.v_panel_stride + blo * NR, O + rb * L.ldo + c,
-                     L.ldo, true);
+        ukernel_rows(mr, b - a, St + static_cast<int64_t>(a) * mp + r0, 1, mp,
+                     Vp + (c / NR) * L.v_panel_stride + static_cast<int64_t>(a) * NR, O + r0 * L.ldo + c, L.ldo, true);
     }
   }
 

@@ -1,7 +1,8 @@
 // Register-blocked fp32 GEMM micro-kernel and the panel packers that feed it. Included after vec.h, inside the
 // per-ISA anonymous namespace.
 //
-// C[m x NR] (+)= A[m x K] (row-major, lda) * B[K x NR], where B is a packed panel: row k at B + k * NR.
+// C[m x NR] (+)= A[m x K] * B[K x NR]. A is strided both ways (element (i, k) at A[i * a_row + k * a_col]) so the
+// same kernel reads row-major K tiles and the transposed probabilities Pᵀ; B is a packed panel, row k at B + k * NR.
 // MR x NR = 6 x 2W keeps 12 accumulators plus 2 B vectors and one broadcast in 16 registers on AVX2.
 #pragma once
 #include "cpu/vec.h"
@@ -10,8 +11,8 @@ constexpr int MR = 6;
 constexpr int NR = 2 * W;
 
 template <int M>
-inline void ukernel(int K, const float* __restrict A, int64_t lda, const float* __restrict B, float* __restrict C,
-                    int64_t ldc, bool accumulate) {
+inline void ukernel(int K, const float* __restrict A, int64_t a_row, int64_t a_col, const float* __restrict B,
+                    float* __restrict C, int64_t ldc, bool accumulate) {
   vf c0[M], c1[M];
   for (int i = 0; i < M; ++i) {
     c0[i] = accumulate ? vload(C + i * ldc) : vf{};
@@ -22,7 +23,7 @@ inline void ukernel(int K, const float* __restrict A, int64_t lda, const float* 
     const vf b0 = vload(B + k * NR);
     const vf b1 = vload(B + k * NR + W);
     for (int i = 0; i < M; ++i) {
-      const float a = A[i * lda + k];
+      const float a = A[i * a_row + k * a_col];
       c0[i] += b0 * a;
       c1[i] += b1 * a;
     }
@@ -34,56 +35,80 @@ inline void ukernel(int K, const float* __restrict A, int64_t lda, const float* 
 }
 
 // Dispatches a row count 1..MR to the matching compile-time kernel.
-inline void ukernel_rows(int m, int K, const float* A, int64_t lda, const float* B, float* C, int64_t ldc,
-                         bool accumulate) {
+inline void ukernel_rows(int m, int K, const float* A, int64_t a_row, int64_t a_col, const float* B, float* C,
+                         int64_t ldc, bool accumulate) {
   switch (m) {
     case 6:
-      return ukernel<6>(K, A, lda, B, C, ldc, accumulate);
+      return ukernel<6>(K, A, a_row, a_col, B, C, ldc, accumulate);
     case 5:
-      return ukernel<5>(K, A, lda, B, C, ldc, accumulate);
+      return ukernel<5>(K, A, a_row, a_col, B, C, ldc, accumulate);
     case 4:
-      return ukernel<4>(K, A, lda, B, C, ldc, accumulate);
+      return ukernel<4>(K, A, a_row, a_col, B, C, ldc, accumulate);
     case 3:
-      return ukernel<3>(K, A, lda, B, C, ldc, accumulate);
+      return ukernel<3>(K, A, a_row, a_col, B, C, ldc, accumulate);
     case 2:
-      return ukernel<2>(K, A, lda, B, C, ldc, accumulate);
+      return ukernel<2>(K, A, a_row, a_col, B, C, ldc, accumulate);
     default:
-      return ukernel<1>(K, A, lda, B, C, ldc, accumulate);
+      return ukernel<1>(K, A, a_row, a_col, B, C, ldc, accumulate);
   }
 }
 
-// Packs n rows of a row-major matrix (row r at src + r * row_stride, `cols` elements each) transposed into
-// panels: dst[p][c][j] = src[p * NR + j][c], zero for j beyond n. This is Kᵀ for S = Q Kᵀ.
-template <ElemType E>
-inline void pack_transposed(float* __restrict dst, const typename Elem<E>::T* src, int64_t row_stride, int n,
-                            int cols) {
+// Packs n rows of `cols` elements (row r at row(r)) transposed into panels: dst[p][c][j] = scale * row(p * NR + j)[c],
+// zero for j beyond n. Used once per work item for Qᵀ.
+template <ElemType E, typename RowFn>
+inline void pack_transposed(float* __restrict dst, int n, int cols, float scale, RowFn row) {
+  // Rows are scattered (one per head and token): request them all before the strided copy waits on each.
+  for (int r = 0; r < n; ++r)
+    for (int b = 0; b < cols * static_cast<int>(sizeof(typename Elem<E>::T)); b += 64)
+      __builtin_prefetch(reinterpret_cast<const char*>(row(r)) + b, 0, 3);
   const int panels = (n + NR - 1) / NR;
   for (int p = 0; p < panels; ++p) {
     float* panel = dst + static_cast<int64_t>(p) * cols * NR;
-    const int rows = n - p * NR < NR ? n - p * NR : NR;
-    for (int j = 0; j < rows; ++j) {
-      const typename Elem<E>::T* row = src + (p * NR + j) * row_stride;
-      for (int c = 0; c < cols; ++c) panel[c * NR + j] = Elem<E>::load(row[c]);
+    for (int j = 0; j < NR; ++j) {
+      const int r = p * NR + j;
+      if (r < n) {
+        const typename Elem<E>::T* src = row(r);
+        for (int c = 0; c < cols; ++c) panel[c * NR + j] = Elem<E>::load(src[c]) * scale;
+      } else {
+        for (int c = 0; c < cols; ++c) panel[c * NR + j] = 0.f;
+      }
     }
-    for (int j = rows; j < NR; ++j)
-      for (int c = 0; c < cols; ++c) panel[c * NR + j] = 0.f;
   }
+}
+
+// Prefetches rows [r0, r1) of `bytes` bytes each into L2 (not L1: a whole tile would evict the working set). K/V rows
+// of one head lie heads * head_dim elements apart, so every row starts a new stream the hardware prefetcher has not
+// seen yet.
+inline void prefetch_rows(const void* base, int64_t row_stride_bytes, int r0, int r1, int bytes) {
+  const char* p = static_cast<const char*>(base);
+  for (int r = r0; r < r1; ++r)
+    for (int b = 0; b < bytes; b += 64) __builtin_prefetch(p + r * row_stride_bytes + b, 0, 2);
+}
+
+// Copies n rows of `cols` elements to fp32, contiguous with leading dimension `cols`: the K tile.
+template <ElemType E>
+inline void pack_rows(float* __restrict dst, const typename Elem<E>::T* src, int64_t row_stride, int n, int cols) {
+  for (int r = 0; r < n; ++r) load_row<E>(dst + static_cast<int64_t>(r) * cols, src + r * row_stride, cols, 1.0f);
 }
 
 // Packs n rows of `cols` elements into column panels: dst[p][r][j] = src[r][p * NR + j], zero beyond cols.
 // This is V for O += P V, with panels over head_dim_v.
 template <ElemType E>
-inline void pack_rows(float* __restrict dst, const typename Elem<E>::T* src, int64_t row_stride, int n, int cols,
-                      int panel_stride) {
+inline void pack_panels(float* __restrict dst, const typename Elem<E>::T* src, int64_t row_stride, int n, int cols,
+                        int64_t panel_stride) {
   const int panels = (cols + NR - 1) / NR;
   for (int r = 0; r < n; ++r) {
     const typename Elem<E>::T* row = src + r * row_stride;
     for (int p = 0; p < panels; ++p) {
-      float* out = dst + static_cast<int64_t>(p) * panel_stride + static_cast<int64_t>(r) * NR;
+      float* out = dst + p * panel_stride + static_cast<int64_t>(r) * NR;
       const int c0 = p * NR;
       const int w = cols - c0 < NR ? cols - c0 : NR;
-      for (int j = 0; j < w; ++j) out[j] = Elem<E>::load(row[c0 + j]);
-      for (int j = w; j < NR; ++j) out[j] = 0.f;
+      if (w == NR) {
+        load_row<E>(out, row + c0, NR, 1.0f);
+      } else {
+        for (int j = 0; j < w; ++j) out[j] = Elem<E>::load(row[c0 + j]);
+        for (int j = w; j < NR; ++j) out[j] = 0.f;
+      }
     }
   }
 }

@@ -151,7 +151,7 @@ struct Elem<ElemType::kFloat16> {
 
 // dst[i] = scale * src[i], converting to fp32.
 template <ElemType E>
-inline void load_row(float* dst, const typename Elem<E>::T* src, int n, float scale) {
+inline void load_row(float* __restrict dst, const typename Elem<E>::T* __restrict src, int n, float scale) {
   for (int i = 0; i < n; ++i) dst[i] = Elem<E>::load(src[i]) * scale;
 }
 
