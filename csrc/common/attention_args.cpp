@@ -53,7 +53,7 @@ void check_options(AttentionArgs& a, std::optional<double> softmax_scale, bool c
   a.return_lse = return_lse;
   if (alibi_slopes.has_value()) {
     const at::Tensor& s = *alibi_slopes;
-    CHECK_DTYPE(s, at::kFloat);
+    TORCH_CHECK(s.scalar_type() == at::kFloat, "alibi_slopes must be float32, got ", s.scalar_type());
     TORCH_CHECK(s.device() == a.q.device(), "alibi_slopes must be on the same device as q (", a.q.device(), "), got ",
                 s.device());
     bool per_head = s.dim() == 1 && s.size(0) == a.heads;

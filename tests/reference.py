@@ -1,0 +1,71 @@
+"""Slow, obviously correct references for the attention ops (einsum + fp32 softmax, one formula per rule)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def visible_mask(seqlen_q: int, seqlen_k: int, causal: bool, window_size=(-1, -1)) -> torch.Tensor:
+    """Bool ``[seqlen_q, seqlen_k]``: key j visible to query i, bottom-right aligned."""
+    left, right = window_size
+    if causal:
+        right = 0
+    pos = torch.arange(seqlen_q)[:, None] + seqlen_k - seqlen_q
+    j = torch.arange(seqlen_k)[None, :]
+    mask = torch.ones(seqlen_q, seqlen_k, dtype=torch.bool)
+    if left >= 0:
+        mask &= j >= pos - left
+    if right >= 0:
+        mask &= j <= pos + right
+    return mask
+
+
+def attention_ref(
+    q, k, v, softmax_scale=None, causal=False, window_size=(-1, -1), softcap=0.0, alibi_slopes=None, upcast=True
+):
+    """Attention on BSND tensors: q ``[b, sq, h, d]``, k ``[b, sk, hk, d]``, v ``[b, sk, hk, dv]``.
+
+    Returns ``(out [b, sq, h, dv], lse fp32 [b, h, sq])``. With ``upcast=False`` the arithmetic runs in the input
+    dtype (the "same-dtype PyTorch computation" of the tolerance policy); the lse is then still returned in fp32.
+    """
+    dtype = q.dtype
+    if upcast:
+        q, k, v = q.float(), k.float(), v.float()
+    _, seqlen_q, heads, head_dim = q.shape
+    seqlen_k, kv_heads = k.shape[1], k.shape[2]
+    k = k.repeat_interleave(heads // kv_heads, dim=2)
+    v = v.repeat_interleave(heads // kv_heads, dim=2)
+    scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(head_dim)
+    scores = torch.einsum("bqhd,bkhd->bhqk", q * scale, k)
+    if softcap > 0:
+        scores = softcap * torch.tanh(scores / softcap)
+    if alibi_slopes is not None:
+        pos = torch.arange(seqlen_q)[:, None] + seqlen_k - seqlen_q
+        dist = (pos - torch.arange(seqlen_k)[None, :]).abs().to(scores.dtype)
+        slopes = alibi_slopes.to(scores.dtype).reshape(-1, heads, 1, 1)
+        scores = scores - slopes * dist
+    scores = scores.masked_fill(~visible_mask(seqlen_q, seqlen_k, causal, window_size), float("-inf"))
+    lse = torch.logsumexp(scores.float(), dim=-1)
+    probs = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # rows with no visible key: all -inf -> 0
+    out = torch.einsum("bhqk,bkhd->bqhd", probs, v)
+    return out.to(dtype), lse
+
+
+def attention_varlen_ref(q, k, v, cu_seqlens_q, cu_seqlens_k, alibi_slopes=None, upcast=True, **options):
+    """Packed TND reference: loops over sequences; returns ``(out [total_q, h, dv], lse fp32 [h, total_q])``."""
+    outs, lses = [], []
+    batch = cu_seqlens_q.numel() - 1
+    for b in range(batch):
+        q0, q1 = int(cu_seqlens_q[b]), int(cu_seqlens_q[b + 1])
+        k0, k1 = int(cu_seqlens_k[b]), int(cu_seqlens_k[b + 1])
+        slopes = alibi_slopes
+        if slopes is not None and slopes.dim() == 2:
+            slopes = slopes[b]
+        out, lse = attention_ref(
+            q[None, q0:q1], k[None, k0:k1], v[None, k0:k1], alibi_slopes=slopes, upcast=upcast, **options
+        )
+        outs.append(out[0])
+        lses.append(lse[0])
+    return torch.cat(outs), torch.cat(lses, dim=1)

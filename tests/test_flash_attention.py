@@ -1,0 +1,361 @@
+"""flash_attention / flash_attention_varlen on CPU against the fp32 reference, plus the flash-attn API and errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import assert_lse_close, assert_out_close, supported_isas
+from reference import attention_ref, attention_varlen_ref
+
+import ascend_attn
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+# (batch, seqlen_q, seqlen_k, heads, kv_heads, head_dim, head_dim_v): awkward sizes, MHA / GQA / MQA,
+# seqlen_q > seqlen_k (rows that see nothing under causal), and the MLA pair 192/128.
+SHAPES = [
+    (2, 17, 17, 4, 4, 40, 40),
+    (1, 97, 97, 8, 2, 64, 64),
+    (1, 1025, 1025, 2, 1, 128, 128),
+    (2, 1, 97, 4, 1, 80, 80),
+    (1, 97, 17, 4, 2, 256, 256),
+    (1, 17, 1025, 2, 2, 192, 128),
+    (1, 33, 40, 2, 1, 1, 1),
+    (1, 20, 24, 2, 2, 512, 512),
+]
+
+# Mask / score options; alibi "head" = slopes [heads], "batch" = [batch, heads].
+OPTIONS = [
+    {},
+    {"causal": True},
+    {"window_size": (16, 3)},
+    {"window_size": (-1, 0)},
+    {"window_size": (0, 0)},
+    {"causal": True, "softcap": 5.0},
+    {"alibi": "head"},
+    {"causal": True, "alibi": "batch", "softmax_scale": 0.3, "window_size": (7, -1)},
+]
+
+
+def _ids(values):
+    return [str(v).replace(" ", "") for v in values]
+
+
+def make_qkv(shape, dtype):
+    batch, seqlen_q, seqlen_k, heads, kv_heads, head_dim, head_dim_v = shape
+    q = torch.randn(batch, seqlen_q, heads, head_dim, dtype=dtype)
+    k = torch.randn(batch, seqlen_k, kv_heads, head_dim, dtype=dtype)
+    v = torch.randn(batch, seqlen_k, kv_heads, head_dim_v, dtype=dtype)
+    return q, k, v
+
+
+def make_options(option, batch, heads):
+    opts = dict(option)
+    alibi = opts.pop("alibi", None)
+    if alibi == "head":
+        opts["alibi_slopes"] = torch.rand(heads) * 0.5
+    elif alibi == "batch":
+        opts["alibi_slopes"] = torch.rand(batch, heads) * 0.5
+    return opts
+
+
+def check_dense(shape, dtype, option):
+    q, k, v = make_qkv(shape, dtype)
+    opts = make_options(option, shape[0], shape[3])
+    out, lse = ascend_attn.flash_attention(q, k, v, return_lse=True, **opts)
+    ref, ref_lse = attention_ref(q, k, v, **opts)
+    ref_lowp = None if dtype == torch.float32 else attention_ref(q, k, v, upcast=False, **opts)[0]
+    assert out.dtype == dtype
+    assert_out_close(out, ref, ref_lowp)
+    assert_lse_close(lse, ref_lse)
+
+
+@pytest.mark.parametrize("option", OPTIONS, ids=_ids(OPTIONS))
+@pytest.mark.parametrize("shape", SHAPES, ids=_ids(SHAPES))
+def test_shapes_x_options_fp32(shape, option):
+    check_dense(shape, torch.float32, option)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=_ids(DTYPES))
+@pytest.mark.parametrize("shape", SHAPES, ids=_ids(SHAPES))
+def test_shapes_x_dtypes_causal(shape, dtype):
+    check_dense(shape, dtype, {"causal": True})
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=_ids([torch.float16, torch.bfloat16]))
+@pytest.mark.parametrize("option", OPTIONS, ids=_ids(OPTIONS))
+def test_options_x_lowp_dtypes(option, dtype):
+    check_dense((2, 97, 130, 4, 2, 64, 64), dtype, option)
+
+
+def test_rows_without_keys_are_zero():
+    """seqlen_q > seqlen_k with causal: the first seqlen_q - seqlen_k rows see nothing -> 0 and lse -inf."""
+    q, k, v = make_qkv((1, 40, 10, 2, 1, 32, 32), torch.float32)
+    out, lse = ascend_attn.flash_attention(q, k, v, causal=True, return_lse=True)
+    assert torch.equal(out[:, :30], torch.zeros_like(out[:, :30]))
+    assert (lse[:, :, :30] == float("-inf")).all()
+    assert torch.isfinite(lse[:, :, 30:]).all()
+
+
+def test_lse_empty_unless_requested():
+    q, k, v = make_qkv((1, 5, 5, 2, 2, 8, 8), torch.float32)
+    out, lse = ascend_attn.flash_attention(q, k, v)
+    assert lse.shape == (0,) and lse.dtype == torch.float32
+    assert out.shape == (1, 5, 2, 8)
+
+
+def test_non_contiguous_inputs():
+    """Strided views (BNSD transposed to BSND, head slices, a non-unit last stride) give the same result."""
+    base_q = torch.randn(2, 4, 50, 64)  # BNSD
+    q = base_q.transpose(1, 2)  # BSND view
+    k_big = torch.randn(2, 60, 6, 64)
+    k = k_big[:, :50, 1:3]  # sliced heads
+    v = torch.randn(2, 50, 64, 2).transpose(2, 3)  # last stride != 1
+    out, _ = ascend_attn.flash_attention(q, k, v, causal=True)
+    expected, _ = ascend_attn.flash_attention(q.contiguous(), k.contiguous(), v.contiguous(), causal=True)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    assert_out_close(out, attention_ref(q, k, v, causal=True)[0])
+
+
+# ---- varlen ----
+
+VARLEN_CASES = [
+    # (q lengths, k lengths, heads, kv_heads, head_dim, head_dim_v, options)
+    ([1, 0, 97, 17, 300], [1, 0, 97, 17, 300], 4, 2, 64, 64, {"causal": True}),
+    ([5, 0, 60, 1], [70, 3, 60, 129], 4, 1, 80, 80, {"causal": True, "alibi": "batch"}),
+    ([33, 200], [33, 150], 2, 2, 192, 128, {"window_size": (20, 5), "softcap": 3.0}),
+    ([0, 0, 7], [4, 0, 7], 2, 1, 40, 40, {}),
+    ([17, 1025], [17, 1025], 2, 2, 128, 128, {"alibi": "head"}),
+]
+
+
+def make_varlen(q_lens, k_lens, heads, kv_heads, head_dim, head_dim_v, dtype):
+    cu_q = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()], dtype=torch.int32)
+    cu_k = torch.tensor([0, *torch.tensor(k_lens).cumsum(0).tolist()], dtype=torch.int32)
+    q = torch.randn(int(cu_q[-1]), heads, head_dim, dtype=dtype)
+    k = torch.randn(int(cu_k[-1]), kv_heads, head_dim, dtype=dtype)
+    v = torch.randn(int(cu_k[-1]), kv_heads, head_dim_v, dtype=dtype)
+    return q, k, v, cu_q, cu_k
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=_ids(DTYPES))
+@pytest.mark.parametrize("case", VARLEN_CASES, ids=[f"varlen{i}" for i in range(len(VARLEN_CASES))])
+def test_varlen(case, dtype):
+    q_lens, k_lens, heads, kv_heads, head_dim, head_dim_v, option = case
+    q, k, v, cu_q, cu_k = make_varlen(q_lens, k_lens, heads, kv_heads, head_dim, head_dim_v, dtype)
+    opts = make_options(option, len(q_lens), heads)
+    out, lse = ascend_attn.flash_attention_varlen(
+        q, k, v, cu_q, cu_k, max(q_lens), max(k_lens), return_lse=True, **opts
+    )
+    ref, ref_lse = attention_varlen_ref(q, k, v, cu_q, cu_k, **opts)
+    ref_lowp = None if dtype == torch.float32 else attention_varlen_ref(q, k, v, cu_q, cu_k, upcast=False, **opts)[0]
+    assert out.shape == (q.shape[0], heads, head_dim_v) and lse.shape == (heads, q.shape[0])
+    assert_out_close(out, ref, ref_lowp)
+    assert_lse_close(lse, ref_lse)
+
+
+def test_varlen_equals_dense_per_sequence():
+    q_lens, k_lens = [13, 64, 1], [20, 64, 9]
+    q, k, v, cu_q, cu_k = make_varlen(q_lens, k_lens, 4, 2, 48, 48, torch.float32)
+    out, lse = ascend_attn.flash_attention_varlen(q, k, v, cu_q, cu_k, 64, 64, causal=True, return_lse=True)
+    for b in range(3):
+        qs, ks = slice(cu_q[b], cu_q[b + 1]), slice(cu_k[b], cu_k[b + 1])
+        dense, dense_lse = ascend_attn.flash_attention(
+            q[None, qs], k[None, ks], v[None, ks], causal=True, return_lse=True
+        )
+        torch.testing.assert_close(out[qs], dense[0], rtol=0, atol=1e-6)
+        torch.testing.assert_close(lse[:, qs], dense_lse[0], rtol=0, atol=1e-6)
+
+
+# ---- instruction sets ----
+
+
+@pytest.mark.parametrize("isa", ["portable", "avx2", "avx512"])
+def test_each_isa(isa, monkeypatch):
+    if isa not in supported_isas():
+        pytest.skip(f"this CPU cannot run the {isa} kernels")
+    monkeypatch.setenv("ASCEND_ATTN_CPU_ISA", isa)
+    assert ascend_attn.cpu_isa() == isa
+    for dtype in DTYPES:
+        check_dense((2, 97, 130, 8, 2, 80, 64), dtype, {"causal": True, "softcap": 4.0, "alibi": "head"})
+        check_dense((1, 300, 300, 2, 1, 128, 128), dtype, {"window_size": (50, 10)})
+    q, k, v, cu_q, cu_k = make_varlen([3, 0, 70], [40, 5, 70], 4, 4, 40, 40, torch.float32)
+    out, _ = ascend_attn.flash_attention_varlen(q, k, v, cu_q, cu_k, 70, 70, causal=True)
+    assert_out_close(out, attention_varlen_ref(q, k, v, cu_q, cu_k, causal=True)[0])
+
+
+def test_unknown_isa_rejected(monkeypatch):
+    monkeypatch.setenv("ASCEND_ATTN_CPU_ISA", "sse9")
+    with pytest.raises(RuntimeError, match="ASCEND_ATTN_CPU_ISA must be one of avx512, avx2, portable"):
+        ascend_attn.cpu_isa()
+
+
+# ---- flash-attn compatible API ----
+
+
+def test_flash_attn_func_return_conventions():
+    q, k, v = make_qkv((2, 16, 16, 4, 2, 32, 32), torch.bfloat16)
+    out = ascend_attn.flash_attn_func(q, k, v, causal=True, deterministic=True)
+    assert isinstance(out, torch.Tensor) and out.shape == q.shape
+    out2, lse, probs = ascend_attn.flash_attn_func(q, k, v, causal=True, return_attn_probs=True)
+    assert probs is None and lse.shape == (2, 4, 16) and lse.dtype == torch.float32
+    torch.testing.assert_close(out, out2, rtol=0, atol=0)
+
+
+def test_flash_attn_varlen_func_return_conventions():
+    q, k, v, cu_q, cu_k = make_varlen([5, 11], [5, 11], 4, 1, 32, 32, torch.float16)
+    out = ascend_attn.flash_attn_varlen_func(q, k, v, cu_q, cu_k, 11, 11, causal=True)
+    assert out.shape == (16, 4, 32)
+    out2, lse, probs = ascend_attn.flash_attn_varlen_func(
+        q, k, v, cu_q, cu_k, 11, 11, causal=True, return_attn_probs=True
+    )
+    assert probs is None and lse.shape == (4, 16)
+    torch.testing.assert_close(out, out2, rtol=0, atol=0)
+
+
+def test_dropout_not_implemented():
+    q, k, v = make_qkv((1, 4, 4, 2, 2, 8, 8), torch.float32)
+    with pytest.raises(NotImplementedError, match="dropout_p=0.1"):
+        ascend_attn.flash_attn_func(q, k, v, dropout_p=0.1)
+    cu = torch.tensor([0, 4], dtype=torch.int32)
+    with pytest.raises(NotImplementedError, match="dropout_p"):
+        ascend_attn.flash_attn_varlen_func(q[0], k[0], v[0], cu, cu, 4, 4, dropout_p=0.5)
+
+
+# ---- torch.library / torch.compile ----
+
+
+def test_opcheck_flash_attention():
+    q, k, v = make_qkv((2, 9, 12, 4, 2, 16, 8), torch.float32)
+    for return_lse in (False, True):
+        torch.library.opcheck(
+            torch.ops.ascend_attn.flash_attention.default, (q, k, v, None, True, [-1, -1], 0.0, None, return_lse)
+        )
+
+
+def test_opcheck_flash_attention_varlen():
+    q, k, v, cu_q, cu_k = make_varlen([3, 9], [5, 9], 4, 2, 16, 16, torch.bfloat16)
+    for return_lse in (False, True):
+        torch.library.opcheck(
+            torch.ops.ascend_attn.flash_attention_varlen.default,
+            (q, k, v, cu_q, cu_k, 9, 9, 0.25, True, [-1, -1], 0.0, None, return_lse),
+        )
+
+
+def test_torch_compile_fullgraph():
+    q, k, v = make_qkv((2, 17, 17, 4, 2, 40, 40), torch.float32)
+    vq, vk, vv, cu_q, cu_k = make_varlen([3, 14], [3, 14], 4, 2, 40, 40, torch.float32)
+
+    @torch.compile(fullgraph=True)
+    def step(q, k, v, vq, vk, vv):
+        dense, lse, _ = ascend_attn.flash_attn_func(q, k, v, causal=True, return_attn_probs=True)
+        packed = ascend_attn.flash_attn_varlen_func(vq, vk, vv, cu_q, cu_k, 14, 14, causal=True)
+        return dense * 2, lse, packed + 1
+
+    dense, lse, packed = step(q, k, v, vq, vk, vv)
+    ref, ref_lse = attention_ref(q, k, v, causal=True)
+    assert_out_close(dense / 2, ref)
+    assert_lse_close(lse, ref_lse)
+    assert_out_close(packed - 1, attention_varlen_ref(vq, vk, vv, cu_q, cu_k, causal=True)[0])
+
+
+# ---- rejected inputs: each error names the argument ----
+
+
+def _qkv(q_shape=(1, 8, 4, 16), k_shape=(1, 8, 2, 16), v_shape=(1, 8, 2, 16), dtype=torch.float32):
+    return torch.randn(q_shape).to(dtype), torch.randn(k_shape).to(dtype), torch.randn(v_shape).to(dtype)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"q_shape": (8, 4, 16)}, "q must have 4 dimensions"),
+        ({"k_shape": (8, 2, 16)}, "k must have 4 dimensions"),
+        ({"v_shape": (1, 8, 2, 16, 1)}, "v must have 4 dimensions"),
+        ({"k_shape": (1, 8, 3, 16), "v_shape": (1, 8, 3, 16)}, "Number of heads in key/value must divide"),
+        ({"v_shape": (1, 8, 1, 16)}, "v must have as many heads as k"),
+        ({"k_shape": (1, 8, 2, 32), "v_shape": (1, 8, 2, 32)}, "k head_dim must equal q head_dim"),
+        (
+            {"q_shape": (1, 8, 4, 513), "k_shape": (1, 8, 2, 513), "v_shape": (1, 8, 2, 16)},
+            r"q head_dim must be in \[1, 512\]",
+        ),
+        ({"v_shape": (1, 8, 2, 600)}, r"v head_dim must be in \[1, 512\]"),
+        ({"k_shape": (2, 8, 2, 16)}, r"k.size\(0\) must be 1"),
+        ({"v_shape": (1, 9, 2, 16)}, r"v.size\(1\) must be 8"),
+        ({"dtype": torch.float64}, "q must be float32, float16 or bfloat16"),
+    ],
+)
+def test_rejects_bad_shapes_and_dtypes(kwargs, match):
+    dtype = kwargs.pop("dtype", torch.float32)
+    q, k, v = _qkv(**kwargs, dtype=dtype)
+    with pytest.raises(RuntimeError, match=match):
+        ascend_attn.flash_attention(q, k, v)
+
+
+def test_rejects_dtype_mismatch():
+    q, k, v = _qkv()
+    with pytest.raises(RuntimeError, match="k must have the same dtype as q"):
+        ascend_attn.flash_attention(q, k.half(), v)
+    with pytest.raises(RuntimeError, match="v must have the same dtype as q"):
+        ascend_attn.flash_attention(q, k, v.bfloat16())
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"softcap": -1.0}, "softcap must be >= 0"),
+        ({"window_size": (-2, 0)}, "window_size entries must be >= 0, or -1"),
+        ({"window_size": (1, 2, 3)}, "window_size must be"),
+        ({"softmax_scale": float("inf")}, "softmax_scale must be finite"),
+        ({"alibi_slopes": torch.rand(3)}, r"alibi_slopes must have shape \[heads\]"),
+        ({"alibi_slopes": torch.rand(2, 4)}, r"alibi_slopes must have shape \[heads\]"),
+        ({"alibi_slopes": torch.rand(4, dtype=torch.float64)}, "alibi_slopes must be float32, got Double"),
+    ],
+)
+def test_rejects_bad_options(kwargs, match):
+    q, k, v = _qkv()
+    with pytest.raises(RuntimeError, match=match):
+        ascend_attn.flash_attention(q, k, v, **kwargs)
+
+
+def _varlen_call(cu_q=(0, 3, 8), cu_k=(0, 3, 8), max_q=5, max_k=5, cu_dtype=torch.int32, total_q=8):
+    q = torch.randn(total_q, 4, 16)
+    k = torch.randn(8, 2, 16)
+    v = torch.randn(8, 2, 16)
+    cq, ck = torch.tensor(cu_q, dtype=cu_dtype), torch.tensor(cu_k, dtype=cu_dtype)
+    return ascend_attn.flash_attention_varlen(q, k, v, cq, ck, max_q, max_k)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"cu_dtype": torch.int64}, "cu_seqlens_q must have dtype Int"),
+        ({"cu_q": (0, 5, 3, 8)}, "cu_seqlens_k must have as many entries as cu_seqlens_q"),
+        ({"cu_q": (0, 5, 3), "cu_k": (0, 3, 8)}, "cu_seqlens_q must be non-decreasing"),
+        ({"cu_q": (1, 3, 8)}, r"cu_seqlens_q\[0\] must be 0"),
+        ({"cu_q": (0, 3, 7)}, r"cu_seqlens_q\[-1\] must equal the number of packed tokens \(8\)"),
+        ({"cu_k": (0, 3, 9)}, r"cu_seqlens_k\[-1\] must equal the number of packed tokens \(8\)"),
+        ({"max_q": 4}, "max_seqlen_q must be >= the longest sequence"),
+        ({"max_k": 2}, "max_seqlen_k must be >= the longest sequence"),
+        ({"cu_q": (0,), "cu_k": (0,), "total_q": 0}, "cu_seqlens_q must have batch \\+ 1 >= 2 entries"),
+    ],
+)
+def test_rejects_bad_cu_seqlens(kwargs, match):
+    with pytest.raises(RuntimeError, match=match):
+        _varlen_call(**kwargs)
+
+
+def test_rejects_varlen_rank():
+    q = torch.randn(1, 8, 4, 16)
+    cu = torch.tensor([0, 8], dtype=torch.int32)
+    with pytest.raises(RuntimeError, match="q must have 3 dimensions"):
+        ascend_attn.flash_attention_varlen(q, q[0], q[0], cu, cu, 8, 8)
+
+
+def test_rejects_varlen_alibi_batch_shape():
+    q = torch.randn(8, 4, 16)
+    cu = torch.tensor([0, 3, 8], dtype=torch.int32)
+    with pytest.raises(
+        RuntimeError, match=r"alibi_slopes must have shape \[heads\] = \[4\] or \[batch, heads\] = \[2, 4\]"
+    ):
+        ascend_attn.flash_attention_varlen(q, q, q, cu, cu, 5, 5, alibi_slopes=torch.rand(3, 4))
