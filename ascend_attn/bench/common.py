@@ -1,0 +1,77 @@
+"""Timing, machine probes and table output shared by the benchmarks.
+
+Every number a benchmark prints is measured in the same process; ratios compare runs made back to back.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Timing:
+    """Milliseconds over the timed runs."""
+
+    median: float
+    min: float
+    max: float
+
+    def __str__(self) -> str:
+        return f"{self.median:.2f} ({self.min:.2f}-{self.max:.2f})"
+
+
+def time_fn(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, before: Callable[[], None] | None = None):
+    """Runs ``fn`` ``warmup`` times, then ``repeats`` timed times; ``before`` runs untimed before each call."""
+    for _ in range(warmup):
+        if before:
+            before()
+        fn()
+    samples = []
+    for _ in range(repeats):
+        if before:
+            before()
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return Timing(statistics.median(samples), min(samples), max(samples))
+
+
+def progress(message: str) -> None:
+    """One progress line on stderr, so stdout stays a clean report."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def gemm_peaks(repeats: int = 5) -> dict[str, float]:
+    """GFLOP/s of square GEMMs on this machine: torch.mm fp32 and oneDNN fp32 at 2048^3, torch.mm bf16 at 512^3.
+
+    bf16 is probed small because CPUs without native bf16 arithmetic can run torch.mm bf16 at well under 1 GFLOP/s.
+    """
+    peaks = {}
+    n = 2048
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    peaks["torch.mm fp32"] = 2 * n**3 / time_fn(lambda: a @ b, repeats).median / 1e6
+    if torch.backends.mkldnn.is_available():
+        bias = torch.zeros(n)
+        try:
+            linear = time_fn(
+                lambda: torch._C._nn.mkldnn_linear(a.to_mkldnn(), b.to_mkldnn(), bias.to_mkldnn()), repeats
+            )
+            peaks["oneDNN fp32"] = 2 * n**3 / linear.median / 1e6
+        except RuntimeError:  # a torch build without the oneDNN fp32 linear: keep the other probes
+            pass
+    n = 512
+    ab, bb = torch.randn(n, n, dtype=torch.bfloat16), torch.randn(n, n, dtype=torch.bfloat16)
+    peaks["torch.mm bf16 (512^3)"] = 2 * n**3 / time_fn(lambda: ab @ bb, 1).median / 1e6
+    return peaks
+
+
+def markdown_table(header: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
