@@ -6,13 +6,28 @@ Importing the package loads ``ascend_attn._C``, which registers the ``torch.ops.
 import torch  # noqa: F401  (loads libtorch, which _C links against)
 
 from ascend_attn import _C  # noqa: F401  (registers torch.ops.ascend_attn)
-from ascend_attn.flash_attn_interface import flash_attn_func, flash_attn_varlen_func
-from ascend_attn.ops import cpu_isa, flash_attention, flash_attention_varlen
+from ascend_attn.flash_attn_interface import flash_attn_func, flash_attn_varlen_func, flash_attn_with_kvcache
+from ascend_attn.kv_cache import CacheBatch, OutOfBlocksError, PagedKVCache
+from ascend_attn.ops import (
+    cpu_isa,
+    flash_attention,
+    flash_attention_varlen,
+    merge_attn_states,
+    paged_attention,
+    reshape_and_cache,
+)
 
 __all__ = [
+    "CacheBatch",
+    "OutOfBlocksError",
+    "PagedKVCache",
     "cpu_isa",
     "flash_attention",
     "flash_attention_varlen",
     "flash_attn_func",
     "flash_attn_varlen_func",
+    "flash_attn_with_kvcache",
+    "merge_attn_states",
+    "paged_attention",
+    "reshape_and_cache",
 ]

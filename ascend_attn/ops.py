@@ -9,7 +9,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["cpu_isa", "flash_attention", "flash_attention_varlen"]
+__all__ = [
+    "cpu_isa",
+    "flash_attention",
+    "flash_attention_varlen",
+    "merge_attn_states",
+    "paged_attention",
+    "reshape_and_cache",
+]
 
 
 def flash_attention(
@@ -130,6 +137,119 @@ def _(
     total_q, heads, _ = q.shape
     out = q.new_empty((total_q, heads, v.shape[-1]))
     return out, _lse_like(q, [heads, total_q], return_lse)
+
+
+def reshape_and_cache(key: Tensor, value: Tensor, key_cache: Tensor, value_cache: Tensor, slot_mapping: Tensor) -> None:
+    """Writes new K/V rows into the paged caches, in place.
+
+    Args:
+        key: ``[num_tokens, kv_heads, head_dim]``; value: ``[num_tokens, kv_heads, head_dim_v]``.
+        key_cache: ``[num_blocks, block_size, kv_heads, head_dim]``, same dtype as key (mutated).
+        value_cache: ``[num_blocks, block_size, kv_heads, head_dim_v]`` (mutated).
+        slot_mapping: int32 or int64 ``[num_tokens]``; token t goes to slot ``block * block_size + offset``;
+            a negative slot marks a padding token, which is skipped. A slot >= ``num_blocks * block_size`` raises
+            before anything is written.
+    """
+    torch.ops.ascend_attn.reshape_and_cache.default(key, value, key_cache, value_cache, slot_mapping)
+
+
+@torch.library.register_fake("ascend_attn::reshape_and_cache")
+def _(key, value, key_cache, value_cache, slot_mapping):
+    return None
+
+
+def paged_attention(
+    q: Tensor,
+    key_cache: Tensor,
+    value_cache: Tensor,
+    block_tables: Tensor,
+    context_lens: Tensor,
+    *,
+    cu_seqlens_q: Tensor | None = None,
+    softmax_scale: float | None = None,
+    causal: bool = True,
+    window_size: tuple[int, int] = (-1, -1),
+    softcap: float = 0.0,
+    alibi_slopes: Tensor | None = None,
+    return_lse: bool = False,
+):
+    """Attention of new queries over a paged KV cache (decode, speculative decoding, chunked prefill).
+
+    Args:
+        q: ``[num_tokens, heads, head_dim]``. Without ``cu_seqlens_q`` one query per sequence (decode); with it,
+            sequence s owns rows ``cu_seqlens_q[s]:cu_seqlens_q[s + 1]``, which are the *last* positions of its
+            context (causal among themselves).
+        key_cache: ``[num_blocks, block_size, kv_heads, head_dim]``, same dtype as q; any block_size >= 1.
+        value_cache: ``[num_blocks, block_size, kv_heads, head_dim_v]``.
+        block_tables: int32 ``[num_seqs, max_blocks_per_seq]``; key t of sequence s lives in block
+            ``block_tables[s][t // block_size]`` at offset ``t % block_size``. Entries past a sequence's length are
+            ignored (may be -1); an out-of-range entry that would be read raises.
+        context_lens: int32 ``[num_seqs]``, keys per sequence including this step's tokens.
+        cu_seqlens_q: optional int32 ``[num_seqs + 1]``.
+        softmax_scale, causal, window_size, softcap, alibi_slopes: as in :func:`flash_attention` (alibi may be
+            ``[num_seqs, heads]``); positions are absolute within each sequence's context.
+        return_lse: also return lse.
+
+    Returns:
+        out ``[num_tokens, heads, head_dim_v]``, or ``(out, lse)`` with lse float32 ``[heads, num_tokens]``.
+    """
+    out, lse = torch.ops.ascend_attn.paged_attention.default(
+        q,
+        key_cache,
+        value_cache,
+        block_tables,
+        context_lens,
+        cu_seqlens_q=cu_seqlens_q,
+        softmax_scale=softmax_scale,
+        causal=causal,
+        window_size=list(window_size),
+        softcap=softcap,
+        alibi_slopes=alibi_slopes,
+        return_lse=return_lse,
+    )
+    return (out, lse) if return_lse else out
+
+
+@torch.library.register_fake("ascend_attn::paged_attention")
+def _(
+    q,
+    key_cache,
+    value_cache,
+    block_tables,
+    context_lens,
+    *,
+    cu_seqlens_q=None,
+    softmax_scale=None,
+    causal=True,
+    window_size=(-1, -1),
+    softcap=0.0,
+    alibi_slopes=None,
+    return_lse=False,
+):
+    torch._check(q.dim() == 3, lambda: f"q must have 3 dimensions, got {q.dim()}")
+    torch._check(value_cache.dim() == 4, lambda: f"value_cache must have 4 dimensions, got {value_cache.dim()}")
+    tokens, heads, _ = q.shape
+    return q.new_empty((tokens, heads, value_cache.shape[-1])), _lse_like(q, [heads, tokens], return_lse)
+
+
+def merge_attn_states(out_a: Tensor, lse_a: Tensor, out_b: Tensor, lse_b: Tensor) -> tuple[Tensor, Tensor]:
+    """Combines two attention results computed over disjoint key sets (split-KV, prefix caching, context parallel).
+
+    Args:
+        out_a, out_b: ``[tokens, heads, head_dim]``, same dtype.
+        lse_a, lse_b: float32 ``[heads, tokens]``; ``-inf`` marks a row that saw no key on that side.
+
+    Returns:
+        ``(out, lse)``: out in out_a's dtype, ``out = (e^lse_a out_a + e^lse_b out_b) / (e^lse_a + e^lse_b)``,
+        ``lse = log(e^lse_a + e^lse_b)``; a row with both sides ``-inf`` gives 0 and ``-inf``.
+    """
+    return torch.ops.ascend_attn.merge_attn_states.default(out_a, lse_a, out_b, lse_b)
+
+
+@torch.library.register_fake("ascend_attn::merge_attn_states")
+def _(out_a, lse_a, out_b, lse_b):
+    torch._check(out_a.dim() == 3, lambda: f"out_a must have 3 dimensions, got {out_a.dim()}")
+    return out_a.new_empty(out_a.shape), lse_a.new_empty(lse_a.shape)
 
 
 def cpu_isa() -> str:

@@ -26,6 +26,23 @@ TORCH_LIBRARY(ascend_attn, m) {
       "int max_seqlen_q, int max_seqlen_k, float? softmax_scale=None, bool causal=False, "
       "int[2] window_size=[-1, -1], float softcap=0.0, Tensor? alibi_slopes=None, bool return_lse=False) "
       "-> (Tensor out, Tensor lse)");
+  // Writes new K/V rows into the paged caches: key [num_tokens, kv_heads, head_dim], value [num_tokens, kv_heads,
+  // head_dim_v], caches [num_blocks, block_size, kv_heads, head_dim(_v)], slot_mapping int32/int64 [num_tokens]
+  // (slot = block * block_size + offset; negative = padding token, skipped).
+  m.def(
+      "reshape_and_cache(Tensor key, Tensor value, Tensor(a!) key_cache, Tensor(b!) value_cache, Tensor slot_mapping) "
+      "-> ()");
+  // Attention of packed queries q [num_tokens, heads, head_dim] over a paged cache. block_tables int32
+  // [num_seqs, max_blocks_per_seq], context_lens int32 [num_seqs] (keys per sequence, including this step's tokens),
+  // cu_seqlens_q int32 [num_seqs + 1] (None: one query per sequence); a sequence's queries are its last positions.
+  // -> out [num_tokens, heads, head_dim_v], lse fp32 [heads, num_tokens] (empty unless return_lse).
+  m.def(
+      "paged_attention(Tensor q, Tensor key_cache, Tensor value_cache, Tensor block_tables, Tensor context_lens, *, "
+      "Tensor? cu_seqlens_q=None, float? softmax_scale=None, bool causal=True, int[2] window_size=[-1, -1], "
+      "float softcap=0.0, Tensor? alibi_slopes=None, bool return_lse=False) -> (Tensor out, Tensor lse)");
+  // Combines two partial attention results over disjoint key sets: out_* [tokens, heads, head_dim],
+  // lse_* fp32 [heads, tokens] -> (out, lse) of the same shapes.
+  m.def("merge_attn_states(Tensor out_a, Tensor lse_a, Tensor out_b, Tensor lse_b) -> (Tensor out, Tensor lse)");
   // Instruction set the CPU kernels use now (avx512 | avx2 | portable); ASCEND_ATTN_CPU_ISA overrides it.
   m.def("cpu_isa() -> str", &ascend_attn::cpu::cpu_isa);
 }

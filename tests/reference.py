@@ -69,3 +69,40 @@ def attention_varlen_ref(q, k, v, cu_seqlens_q, cu_seqlens_k, alibi_slopes=None,
         outs.append(out[0])
         lses.append(lse[0])
     return torch.cat(outs), torch.cat(lses, dim=1)
+
+
+def gather_pages(cache, block_table_row, length):
+    """Walks one sequence's block table: ``[length, kv_heads, dim]`` from ``cache [num_blocks, block_size, ...]``."""
+    block_size = cache.shape[1]
+    rows = [cache[int(block_table_row[t // block_size]), t % block_size] for t in range(length)]
+    return torch.stack(rows) if rows else cache.new_zeros((0, *cache.shape[2:]))
+
+
+def paged_attention_ref(
+    q,
+    key_cache,
+    value_cache,
+    block_tables,
+    context_lens,
+    cu_seqlens_q=None,
+    alibi_slopes=None,
+    causal=True,
+    upcast=True,
+    **options,
+):
+    """Page-table-walking reference: ``(out [num_tokens, heads, dv], lse fp32 [heads, num_tokens])``."""
+    num_seqs = context_lens.numel()
+    if cu_seqlens_q is None:
+        cu_seqlens_q = torch.arange(num_seqs + 1, dtype=torch.int32)
+    outs, lses = [], []
+    for s in range(num_seqs):
+        q0, q1, ctx = int(cu_seqlens_q[s]), int(cu_seqlens_q[s + 1]), int(context_lens[s])
+        k = gather_pages(key_cache, block_tables[s], ctx)
+        v = gather_pages(value_cache, block_tables[s], ctx)
+        slopes = alibi_slopes[s] if alibi_slopes is not None and alibi_slopes.dim() == 2 else alibi_slopes
+        out, lse = attention_ref(
+            q[None, q0:q1], k[None], v[None], causal=causal, alibi_slopes=slopes, upcast=upcast, **options
+        )
+        outs.append(out[0])
+        lses.append(lse[0])
+    return torch.cat(outs), torch.cat(lses, dim=1)

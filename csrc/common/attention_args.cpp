@@ -38,8 +38,27 @@ void check_qkv(AttentionArgs& a, const at::Tensor& q, const at::Tensor& k, const
   a.v = last_dim_contiguous(v);
 }
 
-void check_options(AttentionArgs& a, std::optional<double> softmax_scale, bool causal, at::IntArrayRef window_size,
-                   double softcap, const std::optional<at::Tensor>& alibi_slopes, bool return_lse) {
+// Reads cu_seqlens on the host (one small copy when it lives on a device) and checks its values.
+void check_cu_seqlens(const at::Tensor& cu, const char* name, int64_t total, int64_t max_seqlen, const char* max_name) {
+  const at::Tensor host = cu.device().is_cpu() ? cu : cu.cpu();
+  const int32_t* p = host.data_ptr<int32_t>();
+  const int64_t n = host.numel();
+  TORCH_CHECK(p[0] == 0, name, "[0] must be 0, got ", p[0]);
+  int64_t longest = 0;
+  for (int64_t i = 1; i < n; ++i) {
+    TORCH_CHECK(p[i] >= p[i - 1], name, " must be non-decreasing, but ", name, "[", i, "] = ", p[i], " < ", name, "[",
+                i - 1, "] = ", p[i - 1]);
+    longest = std::max<int64_t>(longest, p[i] - p[i - 1]);
+  }
+  TORCH_CHECK(p[n - 1] == total, name, "[-1] must equal the number of packed tokens (", total, "), got ", p[n - 1]);
+  TORCH_CHECK(max_seqlen >= longest, max_name, " must be >= the longest sequence (", longest, "), got ", max_seqlen);
+}
+
+}  // namespace
+
+void check_attention_options(AttentionArgs& a, std::optional<double> softmax_scale, bool causal,
+                             at::IntArrayRef window_size, double softcap, const std::optional<at::Tensor>& alibi_slopes,
+                             bool return_lse) {
   TORCH_CHECK(window_size.size() == 2, "window_size must be (left, right), got ", window_size);
   a.window_left = window_size[0];
   a.window_right = window_size[1];
@@ -64,24 +83,6 @@ void check_options(AttentionArgs& a, std::optional<double> softmax_scale, bool c
   }
 }
 
-// Reads cu_seqlens on the host (one small copy when it lives on a device) and checks its values.
-void check_cu_seqlens(const at::Tensor& cu, const char* name, int64_t total, int64_t max_seqlen, const char* max_name) {
-  const at::Tensor host = cu.device().is_cpu() ? cu : cu.cpu();
-  const int32_t* p = host.data_ptr<int32_t>();
-  const int64_t n = host.numel();
-  TORCH_CHECK(p[0] == 0, name, "[0] must be 0, got ", p[0]);
-  int64_t longest = 0;
-  for (int64_t i = 1; i < n; ++i) {
-    TORCH_CHECK(p[i] >= p[i - 1], name, " must be non-decreasing, but ", name, "[", i, "] = ", p[i], " < ", name, "[",
-                i - 1, "] = ", p[i - 1]);
-    longest = std::max<int64_t>(longest, p[i] - p[i - 1]);
-  }
-  TORCH_CHECK(p[n - 1] == total, name, "[-1] must equal the number of packed tokens (", total, "), got ", p[n - 1]);
-  TORCH_CHECK(max_seqlen >= longest, max_name, " must be >= the longest sequence (", longest, "), got ", max_seqlen);
-}
-
-}  // namespace
-
 AttentionArgs check_flash_attention_args(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                          std::optional<double> softmax_scale, bool causal, at::IntArrayRef window_size,
                                          double softcap, const std::optional<at::Tensor>& alibi_slopes,
@@ -97,7 +98,7 @@ AttentionArgs check_flash_attention_args(const at::Tensor& q, const at::Tensor& 
   CHECK_SIZE(v, 0, a.batch);
   CHECK_SIZE(v, 1, a.seqlen_k);
   check_qkv(a, q, k, v, 2);
-  check_options(a, softmax_scale, causal, window_size, softcap, alibi_slopes, return_lse);
+  check_attention_options(a, softmax_scale, causal, window_size, softcap, alibi_slopes, return_lse);
   return a;
 }
 
@@ -130,7 +131,7 @@ AttentionArgs check_flash_attention_varlen_args(const at::Tensor& q, const at::T
   check_cu_seqlens(a.cu_seqlens_k, "cu_seqlens_k", k.size(0), max_seqlen_k, "max_seqlen_k");
   a.seqlen_q = max_seqlen_q;
   a.seqlen_k = max_seqlen_k;
-  check_options(a, softmax_scale, causal, window_size, softcap, alibi_slopes, return_lse);
+  check_attention_options(a, softmax_scale, causal, window_size, softcap, alibi_slopes, return_lse);
   return a;
 }
 

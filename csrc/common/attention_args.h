@@ -25,6 +25,12 @@ struct AttentionArgs {
   bool return_lse = false;
 };
 
+// Validates and normalizes the options shared by every attention op (window, causal, scale, softcap, alibi) into
+// `a`; needs a.q, a.heads, a.batch and a.head_dim set.
+void check_attention_options(AttentionArgs& a, std::optional<double> softmax_scale, bool causal,
+                             at::IntArrayRef window_size, double softcap, const std::optional<at::Tensor>& alibi_slopes,
+                             bool return_lse);
+
 AttentionArgs check_flash_attention_args(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                          std::optional<double> softmax_scale, bool causal, at::IntArrayRef window_size,
                                          double softcap, const std::optional<at::Tensor>& alibi_slopes,

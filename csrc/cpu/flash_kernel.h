@@ -33,6 +33,18 @@ struct FlashParams {
   int64_t alibi_seq_stride;
   const SeqDesc* seqs;
   int32_t num_seqs;
+  // Paged K/V (block_table == nullptr: each sequence's keys are consecutive rows from seqs[s].k_offset). Key j of
+  // sequence s is row j % block_size of block block_table[s * block_table_stride + j / block_size], i.e. at
+  // k + block * k_block_stride + (j % block_size) * k_row_stride (likewise v).
+  const int32_t* block_table;
+  int64_t block_table_stride, k_block_stride, v_block_stride;
+  int32_t block_size;
+  // Split-KV partial results: an item with partial >= 0 writes its M rows' normalized fp32 output to
+  // partial_out[(partial * partial_rows + r) * head_dim_v + c] and their lse to partial_lse[partial * partial_rows +
+  // r].
+  float* partial_out;
+  float* partial_lse;
+  int64_t partial_rows;
 };
 
 // Tile sizes chosen by the driver.
@@ -42,9 +54,13 @@ struct FlashTiling {
   int32_t heads_per_item;  // q heads of one kv head stacked into the rows of one work item (they share K/V tiles)
 };
 
-// Rows [row_begin, row_end) of q heads [head_begin, head_begin + head_count), all mapped to one kv head.
+// Rows [row_begin, row_end) of q heads [head_begin, head_begin + head_count), all mapped to one kv head, attending
+// to the keys in [key_begin, key_end) that they can see. Row r of the item is (head head_begin + r / rows,
+// query row_begin + r % rows).
 struct WorkItem {
   int32_t seq, head_begin, head_count, row_begin, row_end;
+  int32_t key_begin, key_end;
+  int32_t partial;  // -1: write the final output; else the split-KV slot (see FlashParams::partial_out)
 };
 
 struct FlashKernel {

@@ -141,6 +141,16 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
   const T* k = static_cast<const T*>(p.k) + sd.k_offset + kv_head * p.k_head_stride;
   const T* v = static_cast<const T*>(p.v) + sd.v_offset + kv_head * p.v_head_stride;
   T* out = static_cast<T*>(p.out) + sd.o_offset;
+  // Key j's K and V rows: consecutive for packed sequences, looked up page by page in a paged cache.
+  const int32_t* table = p.block_table != nullptr ? p.block_table + item.seq * p.block_table_stride : nullptr;
+  auto k_at = [&](int64_t j) {
+    if (table == nullptr) return k + j * p.k_row_stride;
+    return k + table[j / p.block_size] * p.k_block_stride + (j % p.block_size) * p.k_row_stride;
+  };
+  auto v_at = [&](int64_t j) {
+    if (table == nullptr) return v + j * p.v_row_stride;
+    return v + table[j / p.block_size] * p.v_block_stride + (j % p.block_size) * p.v_row_stride;
+  };
 
   float* Qt = scratch + L.qt;
   float* Kt = scratch + L.kt;
@@ -162,6 +172,8 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
     const int h = item.head_begin + rr / rows;
     int64_t a, b;
     visible_keys(i, Sq, Sk, p.window_left, p.window_right, &a, &b);
+    a = a > item.key_begin ? a : item.key_begin;  // split-KV items see only their key range
+    b = b < item.key_end ? b : item.key_end;
     if (b <= a) a = b = 0;
     lo[r] = static_cast<float>(a);
     hi[r] = static_cast<float>(b);
@@ -182,8 +194,8 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
   // The first K/V tile loads while Qᵀ is packed; later tiles are prefetched during the previous tile's work.
   if (key_lo < key_hi) {
     const int first = static_cast<int>(key_hi - key_lo < Bc ? key_hi - key_lo : Bc);
-    prefetch_rows(k + key_lo * p.k_row_stride, p.k_row_stride * sizeof(T), 0, first, D * sizeof(T));
-    prefetch_rows(v + key_lo * p.v_row_stride, p.v_row_stride * sizeof(T), 0, first, Dv * sizeof(T));
+    prefetch_rows(k_at, key_lo, key_lo + first, D * sizeof(T));
+    prefetch_rows(v_at, key_lo, key_lo + first, Dv * sizeof(T));
   }
   pack_transposed<E>(Qt, M, D, p.scale, [&](int r) {
     return q + (item.row_begin + r % rows) * p.q_row_stride + (item.head_begin + r / rows) * p.q_head_stride;
@@ -195,9 +207,11 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
     int ulo, uhi;
     key_union(lo, hi, 0, M, j0, n, &ulo, &uhi);
     if (ulo >= uhi) continue;
-    pack_rows<E>(Kt + static_cast<int64_t>(ulo) * D, k + (j0 + ulo) * p.k_row_stride, p.k_row_stride, uhi - ulo, D);
-    pack_panels<E>(Vp + static_cast<int64_t>(ulo) * NR, v + (j0 + ulo) * p.v_row_stride, p.v_row_stride, uhi - ulo, Dv,
-                   L.v_panel_stride);
+    const int64_t first_key = j0 + ulo;
+    pack_rows<E>(Kt + static_cast<int64_t>(ulo) * D, [&](int r) { return k_at(first_key + r); }, uhi - ulo, D);
+    pack_panels<E>(
+        Vp + static_cast<int64_t>(ulo) * NR, [&](int r) { return v_at(first_key + r); }, uhi - ulo, Dv,
+        L.v_panel_stride);
 
     // Sᵀ = K Qᵀ and the online softmax, one panel of NR queries at a time, while the next tile's K and V rows are
     // prefetched a slice per panel so their DRAM reads overlap this tile's arithmetic.
@@ -205,8 +219,8 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
     for (int qp = 0; qp < panels; ++qp) {
       if (next_n > 0) {
         const int f0 = next_n * qp / panels, f1 = next_n * (qp + 1) / panels;
-        prefetch_rows(k + (j0 + Bc) * p.k_row_stride, p.k_row_stride * sizeof(T), f0, f1, D * sizeof(T));
-        prefetch_rows(v + (j0 + Bc) * p.v_row_stride, p.v_row_stride * sizeof(T), f0, f1, Dv * sizeof(T));
+        prefetch_rows(k_at, j0 + Bc + f0, j0 + Bc + f1, D * sizeof(T));
+        prefetch_rows(v_at, j0 + Bc + f0, j0 + Bc + f1, Dv * sizeof(T));
       }
       const int q0 = qp * NR;
       int a, b;
@@ -242,14 +256,20 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
     }
   }
 
-  // 3. Normalize, convert, and write out (and lse).
+  // 3. Normalize, then write out (and lse) or this split's partial result.
   for (int r = 0; r < M; ++r) {
     const int64_t i = item.row_begin + r % rows;
     const int h = item.head_begin + r / rows;
     const float inv = l[r] > 0.f ? 1.0f / l[r] : 0.f;
+    const float lse = l[r] > 0.f ? m[r] + __builtin_logf(l[r]) : -__builtin_inff();
+    if (item.partial >= 0) {
+      const int64_t slot = item.partial * p.partial_rows + r;
+      for (int c = 0; c < Dv; ++c) p.partial_out[slot * Dv + c] = O[r * L.ldo + c] * inv;
+      p.partial_lse[slot] = lse;
+      continue;
+    }
     store_row<E>(out + i * p.o_row_stride + h * p.o_head_stride, O + r * L.ldo, Dv, inv);
-    if (p.lse != nullptr)
-      p.lse[sd.lse_offset + h * p.lse_head_stride + i] = l[r] > 0.f ? m[r] + __builtin_logf(l[r]) : -__builtin_inff();
+    if (p.lse != nullptr) p.lse[sd.lse_offset + h * p.lse_head_stride + i] = lse;
   }
 }
 

@@ -76,37 +76,38 @@ inline void pack_transposed(float* __restrict dst, int n, int cols, float scale,
   }
 }
 
-// Prefetches rows [r0, r1) of `bytes` bytes each into L2 (not L1: a whole tile would evict the working set). K/V rows
-// of one head lie heads * head_dim elements apart, so every row starts a new stream the hardware prefetcher has not
-// seen yet.
-inline void prefetch_rows(const void* base, int64_t row_stride_bytes, int r0, int r1, int bytes) {
-  const char* p = static_cast<const char*>(base);
-  for (int r = r0; r < r1; ++r)
-    for (int b = 0; b < bytes; b += 64) __builtin_prefetch(p + r * row_stride_bytes + b, 0, 2);
+// Prefetches rows [r0, r1) (row j at row(j)), `bytes` bytes each, into L2 (not L1: a whole tile would evict the
+// working set). K/V rows of one head lie heads * head_dim elements apart (or on scattered pages), so every row starts
+// a new stream the hardware prefetcher has not seen yet.
+template <typename RowFn>
+inline void prefetch_rows(RowFn row, int64_t r0, int64_t r1, int bytes) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const char* p = reinterpret_cast<const char*>(row(r));
+    for (int b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 2);
+  }
 }
 
-// Copies n rows of `cols` elements to fp32, contiguous with leading dimension `cols`: the K tile.
-template <ElemType E>
-inline void pack_rows(float* __restrict dst, const typename Elem<E>::T* src, int64_t row_stride, int n, int cols) {
-  for (int r = 0; r < n; ++r) load_row<E>(dst + static_cast<int64_t>(r) * cols, src + r * row_stride, cols, 1.0f);
+// Copies n rows (row r at row(r), `cols` elements each) to fp32, contiguous with leading dimension `cols`: the K tile.
+template <ElemType E, typename RowFn>
+inline void pack_rows(float* __restrict dst, RowFn row, int n, int cols) {
+  for (int r = 0; r < n; ++r) load_row<E>(dst + static_cast<int64_t>(r) * cols, row(r), cols, 1.0f);
 }
 
-// Packs n rows of `cols` elements into column panels: dst[p][r][j] = src[r][p * NR + j], zero beyond cols.
+// Packs n rows of `cols` elements into column panels: dst[p][r][j] = row(r)[p * NR + j], zero beyond cols.
 // This is V for O += P V, with panels over head_dim_v.
-template <ElemType E>
-inline void pack_panels(float* __restrict dst, const typename Elem<E>::T* src, int64_t row_stride, int n, int cols,
-                        int64_t panel_stride) {
+template <ElemType E, typename RowFn>
+inline void pack_panels(float* __restrict dst, RowFn row, int n, int cols, int64_t panel_stride) {
   const int panels = (cols + NR - 1) / NR;
   for (int r = 0; r < n; ++r) {
-    const typename Elem<E>::T* row = src + r * row_stride;
+    const typename Elem<E>::T* src = row(r);
     for (int p = 0; p < panels; ++p) {
       float* out = dst + p * panel_stride + static_cast<int64_t>(r) * NR;
       const int c0 = p * NR;
       const int w = cols - c0 < NR ? cols - c0 : NR;
       if (w == NR) {
-        load_row<E>(out, row + c0, NR, 1.0f);
+        load_row<E>(out, src + c0, NR, 1.0f);
       } else {
-        for (int j = 0; j < w; ++j) out[j] = Elem<E>::load(row[c0 + j]);
+        for (int j = 0; j < w; ++j) out[j] = Elem<E>::load(src[c0 + j]);
         for (int j = w; j < NR; ++j) out[j] = 0.f;
       }
     }

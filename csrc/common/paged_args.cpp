@@ -1,0 +1,178 @@
+#include "common/paged_args.h"
+
+#include "common/checks.h"
+
+namespace ascend_attn {
+namespace {
+
+bool is_float_type(at::ScalarType t) { return t == at::kFloat || t == at::kHalf || t == at::kBFloat16; }
+
+at::Tensor host_int32(const at::Tensor& t) { return (t.device().is_cpu() ? t : t.cpu()).contiguous(); }
+
+// Visible keys [lo, hi) of a sequence's queries together: the rows' ranges move monotonically with the row.
+void sequence_key_span(const AttentionArgs& a, int64_t q_len, int64_t ctx, int64_t* lo, int64_t* hi) {
+  const auto bounds = [&](int64_t i, int64_t* l, int64_t* h) {
+    const int64_t pos = i + ctx - q_len;
+    *l = a.window_left < 0 ? 0 : std::max<int64_t>(pos - a.window_left, 0);
+    *h = a.window_right < 0 ? ctx : std::min<int64_t>(pos + a.window_right + 1, ctx);
+  };
+  int64_t lo_last, hi_first;
+  bounds(0, lo, &hi_first);
+  bounds(q_len - 1, &lo_last, hi);
+  *hi = std::max(*hi, *lo);
+}
+
+}  // namespace
+
+PagedArgs check_paged_attention_args(const at::Tensor& q, const at::Tensor& key_cache, const at::Tensor& value_cache,
+                                     const at::Tensor& block_tables, const at::Tensor& context_lens,
+                                     const std::optional<at::Tensor>& cu_seqlens_q, std::optional<double> softmax_scale,
+                                     bool causal, at::IntArrayRef window_size, double softcap,
+                                     const std::optional<at::Tensor>& alibi_slopes, bool return_lse) {
+  PagedArgs p;
+  AttentionArgs& a = p.attn;
+  CHECK_DIM(q, 3);
+  CHECK_DIM(key_cache, 4);
+  CHECK_DIM(value_cache, 4);
+  CHECK_DIM(block_tables, 2);
+  CHECK_DIM(context_lens, 1);
+  TORCH_CHECK(is_float_type(q.scalar_type()), "q must be float32, float16 or bfloat16, got ", q.scalar_type());
+  CHECK_SAME_DTYPE(key_cache, q);
+  CHECK_SAME_DTYPE(value_cache, q);
+  CHECK_DTYPE(block_tables, at::kInt);
+  CHECK_DTYPE(context_lens, at::kInt);
+  CHECK_SAME_DEVICE(key_cache, q);
+  CHECK_SAME_DEVICE(value_cache, q);
+  CHECK_SAME_DEVICE(block_tables, q);
+  CHECK_SAME_DEVICE(context_lens, q);
+  p.num_blocks = key_cache.size(0);
+  p.block_size = key_cache.size(1);
+  a.heads = q.size(1);
+  a.kv_heads = key_cache.size(2);
+  a.head_dim = q.size(2);
+  a.head_dim_v = value_cache.size(3);
+  CHECK_SIZE(value_cache, 0, p.num_blocks);
+  CHECK_SIZE(value_cache, 1, p.block_size);
+  CHECK_SIZE(value_cache, 2, a.kv_heads);
+  TORCH_CHECK(p.block_size >= 1, "key_cache block_size (dim 1) must be >= 1, got ", p.block_size);
+  TORCH_CHECK(a.heads >= 1 && a.kv_heads >= 1 && a.heads % a.kv_heads == 0,
+              "Number of heads in key/value must divide number of heads in query: q has ", a.heads,
+              " heads, key_cache has ", a.kv_heads);
+  TORCH_CHECK(key_cache.size(3) == a.head_dim, "key_cache head_dim must equal q head_dim (", a.head_dim, "), got ",
+              key_cache.size(3));
+  TORCH_CHECK(a.head_dim >= 1 && a.head_dim <= kMaxHeadDim, "q head_dim must be in [1, ", kMaxHeadDim, "], got ",
+              a.head_dim);
+  TORCH_CHECK(a.head_dim_v >= 1 && a.head_dim_v <= kMaxHeadDim, "value_cache head_dim must be in [1, ", kMaxHeadDim,
+              "], got ", a.head_dim_v);
+  const int64_t num_seqs = context_lens.size(0);
+  CHECK_SIZE(block_tables, 0, num_seqs);
+  p.max_blocks_per_seq = block_tables.size(1);
+  a.batch = num_seqs;
+  a.varlen = true;
+  a.q = q.stride(-1) == 1 ? q : q.contiguous();
+  a.k = key_cache.stride(-1) == 1 ? key_cache : key_cache.contiguous();
+  a.v = value_cache.stride(-1) == 1 ? value_cache : value_cache.contiguous();
+  p.block_tables = block_tables.stride(1) == 1 ? block_tables : block_tables.contiguous();
+  p.context_lens = host_int32(context_lens);
+  if (cu_seqlens_q.has_value()) {
+    const at::Tensor& cu = *cu_seqlens_q;
+    CHECK_DIM(cu, 1);
+    CHECK_DTYPE(cu, at::kInt);
+    CHECK_SAME_DEVICE(cu, q);
+    TORCH_CHECK(cu.numel() == num_seqs + 1, "cu_seqlens_q must have num_seqs + 1 = ", num_seqs + 1, " entries, got ",
+                cu.numel());
+    p.cu_seqlens_q = host_int32(cu);
+  } else {
+    TORCH_CHECK(q.size(0) == num_seqs, "without cu_seqlens_q, q holds one query per sequence: q.size(0) must be ",
+                num_seqs, " (context_lens.size(0)), got ", q.size(0));
+    p.cu_seqlens_q = at::arange(num_seqs + 1, at::TensorOptions().dtype(at::kInt));
+  }
+  check_attention_options(a, softmax_scale, causal, window_size, softcap, alibi_slopes, return_lse);
+
+  const int32_t* cu = p.cu_seqlens_q.data_ptr<int32_t>();
+  const int32_t* ctx = p.context_lens.data_ptr<int32_t>();
+  TORCH_CHECK(cu[0] == 0, "cu_seqlens_q[0] must be 0, got ", cu[0]);
+  TORCH_CHECK(cu[num_seqs] == q.size(0), "cu_seqlens_q[-1] must equal q.size(0) (", q.size(0), "), got ", cu[num_seqs]);
+  const at::Tensor tables = host_int32(p.block_tables);
+  const int32_t* table = tables.data_ptr<int32_t>();
+  for (int64_t s = 0; s < num_seqs; ++s) {
+    const int64_t q_len = cu[s + 1] - cu[s];
+    TORCH_CHECK(q_len >= 0, "cu_seqlens_q must be non-decreasing, but cu_seqlens_q[", s + 1, "] < cu_seqlens_q[", s,
+                "]");
+    TORCH_CHECK(ctx[s] >= q_len, "context_lens[", s, "] = ", ctx[s], " must be >= the number of queries of sequence ",
+                s, " (", q_len, "): queries are the last positions of the context");
+    TORCH_CHECK(ctx[s] <= p.max_blocks_per_seq * p.block_size, "context_lens[", s, "] = ", ctx[s],
+                " exceeds block_tables capacity (", p.max_blocks_per_seq, " blocks of ", p.block_size, ")");
+    if (q_len == 0) continue;
+    int64_t lo, hi;
+    sequence_key_span(a, q_len, ctx[s], &lo, &hi);
+    for (int64_t b = lo / p.block_size; b * p.block_size < hi; ++b) {
+      const int32_t block = table[s * p.max_blocks_per_seq + b];
+      TORCH_CHECK(block >= 0 && block < p.num_blocks, "block_tables[", s, "][", b, "] = ", block,
+                  " is out of range [0, ", p.num_blocks, ") but holds keys of sequence ", s);
+    }
+  }
+  return p;
+}
+
+void check_reshape_and_cache_args(const at::Tensor& key, const at::Tensor& value, const at::Tensor& key_cache,
+                                  const at::Tensor& value_cache, const at::Tensor& slot_mapping) {
+  CHECK_DIM(key, 3);
+  CHECK_DIM(value, 3);
+  CHECK_DIM(key_cache, 4);
+  CHECK_DIM(value_cache, 4);
+  CHECK_DIM(slot_mapping, 1);
+  TORCH_CHECK(slot_mapping.scalar_type() == at::kInt || slot_mapping.scalar_type() == at::kLong,
+              "slot_mapping must be int32 or int64, got ", slot_mapping.scalar_type());
+  TORCH_CHECK(is_float_type(key.scalar_type()), "key must be float32, float16 or bfloat16, got ", key.scalar_type());
+  CHECK_SAME_DTYPE(key_cache, key);
+  CHECK_SAME_DTYPE(value, key);
+  CHECK_SAME_DTYPE(value_cache, key);
+  CHECK_SAME_DEVICE(value, key);
+  CHECK_SAME_DEVICE(key_cache, key);
+  CHECK_SAME_DEVICE(value_cache, key);
+  CHECK_SAME_DEVICE(slot_mapping, key);
+  const int64_t tokens = key.size(0);
+  CHECK_SIZE(value, 0, tokens);
+  CHECK_SIZE(slot_mapping, 0, tokens);
+  CHECK_SIZE(key_cache, 2, key.size(1));
+  CHECK_SIZE(key_cache, 3, key.size(2));
+  CHECK_SIZE(value_cache, 0, key_cache.size(0));
+  CHECK_SIZE(value_cache, 1, key_cache.size(1));
+  CHECK_SIZE(value_cache, 2, value.size(1));
+  CHECK_SIZE(value_cache, 3, value.size(2));
+  TORCH_CHECK(key_cache.stride(3) == 1 && value_cache.stride(3) == 1,
+              "key_cache and value_cache must have a contiguous last dimension (they are written in place)");
+  const int64_t slots = key_cache.size(0) * key_cache.size(1);
+  const at::Tensor host = (slot_mapping.device().is_cpu() ? slot_mapping : slot_mapping.cpu()).to(at::kLong);
+  const int64_t* slot = host.data_ptr<int64_t>();
+  for (int64_t t = 0; t < tokens; ++t) {
+    TORCH_CHECK(slot[t] < slots, "slot_mapping[", t, "] = ", slot[t], " is out of range: the caches hold ", slots,
+                " slots (", key_cache.size(0), " blocks of ", key_cache.size(1), "); negative slots mark padding");
+  }
+}
+
+void check_merge_attn_states_args(const at::Tensor& out_a, const at::Tensor& lse_a, const at::Tensor& out_b,
+                                  const at::Tensor& lse_b) {
+  CHECK_DIM(out_a, 3);
+  CHECK_DIM(out_b, 3);
+  CHECK_DIM(lse_a, 2);
+  CHECK_DIM(lse_b, 2);
+  TORCH_CHECK(is_float_type(out_a.scalar_type()), "out_a must be float32, float16 or bfloat16, got ",
+              out_a.scalar_type());
+  CHECK_SAME_DTYPE(out_b, out_a);
+  CHECK_DTYPE(lse_a, at::kFloat);
+  CHECK_DTYPE(lse_b, at::kFloat);
+  CHECK_SAME_DEVICE(out_b, out_a);
+  CHECK_SAME_DEVICE(lse_a, out_a);
+  CHECK_SAME_DEVICE(lse_b, out_a);
+  TORCH_CHECK(out_b.sizes() == out_a.sizes(), "out_b must have the shape of out_a ", out_a.sizes(), ", got ",
+              out_b.sizes());
+  TORCH_CHECK(lse_a.size(0) == out_a.size(1) && lse_a.size(1) == out_a.size(0),
+              "lse_a must have shape [heads, tokens] = [", out_a.size(1), ", ", out_a.size(0), "], got ",
+              lse_a.sizes());
+  TORCH_CHECK(lse_b.sizes() == lse_a.sizes(), "lse_b must have the shape of lse_a ", lse_a.sizes(), ", got ",
+              lse_b.sizes());
+}
+
+}  // namespace ascend_attn
