@@ -1,12 +1,13 @@
-"""Command line: ``python -m ascend_attn.bench {flash} [--repeats N] [--warmup N] [--dtype fp32|bf16] [--out DIR]``."""
+"""Command line: ``python -m ascend_attn.bench {flash,paged} [--repeats N] [--warmup N] [--dtype fp32|bf16]``
+``[--out DIR]``."""
 
 from __future__ import annotations
 
 import argparse
 
-from ascend_attn.bench import flash
+from ascend_attn.bench import flash, paged
 
-BENCHMARKS = {"flash": flash}
+BENCHMARKS = {"flash": flash, "paged": paged}
 
 
 def main(argv: list[str] | None = None) -> None:
