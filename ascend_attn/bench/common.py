@@ -5,11 +5,13 @@ Every number a benchmark prints is measured in the same process; ratios compare 
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -75,3 +77,12 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def report(args: argparse.Namespace, name: str, notes: list[str], header: list[str], rows: list[list[object]]) -> str:
+    """The benchmark's Markdown report (notes, then the table); also written to ``args.out/<name>.md`` if asked."""
+    text = "\n".join([*notes, "", markdown_table(header, rows)])
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        Path(args.out, f"{name}.md").write_text(text + "\n")
+    return text

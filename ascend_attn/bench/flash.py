@@ -8,13 +8,12 @@ baseline time / our time (> 1: we are faster).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 import ascend_attn
-from ascend_attn.bench.common import gemm_peaks, markdown_table, progress, time_fn
+from ascend_attn.bench.common import gemm_peaks, progress, report, time_fn
 
 DENSE = [(1, 32, 1024, 128), (4, 32, 512, 128), (1, 8, 4096, 64), (1, 32, 2048, 128)]
 GQA = (1, 32, 8, 2048, 128)  # batch, q heads, kv heads, seqlen, head_dim
@@ -131,15 +130,8 @@ def run(args: argparse.Namespace) -> str:
             )
 
     peak_lines = ", ".join(f"{n} {v:.1f}" for n, v in peaks.items())
-    report = "\n".join(
-        [
-            f"GEMM peaks measured in this run (GFLOP/s, 2048^3): {peak_lines}; fp32 peak used: {fp32_name}",
-            f"CPU kernels: {ascend_attn.cpu_isa()}; times in ms as median (min-max) of {args.repeats} runs",
-            "",
-            markdown_table(HEADER, rows),
-        ]
-    )
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        Path(args.out, "flash.md").write_text(report + "\n")
-    return report
+    notes = [
+        f"GEMM peaks measured in this run (GFLOP/s, 2048^3): {peak_lines}; fp32 peak used: {fp32_name}",
+        f"CPU kernels: {ascend_attn.cpu_isa()}; times in ms as median (min-max) of {args.repeats} runs",
+    ]
+    return report(args, "flash", notes, HEADER, rows)

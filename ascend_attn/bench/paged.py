@@ -8,13 +8,12 @@ bytes of K and V the step needs / time, compared with this machine's read bandwi
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 import ascend_attn
-from ascend_attn.bench.common import markdown_table, progress, time_fn
+from ascend_attn.bench.common import progress, report, time_fn
 
 HEADS, KV_HEADS, HEAD_DIM = 32, 8, 128
 BLOCK_SIZES = [16, 128]
@@ -99,16 +98,9 @@ def run(args: argparse.Namespace) -> str:
         gbs = kv_bytes / ours.median / 1e6
         rows.append([dname, bs, n, ctx, f"{kv_bytes / 2**20:.0f}", str(ours), f"{gbs:.1f}", f"{gbs / peak_bw:.2f}",
                      f"{bw_now:.1f}", best_name, str(best), f"{best.median / ours.median:.1f}"])  # fmt: skip
-    report = "\n".join(
-        [
-            f"read bandwidth (sum over 512 MiB, best of 3 probes at start): {peak_bw:.1f} GB/s; 'BW now' = probe "
-            "before the row",
-            f"CPU kernels: {ascend_attn.cpu_isa()}; times in ms as median (min-max) of {args.repeats} runs, L3 evicted",
-            "",
-            markdown_table(HEADER, rows),
-        ]
-    )
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        Path(args.out, "paged.md").write_text(report + "\n")
-    return report
+    notes = [
+        f"read bandwidth (sum over 512 MiB, best of 3 probes at start): {peak_bw:.1f} GB/s; 'BW now' = probe "
+        "before the row",
+        f"CPU kernels: {ascend_attn.cpu_isa()}; times in ms as median (min-max) of {args.repeats} runs, L3 evicted",
+    ]
+    return report(args, "paged", notes, HEADER, rows)
