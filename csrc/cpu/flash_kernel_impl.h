@@ -11,6 +11,13 @@
 #pragma once
 #include "cpu/gemm_ukernel.h"
 
+// Items with at most this many query rows take the row-major (decode) path below.
+constexpr int kSmallRows = 8;
+// Largest K/V tile (FlashTiling::block_k) a kernel accepts: bounds the per-tile row-pointer arrays.
+constexpr int kMaxBlockK = 512;
+// Keys per slice of the few-query path's dot products between two bursts of prefetches.
+constexpr int kPrefetchChunk = 16;
+
 // Per-thread scratch, in floats, every region 64-byte aligned.
 struct ScratchLayout {
   int64_t mp;                   // queries rounded up to whole panels of NR
@@ -35,8 +42,9 @@ inline ScratchLayout scratch_layout(const FlashParams& p, const FlashTiling& t) 
     at += round_up(floats, 16);
     return start;
   };
-  s.qt = take(s.mp * p.head_dim);
-  s.kt = take(static_cast<int64_t>(t.block_k) * p.head_dim);
+  const int64_t dp = round_up(p.head_dim, W);  // few-query items keep zero-padded fp32 rows of dp floats
+  s.qt = take(s.mp * p.head_dim > kSmallRows * dp ? s.mp * p.head_dim : kSmallRows * dp);
+  s.kt = take(static_cast<int64_t>(t.block_k) * dp);
   s.vp = take(s.ldo / NR * s.v_panel_stride);
   s.st = take(static_cast<int64_t>(t.block_k) * s.mp);
   s.o = take(s.mp * s.ldo);
@@ -124,6 +132,123 @@ inline void zero_rows(float* st, int64_t ld, int a, int b) {
   }
 }
 
+// ---- few-query items (decode: M = heads per kv head x new tokens <= kSmallRows) ----
+// With queries on the vector lanes most lanes would idle, so these items keep scores row-major, S[r][key]: q·k is a
+// dot product over head_dim, and the softmax runs along the keys of each row.
+
+inline float hsum_tree(vf v) {
+  float t[W];
+  __builtin_memcpy(t, &v, sizeof(t));
+  for (int half = W / 2; half > 0; half /= 2)
+    for (int i = 0; i < half; ++i) t[i] += t[i + half];
+  return t[0];
+}
+
+// S[r][j] = Q[r] · K[j] for rows r < M and keys j in [a, b); Q rows and K rows hold `dp` floats (dp % W == 0,
+// zero padded). One pass over each K row serves all M rows.
+template <int M>
+inline void dot_scores(const float* Q, const float* K, int dp, int a, int b, float* S, int64_t lds) {
+  for (int j = a; j < b; ++j) {
+    const float* krow = K + static_cast<int64_t>(j) * dp;
+    vf acc[M];
+    for (int r = 0; r < M; ++r) acc[r] = vf{};
+    for (int c = 0; c < dp; c += W) {
+      const vf kv = vload(krow + c);
+      for (int r = 0; r < M; ++r) acc[r] += vload(Q + r * dp + c) * kv;
+    }
+    for (int r = 0; r < M; ++r) S[r * lds + j] = hsum_tree(acc[r]);
+  }
+}
+
+inline void dot_scores_rows(int m, const float* Q, const float* K, int dp, int a, int b, float* S, int64_t lds) {
+  switch (m) {
+    case 8:
+      return dot_scores<8>(Q, K, dp, a, b, S, lds);
+    case 7:
+      return dot_scores<7>(Q, K, dp, a, b, S, lds);
+    case 6:
+      return dot_scores<6>(Q, K, dp, a, b, S, lds);
+    case 5:
+      return dot_scores<5>(Q, K, dp, a, b, S, lds);
+    case 4:
+      return dot_scores<4>(Q, K, dp, a, b, S, lds);
+    case 3:
+      return dot_scores<3>(Q, K, dp, a, b, S, lds);
+    case 2:
+      return dot_scores<2>(Q, K, dp, a, b, S, lds);
+    default:
+      return dot_scores<1>(Q, K, dp, a, b, S, lds);
+  }
+}
+
+inline void softcap_row(float* s, int n, float cap) {
+  const float inv = 1.0f / cap;
+  int j = 0;
+  for (; j + W <= n; j += W) vstore(s + j, vtanh(vload(s + j) * inv) * cap);
+  for (; j < n; ++j) s[j] = vtanh(vsplat(s[j] * inv))[0] * cap;
+}
+
+// s[j] -= slope * |pos - (first_key + j)|
+inline void alibi_row(float* s, int n, float slope, float pos, int64_t first_key) {
+  vf iota;
+  for (int i = 0; i < W; ++i) iota[i] = static_cast<float>(i);
+  int j = 0;
+  for (; j + W <= n; j += W) {
+    const vf key = iota + static_cast<float>(first_key + j);
+    vstore(s + j, vload(s + j) - vabs(pos - key) * slope);
+  }
+  for (; j < n; ++j) {
+    const float d = pos - static_cast<float>(first_key + j);
+    s[j] -= (d < 0.f ? -d : d) * slope;
+  }
+}
+
+inline float max_row(const float* s, int n) {
+  vf mv = vsplat(-__builtin_inff());
+  int j = 0;
+  for (; j + W <= n; j += W) {
+    const vf x = vload(s + j);
+    mv = x > mv ? x : mv;
+  }
+  float m = hmax(mv);
+  for (; j < n; ++j) m = s[j] > m ? s[j] : m;
+  return m;
+}
+
+// s[j] = exp(s[j] - m) in place; returns the sum.
+inline float exp_sum_row(float* s, int n, float m) {
+  vf acc = vf{};
+  int j = 0;
+  for (; j + W <= n; j += W) {
+    const vf e = vexp(vload(s + j) - m);
+    vstore(s + j, e);
+    acc += e;
+  }
+  float sum = hsum_tree(acc);
+  for (; j < n; ++j) {
+    s[j] = vexp(vsplat(s[j] - m))[0];
+    sum += s[j];
+  }
+  return sum;
+}
+
+// Online-softmax update of row r over its visible keys [a, b) of the tile; P = 0 elsewhere in [ulo, uhi).
+// Returns alpha, the factor the row's O must be rescaled by.
+inline float softmax_row(const FlashParams& p, float* s, int ulo, int uhi, int a, int b, int64_t j0, float pos,
+                         float slope, float* m, float* l) {
+  if (p.softcap > 0.f) softcap_row(s + a, b - a, p.softcap);
+  if (p.alibi != nullptr) alibi_row(s + a, b - a, slope, pos, j0 + a);
+  const float m_tile = max_row(s + a, b - a);
+  const float m_new = m_tile > *m ? m_tile : *m;
+  const float alpha = *m == -__builtin_inff() ? 0.f : __builtin_expf(*m - m_new);
+  const float sum = exp_sum_row(s + a, b - a, m_new);
+  for (int j = ulo; j < a; ++j) s[j] = 0.f;
+  for (int j = b; j < uhi; ++j) s[j] = 0.f;
+  *l = *l * alpha + sum;
+  *m = m_new;
+  return alpha;
+}
+
 template <ElemType E>
 void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item, float* scratch) {
   using T = typename Elem<E>::T;
@@ -141,15 +266,28 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
   const T* k = static_cast<const T*>(p.k) + sd.k_offset + kv_head * p.k_head_stride;
   const T* v = static_cast<const T*>(p.v) + sd.v_offset + kv_head * p.v_head_stride;
   T* out = static_cast<T*>(p.out) + sd.o_offset;
-  // Key j's K and V rows: consecutive for packed sequences, looked up page by page in a paged cache.
+  // Row pointers of keys [j, j + n): consecutive rows for packed sequences, looked up page by page in a paged cache
+  // (one division per call, not per row).
   const int32_t* table = p.block_table != nullptr ? p.block_table + item.seq * p.block_table_stride : nullptr;
-  auto k_at = [&](int64_t j) {
-    if (table == nullptr) return k + j * p.k_row_stride;
-    return k + table[j / p.block_size] * p.k_block_stride + (j % p.block_size) * p.k_row_stride;
+  auto rows_of = [&](const T* base, int64_t row_stride, int64_t block_stride, int64_t j, int n, const T** out) {
+    if (table == nullptr) {
+      for (int r = 0; r < n; ++r) out[r] = base + (j + r) * row_stride;
+      return;
+    }
+    int64_t page = j / p.block_size;
+    int64_t off = j % p.block_size;
+    for (int r = 0; r < n; ++r) {
+      out[r] = base + table[page] * block_stride + off * row_stride;
+      if (++off == p.block_size) off = 0, ++page;
+    }
   };
-  auto v_at = [&](int64_t j) {
-    if (table == nullptr) return v + j * p.v_row_stride;
-    return v + table[j / p.block_size] * p.v_block_stride + (j % p.block_size) * p.v_row_stride;
+  const T* k_rows[kMaxBlockK];
+  const T* v_rows[kMaxBlockK];
+  auto prefetch_tile = [&](int64_t j, int n) {
+    rows_of(k, p.k_row_stride, p.k_block_stride, j, n, k_rows);
+    rows_of(v, p.v_row_stride, p.v_block_stride, j, n, v_rows);
+    prefetch_rows([&](int64_t r) { return k_rows[r]; }, 0, n, D * sizeof(T));
+    prefetch_rows([&](int64_t r) { return v_rows[r]; }, 0, n, Dv * sizeof(T));
   };
 
   float* Qt = scratch + L.qt;
@@ -192,14 +330,17 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
     }
   }
   // The first K/V tile loads while Qᵀ is packed; later tiles are prefetched during the previous tile's work.
-  if (key_lo < key_hi) {
-    const int first = static_cast<int>(key_hi - key_lo < Bc ? key_hi - key_lo : Bc);
-    prefetch_rows(k_at, key_lo, key_lo + first, D * sizeof(T));
-    prefetch_rows(v_at, key_lo, key_lo + first, Dv * sizeof(T));
-  }
-  pack_transposed<E>(Qt, M, D, p.scale, [&](int r) {
+  if (key_lo < key_hi) prefetch_tile(key_lo, static_cast<int>(key_hi - key_lo < Bc ? key_hi - key_lo : Bc));
+  auto q_row = [&](int r) {
     return q + (item.row_begin + r % rows) * p.q_row_stride + (item.head_begin + r / rows) * p.q_head_stride;
-  });
+  };
+  const bool few = M <= kSmallRows;
+  const int dp = static_cast<int>(round_up(D, W));
+  if (few) {
+    for (int r = 0; r < M; ++r) load_row_padded<E>(Qt + r * dp, q_row(r), D, dp, p.scale);
+  } else {
+    pack_transposed<E>(Qt, M, D, p.scale, q_row);
+  }
 
   // 2. Stream the K/V tiles that any query can see.
   for (int64_t j0 = key_lo; j0 < key_hi; j0 += Bc) {
@@ -207,20 +348,63 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
     int ulo, uhi;
     key_union(lo, hi, 0, M, j0, n, &ulo, &uhi);
     if (ulo >= uhi) continue;
-    const int64_t first_key = j0 + ulo;
-    pack_rows<E>(Kt + static_cast<int64_t>(ulo) * D, [&](int r) { return k_at(first_key + r); }, uhi - ulo, D);
+    const int kld = few ? dp : D;
+    rows_of(k, p.k_row_stride, p.k_block_stride, j0 + ulo, uhi - ulo, k_rows);
+    rows_of(v, p.v_row_stride, p.v_block_stride, j0 + ulo, uhi - ulo, v_rows);
+    for (int r = 0; r < uhi - ulo; ++r)
+      load_row_padded<E>(Kt + static_cast<int64_t>(ulo + r) * kld, k_rows[r], D, kld, 1.0f);
     pack_panels<E>(
-        Vp + static_cast<int64_t>(ulo) * NR, [&](int r) { return v_at(first_key + r); }, uhi - ulo, Dv,
-        L.v_panel_stride);
+        Vp + static_cast<int64_t>(ulo) * NR, [&](int r) { return v_rows[r]; }, uhi - ulo, Dv, L.v_panel_stride);
+    const int next_n = static_cast<int>(key_hi - j0 - Bc < Bc ? key_hi - j0 - Bc : Bc);
+
+    if (few) {
+      // S[r][key] = q_r · k, then each row's online softmax and O += P V over the keys some row sees.
+      // The next tile's rows are prefetched a slice per chunk of keys, spread over this tile's dot products.
+      if (next_n > 0) {
+        rows_of(k, p.k_row_stride, p.k_block_stride, j0 + Bc, next_n, k_rows);
+        rows_of(v, p.v_row_stride, p.v_block_stride, j0 + Bc, next_n, v_rows);
+      }
+      for (int c = ulo; c < uhi; c += kPrefetchChunk) {
+        const int ce = uhi - c < kPrefetchChunk ? uhi : c + kPrefetchChunk;
+        if (next_n > 0) {
+          const int f0 = next_n * (c - ulo) / (uhi - ulo), f1 = next_n * (ce - ulo) / (uhi - ulo);
+          prefetch_rows([&](int64_t r) { return k_rows[r]; }, f0, f1, D * sizeof(T));
+          prefetch_rows([&](int64_t r) { return v_rows[r]; }, f0, f1, Dv * sizeof(T));
+        }
+        dot_scores_rows(M, Qt, Kt, dp, c, ce, St, Bc);
+      }
+      for (int r = 0; r < M; ++r) {
+        float* s = St + static_cast<int64_t>(r) * Bc;
+        const int a = static_cast<int>(lo[r] - j0 > ulo ? lo[r] - j0 : ulo);
+        const int b = static_cast<int>(hi[r] - j0 < uhi ? hi[r] - j0 : uhi);
+        if (a >= b) {
+          for (int j = ulo; j < uhi; ++j) s[j] = 0.f;
+          continue;
+        }
+        const float al = softmax_row(p, s, ulo, uhi, a, b, j0, pos[r], slope[r], m + r, l + r);
+        if (al != 1.f) scale_row(O + r * L.ldo, static_cast<int>(L.ldo), al);
+      }
+      for (int r0 = 0; r0 < M; r0 += MR) {
+        const int mr = M - r0 < MR ? M - r0 : MR;
+        for (int64_t c = 0; c < L.ldo; c += NR)
+          ukernel_rows(mr, uhi - ulo, St + static_cast<int64_t>(r0) * Bc + ulo, Bc, 1,
+                       Vp + (c / NR) * L.v_panel_stride + static_cast<int64_t>(ulo) * NR, O + r0 * L.ldo + c, L.ldo,
+                       true);
+      }
+      continue;
+    }
 
     // Sᵀ = K Qᵀ and the online softmax, one panel of NR queries at a time, while the next tile's K and V rows are
     // prefetched a slice per panel so their DRAM reads overlap this tile's arithmetic.
-    const int next_n = static_cast<int>(key_hi - j0 - Bc < Bc ? key_hi - j0 - Bc : Bc);
+    if (next_n > 0) {
+      rows_of(k, p.k_row_stride, p.k_block_stride, j0 + Bc, next_n, k_rows);
+      rows_of(v, p.v_row_stride, p.v_block_stride, j0 + Bc, next_n, v_rows);
+    }
     for (int qp = 0; qp < panels; ++qp) {
       if (next_n > 0) {
         const int f0 = next_n * qp / panels, f1 = next_n * (qp + 1) / panels;
-        prefetch_rows(k_at, j0 + Bc + f0, j0 + Bc + f1, D * sizeof(T));
-        prefetch_rows(v_at, j0 + Bc + f0, j0 + Bc + f1, Dv * sizeof(T));
+        prefetch_rows([&](int64_t r) { return k_rows[r]; }, f0, f1, D * sizeof(T));
+        prefetch_rows([&](int64_t r) { return v_rows[r]; }, f0, f1, Dv * sizeof(T));
       }
       const int q0 = qp * NR;
       int a, b;

@@ -87,12 +87,6 @@ inline void prefetch_rows(RowFn row, int64_t r0, int64_t r1, int bytes) {
   }
 }
 
-// Copies n rows (row r at row(r), `cols` elements each) to fp32, contiguous with leading dimension `cols`: the K tile.
-template <ElemType E, typename RowFn>
-inline void pack_rows(float* __restrict dst, RowFn row, int n, int cols) {
-  for (int r = 0; r < n; ++r) load_row<E>(dst + static_cast<int64_t>(r) * cols, row(r), cols, 1.0f);
-}
-
 // Packs n rows of `cols` elements into column panels: dst[p][r][j] = row(r)[p * NR + j], zero beyond cols.
 // This is V for O += P V, with panels over head_dim_v.
 template <ElemType E, typename RowFn>

@@ -155,6 +155,30 @@ inline void load_row(float* __restrict dst, const typename Elem<E>::T* __restric
   for (int i = 0; i < n; ++i) dst[i] = Elem<E>::load(src[i]) * scale;
 }
 
+// bf16 -> fp32 is a 16-bit shift: do it W lanes at a time (the scalar loop above does not vectorize).
+template <>
+inline void load_row<ElemType::kBFloat16>(float* __restrict dst, const uint16_t* __restrict src, int n, float scale) {
+  typedef uint16_t vh __attribute__((vector_size(W * 2)));
+  int i = 0;
+  for (; i + W <= n; i += W) {
+    vh h;
+    __builtin_memcpy(&h, src + i, sizeof(h));
+    const vu bits = __builtin_convertvector(h, vu) << 16;
+    vf f;
+    __builtin_memcpy(&f, &bits, sizeof(f));
+    vstore(dst + i, f * scale);
+  }
+  for (; i < n; ++i) dst[i] = bf16_to_f32(src[i]) * scale;
+}
+
+// dst[0, n) = scale * src[0, n), converting to fp32; dst[n, padded) = 0.
+template <ElemType E>
+inline void load_row_padded(float* __restrict dst, const typename Elem<E>::T* __restrict src, int n, int padded,
+                            float scale) {
+  load_row<E>(dst, src, n, scale);
+  for (int i = n; i < padded; ++i) dst[i] = 0.f;
+}
+
 template <ElemType E>
 inline void store_row(typename Elem<E>::T* dst, const float* src, int n, float scale) {
   for (int i = 0; i < n; ++i) dst[i] = Elem<E>::store(src[i] * scale);
