@@ -1,19 +1,29 @@
-"""Shared fixtures and the tolerance policy.
+"""Shared fixtures, the tolerance policy and the ISA helpers.
 
-Tolerance policy (flash-attn's): for fp16/bf16 inputs, the max abs error of our output against the fp32 reference
-must be at most twice the max abs error of the same computation done by PyTorch in that dtype, plus a small
-absolute floor for cases where PyTorch happens to be exact. fp32 outputs must match the fp32 reference closely.
+Tolerance policy (flash-attn's): fp32 outputs must match the fp32 reference to ``FP32_ATOL + FP32_RTOL * |ref|``.
+For fp16/bf16 inputs, the max abs error of our output against the fp32 reference must be at most twice the max abs
+error of the same computation done by PyTorch in that dtype (``attention_ref(..., upcast=False)``), plus a tiny
+absolute floor for cases where PyTorch happens to be exact (e.g. a window of one key, where out = v).
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
 
 import ascend_attn
 
-FP32_ATOL = 2e-5  # fp32 reordering of sums over up to ~1K keys, measured max ~3e-6
-LOWP_FLOOR = 1e-4  # below one bf16/fp16 ulp at the output magnitudes used here
+# Measured over this suite: fp32 max abs error 2.1e-6 (head_dim 512, 1025 keys); 10x margin.
+FP32_ATOL = 2e-5
+FP32_RTOL = 1e-5
+LOWP_FLOOR = 1e-5
+# lse is accumulated in fp32 from the same (widened) inputs as the reference: measured max error 2e-6 at |lse| ~ 10.
+LSE_ATOL = 5e-5
+LSE_RTOL = 1e-5
+
+ISA_ENV = "ASCEND_ATTN_CPU_ISA"
 
 
 @pytest.fixture(autouse=True)
@@ -26,30 +36,59 @@ def _describe(diff: torch.Tensor) -> str:
 
 
 def assert_out_close(out: torch.Tensor, ref_fp32: torch.Tensor, ref_lowp: torch.Tensor | None = None) -> None:
-    """Checks ``out`` (any dtype) against the fp32 reference, applying the tolerance policy."""
+    """Checks ``out`` against the fp32 reference; fp16/bf16 outputs also need ``ref_lowp`` (same-dtype PyTorch)."""
     assert out.shape == ref_fp32.shape, (out.shape, ref_fp32.shape)
-    assert torch.isfinite(out).all(), "output has NaN/inf"
+    if out.numel() == 0:
+        return
+    assert not torch.isnan(out).any(), "output has NaN"
     diff = (out.float() - ref_fp32.float()).abs()
     if out.dtype == torch.float32:
-        assert diff.max().item() <= FP32_ATOL, _describe(diff)
+        bound = FP32_ATOL + FP32_RTOL * ref_fp32.float().abs()
+        worst = (diff - bound).argmax()
+        assert (diff <= bound).all(), f"{_describe(diff)}; worst at flat index {worst.item()} (bound {FP32_ATOL:.0e})"
         return
-    assert ref_lowp is not None, "low-precision outputs need the same-dtype reference"
+    assert ref_lowp is not None, "fp16/bf16 outputs need the same-dtype reference"
+    assert ref_lowp.dtype == out.dtype, (ref_lowp.dtype, out.dtype)
     torch_err = (ref_lowp.float() - ref_fp32.float()).abs().max().item()
     bound = 2 * torch_err + LOWP_FLOOR
     assert diff.max().item() <= bound, f"{_describe(diff)}; bound {bound:.3e} (torch {out.dtype} error {torch_err:.3e})"
 
 
-def assert_lse_close(lse: torch.Tensor, ref: torch.Tensor, atol: float = 1e-4) -> None:
-    """-inf exactly where the reference is -inf (rows that see no key), close elsewhere."""
+def assert_lse_close(lse: torch.Tensor, ref: torch.Tensor, atol: float = LSE_ATOL) -> None:
+    """lse is fp32, -inf exactly where the reference is -inf (rows that see no key), and close elsewhere."""
     assert lse.dtype == torch.float32 and lse.shape == ref.shape, (lse.dtype, lse.shape, ref.shape)
+    assert not torch.isnan(lse).any(), "lse has NaN"
     empty = ref == float("-inf")
-    assert torch.equal(lse == float("-inf"), empty), "lse is -inf in different places than the reference"
+    assert torch.equal(lse == float("-inf"), empty), (
+        f"lse is -inf at {(lse == float('-inf')).sum().item()} places, the reference at {empty.sum().item()}"
+    )
     if (~empty).any():
         diff = (lse[~empty] - ref[~empty]).abs()
-        assert diff.max().item() <= atol, _describe(diff)
+        bound = atol + LSE_RTOL * ref[~empty].abs()
+        assert (diff <= bound).all(), _describe(diff)
+
+
+def detected_isa() -> str:
+    """The ISA the CPU kernels pick with no override (ignores an ASCEND_ATTN_CPU_ISA set for the whole run)."""
+    saved = os.environ.pop(ISA_ENV, None)
+    try:
+        return ascend_attn.cpu_isa()
+    finally:
+        if saved is not None:
+            os.environ[ISA_ENV] = saved
 
 
 def supported_isas() -> list[str]:
-    """ISAs this CPU can run: always portable, plus what the automatic choice reports."""
-    best = ascend_attn.cpu_isa()
+    """ISAs this CPU can run: portable always, avx2 below avx512."""
+    best = detected_isa()
     return ["portable"] + (["avx2"] if best in ("avx2", "avx512") else []) + (["avx512"] if best == "avx512" else [])
+
+
+@pytest.fixture(params=["portable", "avx2", "avx512"])
+def isa(request, monkeypatch) -> str:
+    """Runs the test once per ISA this CPU supports (the override is read on every op call)."""
+    if request.param not in supported_isas():
+        pytest.skip(f"this CPU lacks {request.param} (detected: {detected_isa()})")
+    monkeypatch.setenv(ISA_ENV, request.param)
+    assert ascend_attn.cpu_isa() == request.param
+    return request.param

@@ -7,12 +7,12 @@ import math
 import torch
 
 
-def visible_mask(seqlen_q: int, seqlen_k: int, causal: bool, window_size=(-1, -1)) -> torch.Tensor:
-    """Bool ``[seqlen_q, seqlen_k]``: key j visible to query i, bottom-right aligned."""
+def visible_mask(seqlen_q: int, seqlen_k: int, causal: bool = False, window_size=(-1, -1)) -> torch.Tensor:
+    """Bool ``[seqlen_q, seqlen_k]``: key j visible to query i, positions aligned bottom-right."""
     left, right = window_size
     if causal:
-        right = 0
-    pos = torch.arange(seqlen_q)[:, None] + seqlen_k - seqlen_q
+        right = 0  # causal is the window (left, 0)
+    pos = torch.arange(seqlen_q)[:, None] + seqlen_k - seqlen_q  # absolute position of query i
     j = torch.arange(seqlen_k)[None, :]
     mask = torch.ones(seqlen_q, seqlen_k, dtype=torch.bool)
     if left >= 0:
@@ -22,47 +22,59 @@ def visible_mask(seqlen_q: int, seqlen_k: int, causal: bool, window_size=(-1, -1
     return mask
 
 
+def alibi_bias(alibi_slopes: torch.Tensor, seqlen_q: int, seqlen_k: int) -> torch.Tensor:
+    """fp32 ``[1 or batch, heads, seqlen_q, seqlen_k]``: ``-slope * |i + seqlen_k - seqlen_q - j|``."""
+    pos = torch.arange(seqlen_q)[:, None] + seqlen_k - seqlen_q
+    dist = (pos - torch.arange(seqlen_k)[None, :]).abs().float()
+    slopes = alibi_slopes.float()
+    slopes = slopes[None] if slopes.dim() == 1 else slopes  # [heads] -> [1, heads]
+    return -slopes[:, :, None, None] * dist
+
+
 def attention_ref(
     q, k, v, softmax_scale=None, causal=False, window_size=(-1, -1), softcap=0.0, alibi_slopes=None, upcast=True
 ):
     """Attention on BSND tensors: q ``[b, sq, h, d]``, k ``[b, sk, hk, d]``, v ``[b, sk, hk, dv]``.
 
-    Returns ``(out [b, sq, h, dv], lse fp32 [b, h, sq])``. With ``upcast=False`` the arithmetic runs in the input
-    dtype (the "same-dtype PyTorch computation" of the tolerance policy); the lse is then still returned in fp32.
+    Returns ``(out [b, sq, h, dv] in q's dtype, lse fp32 [b, h, sq])``. ``upcast=True`` computes in fp32;
+    ``upcast=False`` computes in the input dtype (the "same-dtype PyTorch computation" of the tolerance policy;
+    its lse is still returned as fp32). A row with no visible key gives 0 and lse -inf.
     """
     dtype = q.dtype
     if upcast:
         q, k, v = q.float(), k.float(), v.float()
-    _, seqlen_q, heads, head_dim = q.shape
+    seqlen_q, heads, head_dim = q.shape[1:]
     seqlen_k, kv_heads = k.shape[1], k.shape[2]
-    k = k.repeat_interleave(heads // kv_heads, dim=2)
+    k = k.repeat_interleave(heads // kv_heads, dim=2)  # q head h reads kv head h // group
     v = v.repeat_interleave(heads // kv_heads, dim=2)
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(head_dim)
     scores = torch.einsum("bqhd,bkhd->bhqk", q * scale, k)
     if softcap > 0:
         scores = softcap * torch.tanh(scores / softcap)
     if alibi_slopes is not None:
-        pos = torch.arange(seqlen_q)[:, None] + seqlen_k - seqlen_q
-        dist = (pos - torch.arange(seqlen_k)[None, :]).abs().to(scores.dtype)
-        slopes = alibi_slopes.to(scores.dtype).reshape(-1, heads, 1, 1)
-        scores = scores - slopes * dist
-    scores = scores.masked_fill(~visible_mask(seqlen_q, seqlen_k, causal, window_size), float("-inf"))
+        # Rounded once to the compute dtype, so upcast=False stays in the input dtype.
+        scores = scores + alibi_bias(alibi_slopes, seqlen_q, seqlen_k).to(scores.dtype)
+    mask = visible_mask(seqlen_q, seqlen_k, causal, window_size)
+    scores = scores.masked_fill(~mask, float("-inf"))
     lse = torch.logsumexp(scores.float(), dim=-1)
-    probs = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # rows with no visible key: all -inf -> 0
+    # softmax of an all -inf row is NaN; such rows output 0.
+    probs = torch.softmax(scores, dim=-1).masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
     out = torch.einsum("bhqk,bkhd->bqhd", probs, v)
     return out.to(dtype), lse
 
 
 def attention_varlen_ref(q, k, v, cu_seqlens_q, cu_seqlens_k, alibi_slopes=None, upcast=True, **options):
-    """Packed TND reference: loops over sequences; returns ``(out [total_q, h, dv], lse fp32 [h, total_q])``."""
+    """Packed TND reference, one :func:`attention_ref` call per sequence.
+
+    q ``[total_q, h, d]``, k ``[total_k, hk, d]``, v ``[total_k, hk, dv]``, cu_seqlens int32 ``[batch + 1]``;
+    alibi_slopes ``[h]`` or ``[batch, h]`` (sequence b uses row b). Returns ``(out [total_q, h, dv],
+    lse fp32 [h, total_q])``.
+    """
     outs, lses = [], []
-    batch = cu_seqlens_q.numel() - 1
-    for b in range(batch):
+    for b in range(cu_seqlens_q.numel() - 1):
         q0, q1 = int(cu_seqlens_q[b]), int(cu_seqlens_q[b + 1])
         k0, k1 = int(cu_seqlens_k[b]), int(cu_seqlens_k[b + 1])
-        slopes = alibi_slopes
-        if slopes is not None and slopes.dim() == 2:
-            slopes = slopes[b]
+        slopes = alibi_slopes[b] if alibi_slopes is not None and alibi_slopes.dim() == 2 else alibi_slopes
         out, lse = attention_ref(
             q[None, q0:q1], k[None, k0:k1], v[None, k0:k1], alibi_slopes=slopes, upcast=upcast, **options
         )
