@@ -1,4 +1,4 @@
-"""Builds ascend_attn._C: schemas, CPU kernels (and, later, the simulator and NPU glue).
+"""Builds ascend_attn._C (schemas, CPU kernels) and ascend_attn._sim (the Ascend C kernels in the simulator).
 
 Environment knobs:
   ASCEND_ATTN_DEBUG=1   -O0 -g build
@@ -14,11 +14,13 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 DEBUG = os.environ.get("ASCEND_ATTN_DEBUG", "0") == "1"
 
 
-def sources():
-    found = ["csrc/ops.cpp"]
-    for sub in ("common", "cpu"):
+def sources(*subdirs, kernel_host=True):
+    """C++ sources of csrc/<subdir>; kernel_host=False leaves out the Ascend C host flows (*_launch.cpp), which
+    need a definition of op_kernel/launch.h (simulator or NPU)."""
+    found = []
+    for sub in subdirs:
         found += sorted(glob.glob(f"csrc/{sub}/*.cpp"))
-    return found
+    return [f for f in found if kernel_host or not f.endswith("_launch.cpp")]
 
 
 cxx_flags = ["-std=c++17", "-fopenmp", "-ffp-contract=fast", "-Wall", "-Wno-unknown-pragmas"]
@@ -32,11 +34,18 @@ setup(
     ext_modules=[
         CppExtension(
             "ascend_attn._C",
-            sources(),
+            ["csrc/ops.cpp"] + sources("common", "cpu", kernel_host=False),
             include_dirs=[os.path.join(ROOT, "csrc")],
             extra_compile_args={"cxx": cxx_flags},
             extra_link_args=["-fopenmp"],
-        )
+        ),
+        # The Ascend C kernels (op_kernel/) compiled against the simulator's headers (csrc/sim/).
+        CppExtension(
+            "ascend_attn._sim",
+            sources("common", "tiling", "sim"),
+            include_dirs=[os.path.join(ROOT, "csrc"), os.path.join(ROOT, "csrc", "sim")],
+            extra_compile_args={"cxx": cxx_flags},
+        ),
     ],
     cmdclass={"build_ext": BuildExtension},
     python_requires=">=3.10",

@@ -118,3 +118,14 @@ def paged_attention_ref(
         outs.append(out[0])
         lses.append(lse[0])
     return torch.cat(outs), torch.cat(lses, dim=1)
+
+
+def make_varlen(q_lens, k_lens, heads, kv_heads, head_dim, head_dim_v, dtype):
+    """Random packed TND q ``[sum(q_lens), heads, head_dim]``, k/v ``[sum(k_lens), kv_heads, head_dim(_v)]`` and
+    their int32 cu_seqlens."""
+    cu_q = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()], dtype=torch.int32)
+    cu_k = torch.tensor([0, *torch.tensor(k_lens).cumsum(0).tolist()], dtype=torch.int32)
+    q = torch.randn(int(cu_q[-1]), heads, head_dim, dtype=dtype)
+    k = torch.randn(int(cu_k[-1]), kv_heads, head_dim, dtype=dtype)
+    v = torch.randn(int(cu_k[-1]), kv_heads, head_dim_v, dtype=dtype)
+    return q, k, v, cu_q, cu_k

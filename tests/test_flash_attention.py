@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import assert_lse_close, assert_out_close
-from reference import attention_ref, attention_varlen_ref
+from reference import attention_ref, attention_varlen_ref, make_varlen
 
 import ascend_attn
 
@@ -127,15 +127,6 @@ VARLEN_CASES = [
     ([0, 0, 7], [4, 0, 7], 2, 1, 40, 40, {}),
     ([17, 1025], [17, 1025], 2, 2, 128, 128, {"alibi": "head"}),
 ]
-
-
-def make_varlen(q_lens, k_lens, heads, kv_heads, head_dim, head_dim_v, dtype):
-    cu_q = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()], dtype=torch.int32)
-    cu_k = torch.tensor([0, *torch.tensor(k_lens).cumsum(0).tolist()], dtype=torch.int32)
-    q = torch.randn(int(cu_q[-1]), heads, head_dim, dtype=dtype)
-    k = torch.randn(int(cu_k[-1]), kv_heads, head_dim, dtype=dtype)
-    v = torch.randn(int(cu_k[-1]), kv_heads, head_dim_v, dtype=dtype)
-    return q, k, v, cu_q, cu_k
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=_ids(DTYPES))

@@ -1,0 +1,72 @@
+#include "flash_attention_launch.h"
+
+#include <stdexcept>
+
+#include "../../op_kernel/launch.h"
+#include "../tiling/flash_attention_tiling.h"
+
+namespace ascend_attn {
+
+namespace {
+uint8_t* bytes_of(const at::Tensor& t) { return static_cast<uint8_t*>(t.data_ptr()); }
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, uint32_t> flash_attention_varlen_launch(const AttentionArgs& a,
+                                                                           const KernelDevice& device) {
+  // 1. Validate what the Ascend C kernel adds to the op contract.
+  TORCH_CHECK(a.varlen, "the Ascend C flash_attention kernel takes packed varlen (TND) input");
+  TORCH_CHECK(a.q.scalar_type() == at::kHalf || a.q.scalar_type() == at::kBFloat16,
+              "q: the Ascend C flash_attention kernel takes float16 or bfloat16, got ", a.q.scalar_type());
+  TORCH_CHECK(!a.alibi_slopes.has_value(), "alibi_slopes: not supported by the Ascend C flash_attention kernel");
+  const at::Tensor q = a.q.contiguous(), k = a.k.contiguous(), v = a.v.contiguous();
+  const at::Tensor cu_q = a.cu_seqlens_q.to(at::kCPU), cu_k = a.cu_seqlens_k.to(at::kCPU);
+
+  // 2. Tiling.
+  FlashAttentionProblem p;
+  p.dtype = q.scalar_type() == at::kBFloat16 ? kFlashBf16 : kFlashFp16;
+  p.batch = uint32_t(a.batch), p.num_heads = uint32_t(a.heads), p.num_kv_heads = uint32_t(a.kv_heads);
+  p.head_dim = uint32_t(a.head_dim), p.head_dim_v = uint32_t(a.head_dim_v);
+  p.scale = float(a.scale), p.softcap = float(a.softcap);
+  p.window_left = int32_t(a.window_left), p.window_right = int32_t(a.window_right);
+  p.return_lse = a.return_lse;
+  p.cu_seqlens_q = cu_q.data_ptr<int32_t>(), p.cu_seqlens_k = cu_k.data_ptr<int32_t>();
+  FlashAttentionPlan plan;
+  try {
+    plan = plan_flash_attention(p, device.core_num, device.sys_workspace_bytes);
+  } catch (const std::invalid_argument& e) {
+    TORCH_CHECK(false, e.what());
+  }
+
+  const int64_t total_q = q.size(0);
+  at::Tensor out = at::empty({total_q, a.heads, a.head_dim_v}, q.options());
+  at::Tensor lse = at::empty({a.return_lse ? a.heads : 0, total_q}, q.options().dtype(at::kFloat));
+  if (plan.block_dim == 0) {  // no query rows
+    return {out, lse, 0};
+  }
+
+  // 3. Workspace and the tiling in device memory.
+  at::Tensor workspace = at::empty({int64_t(plan.workspace_bytes)}, q.options().dtype(at::kByte));
+  at::Tensor tiling = at::from_blob(&plan.tiling, {int64_t(sizeof(FlashAttentionTiling))}, at::kByte)
+                          .to(q.device(), /*non_blocking=*/false, /*copy=*/true);
+  const at::Tensor cu_q_dev = a.cu_seqlens_q, cu_k_dev = a.cu_seqlens_k;
+
+  // 4. Launch.
+  const uint32_t block_dim = plan.block_dim;
+  device.enqueue([=]() {
+    launch_note_buffer(q.data_ptr(), q.nbytes(), "q");
+    launch_note_buffer(k.data_ptr(), k.nbytes(), "k");
+    launch_note_buffer(v.data_ptr(), v.nbytes(), "v");
+    launch_note_buffer(cu_q_dev.data_ptr(), cu_q_dev.nbytes(), "cu_seqlens_q");
+    launch_note_buffer(cu_k_dev.data_ptr(), cu_k_dev.nbytes(), "cu_seqlens_k");
+    launch_note_buffer(out.data_ptr(), out.nbytes(), "out");
+    if (lse.numel()) launch_note_buffer(lse.data_ptr(), lse.nbytes(), "lse");
+    launch_note_buffer(workspace.data_ptr(), workspace.nbytes(), "workspace");
+    launch_note_buffer(tiling.data_ptr(), tiling.nbytes(), "tiling");
+    launch_flash_attention(block_dim, device.stream, bytes_of(q), bytes_of(k), bytes_of(v), bytes_of(cu_q_dev),
+                           bytes_of(cu_k_dev), bytes_of(out), lse.numel() ? bytes_of(lse) : nullptr,
+                           bytes_of(workspace), bytes_of(tiling));
+  });
+  return {out, lse, block_dim};
+}
+
+}  // namespace ascend_attn

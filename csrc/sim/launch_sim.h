@@ -1,0 +1,25 @@
+// Simulator-side controls around op_kernel/launch.h: dry runs and the counters of the last launch on this thread.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace ascend_sim {
+
+// System (library) workspace the simulator reserves in front of the user workspace.
+constexpr uint64_t kSimSysWorkspaceBytes = 512;
+
+struct CoreStats {
+  uint64_t gm_read_bytes = 0, gm_write_bytes = 0, cube_macs = 0, vector_elems = 0, vector_cycles = 0;
+};
+
+struct LaunchStats {
+  uint32_t block_dim = 0;
+  std::vector<CoreStats> per_core;
+};
+
+// While set, launches on this thread count traffic and work but skip the arithmetic (for modelling large shapes).
+void set_dry_run(bool on);
+// Counters of the last launch made on this thread.
+const LaunchStats& last_launch_stats();
+
+}  // namespace ascend_sim

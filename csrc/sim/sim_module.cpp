@@ -1,0 +1,119 @@
+// ascend_attn._sim: the Ascend C kernels run in the simulator, plus the host tiling for tests. Reached from Python
+// through ascend_attn.sim (not through the dispatcher: the simulator is a verification executor).
+#include <torch/extension.h>
+
+#include <optional>
+#include <stdexcept>
+#include <vector>
+
+#include "../common/attention_args.h"
+#include "../common/flash_attention_launch.h"
+#include "../tiling/flash_attention_tiling.h"
+#include "launch_sim.h"
+#include "sim_runtime.h"
+
+namespace py = pybind11;
+
+namespace {
+
+template <typename F>
+auto torch_errors_as_python(F f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const c10::Error& e) {
+    throw std::invalid_argument(e.what_without_backtrace());
+  }
+}
+
+py::dict stats_dict(const ascend_sim::LaunchStats& s) {
+  py::list per_core;
+  std::vector<ascend_sim::CoreCounters> counters(s.per_core.size());
+  for (size_t c = 0; c < s.per_core.size(); ++c) {
+    const auto& x = s.per_core[c];
+    py::dict d;
+    d["gm_read_bytes"] = x.gm_read_bytes;
+    d["gm_write_bytes"] = x.gm_write_bytes;
+    d["cube_macs"] = x.cube_macs;
+    d["vector_elems"] = x.vector_elems;
+    per_core.append(d);
+    counters[c].gm_read_bytes = x.gm_read_bytes, counters[c].gm_write_bytes = x.gm_write_bytes;
+    counters[c].cube_macs = x.cube_macs, counters[c].vector_cycles = x.vector_cycles;
+  }
+  const ascend_sim::ModelledTime m = ascend_sim::model_time(counters, s.block_dim);
+  py::dict d;
+  d["block_dim"] = s.block_dim;
+  d["per_core"] = per_core;
+  d["modelled_us"] = s.block_dim ? m.us : 0.0;
+  d["modelled_core_us"] = m.core_us;
+  d["modelled_bound"] = m.bound;
+  return d;
+}
+
+py::tuple flash_attention_varlen(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                 const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k, int64_t max_seqlen_q,
+                                 int64_t max_seqlen_k, std::optional<double> softmax_scale, bool causal,
+                                 std::vector<int64_t> window_size, double softcap, bool return_lse, int64_t num_cores,
+                                 bool dry_run) {
+  return torch_errors_as_python([&] {
+    TORCH_CHECK(q.device().is_cpu(), "q: the simulator runs on CPU tensors, got ", q.device());
+    TORCH_CHECK(num_cores >= 1, "num_cores must be >= 1, got ", num_cores);
+    const ascend_attn::AttentionArgs a = ascend_attn::check_flash_attention_varlen_args(
+        q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale, causal, window_size, softcap,
+        std::nullopt, return_lse);
+    ascend_attn::KernelDevice device;
+    device.core_num = uint32_t(num_cores);
+    device.sys_workspace_bytes = ascend_sim::kSimSysWorkspaceBytes;
+    device.enqueue = [](const std::function<void()>& launch) { launch(); };
+    ascend_sim::set_dry_run(dry_run);
+    at::Tensor out, lse;
+    uint32_t block_dim = 0;
+    try {
+      std::tie(out, lse, block_dim) = ascend_attn::flash_attention_varlen_launch(a, device);
+    } catch (...) {
+      ascend_sim::set_dry_run(false);
+      throw;
+    }
+    ascend_sim::set_dry_run(false);
+    ascend_sim::LaunchStats none;
+    return py::make_tuple(out, lse, stats_dict(block_dim ? ascend_sim::last_launch_stats() : none));
+  });
+}
+
+py::dict flash_attention_plan(int64_t dtype, int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t head_dim_v,
+                              std::vector<int32_t> cu_seqlens_q, std::vector<int32_t> cu_seqlens_k,
+                              int64_t window_left, int64_t window_right, double softcap, int64_t num_cores) {
+  ascend_attn::FlashAttentionProblem p;
+  p.dtype = uint32_t(dtype);
+  p.batch = uint32_t(cu_seqlens_q.size() - 1);
+  p.num_heads = uint32_t(heads), p.num_kv_heads = uint32_t(kv_heads);
+  p.head_dim = uint32_t(head_dim), p.head_dim_v = uint32_t(head_dim_v);
+  p.window_left = int32_t(window_left), p.window_right = int32_t(window_right);
+  p.softcap = float(softcap);
+  p.cu_seqlens_q = cu_seqlens_q.data(), p.cu_seqlens_k = cu_seqlens_k.data();
+  const ascend_attn::FlashAttentionPlan plan =
+      ascend_attn::plan_flash_attention(p, uint32_t(num_cores), ascend_sim::kSimSysWorkspaceBytes);
+  const FlashAttentionTiling& t = plan.tiling;
+  py::dict d;
+  d["block_dim"] = plan.block_dim;
+  d["workspace_bytes"] = plan.workspace_bytes;
+  d["task_weights"] = plan.task_weights;
+  d["core_task_begin"] = std::vector<uint32_t>(t.core_task_begin, t.core_task_begin + t.used_cores + 1);
+  d["block_cols"] = t.block_cols;
+  d["chunk_rows"] = t.chunk_rows;
+  d["ws_per_aiv"] = t.ws_per_aiv;
+  d["ub_bytes"] = FlashUbLayout(t.block_cols, t.head_dim_v, t.chunk_rows, 2, t.softcap > 0).total();
+  d["ub_budget"] = kFlashUbBudget;
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_sim, m) {
+  m.doc() = "Ascend C kernels in the CPU simulator (see ascend_attn.sim)";
+  m.def("flash_attention_varlen", &flash_attention_varlen);
+  m.def("flash_attention_plan", &flash_attention_plan);
+  m.def("partition_contiguous", &ascend_attn::partition_contiguous);
+  m.attr("model_launch_overhead_us") = ascend_sim::kModelLaunchOverheadUs;
+  m.attr("model_cube_tflops_per_core") = 2 * ascend_sim::kModelCubeMacsPerCycle * ascend_sim::kModelClockHz / 1e12;
+  m.attr("model_gm_bytes_per_second") = ascend_sim::kModelGmBytesPerSecond;
+}

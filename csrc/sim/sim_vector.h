@@ -1,0 +1,418 @@
+// Vector instructions on UB: level-2 (count) forms and level-0 (mask, repeat, block/repeat strides) forms.
+// Arithmetic is done in fp32 and stored with the operand type (fp16/bf16 rounded to nearest even).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "sim_memory.h"
+
+namespace AscendC {
+
+struct BinaryRepeatParams {
+  uint8_t dstBlkStride = 1, src0BlkStride = 1, src1BlkStride = 1;
+  uint8_t dstRepStride = 8, src0RepStride = 8, src1RepStride = 8;
+  BinaryRepeatParams() = default;
+  BinaryRepeatParams(uint8_t db, uint8_t s0b, uint8_t s1b, uint8_t dr, uint8_t s0r, uint8_t s1r)
+      : dstBlkStride(db), src0BlkStride(s0b), src1BlkStride(s1b), dstRepStride(dr), src0RepStride(s0r),
+        src1RepStride(s1r) {}
+};
+
+struct UnaryRepeatParams {
+  uint16_t dstBlkStride = 1, srcBlkStride = 1;
+  uint8_t dstRepStride = 8, srcRepStride = 8;
+  UnaryRepeatParams() = default;
+  UnaryRepeatParams(uint16_t db, uint16_t sb, uint8_t dr, uint8_t sr)
+      : dstBlkStride(db), srcBlkStride(sb), dstRepStride(dr), srcRepStride(sr) {}
+};
+
+struct BrcbRepeatParams {
+  uint16_t dstBlkStride = 1, dstRepStride = 8;
+  BrcbRepeatParams() = default;
+  BrcbRepeatParams(uint16_t db, uint16_t dr) : dstBlkStride(db), dstRepStride(dr) {}
+};
+
+enum class RoundMode { CAST_NONE, CAST_RINT, CAST_FLOOR, CAST_CEIL, CAST_ROUND, CAST_TRUNC, CAST_ODD };
+
+namespace detail {
+
+inline void count_vector(uint64_t elems, uint64_t cycles) {
+  auto& c = *ascend_sim::ctx().counters;
+  c.vector_elems += elems;
+  c.vector_cycles += cycles;
+}
+
+template <typename T>
+void check_operand(const LocalTensor<T>& t, uint64_t elems, const Loc& loc, const char* what) {
+  ascend_sim::check(t.valid() && t.memory() == ascend_sim::Memory::kUb, loc,
+                    [&] { return std::string("vector ") + what + " is not a UB tensor"; });
+  t.check_aligned(loc, what);
+  t.check_elems(elems, loc);
+}
+
+template <typename T>
+void check_count(int32_t count, const Loc& loc) {
+  ascend_sim::check(count >= 0, loc, [&] { return "vector count " + std::to_string(count) + " is negative"; });
+}
+
+template <typename T>
+uint64_t level2_cycles(int32_t count) {
+  return (uint64_t(count) * sizeof(T) + ascend_sim::kRepeatBytes - 1) / ascend_sim::kRepeatBytes;
+}
+
+// Elementwise level-2 over `count` elements: dst[i] = f(i).
+template <typename T, typename F>
+void level2(const LocalTensor<T>& dst, int32_t count, const Loc& loc, F f) {
+  check_count<T>(count, loc);
+  check_operand(dst, count, loc, "destination");
+  count_vector(count, level2_cycles<T>(count));
+  if (ascend_sim::dry_run()) return;
+  T* d = dst.data();
+  for (int32_t i = 0; i < count; ++i) d[i] = ascend_sim::from_f32<T>(f(i));
+}
+
+// Lanes enabled by a level-0 mask: continuous (first n elements) or a 2 x 64-bit bitmask.
+template <typename T>
+struct Mask {
+  static constexpr uint32_t kLanes = ascend_sim::kRepeatBytes / sizeof(T);
+  bool on[kLanes > 128 ? 128 : kLanes] = {};
+  uint32_t active = 0, last = 0;  // number of enabled lanes, 1 + highest enabled lane
+  Mask(uint64_t continuous, const Loc& loc) {
+    ascend_sim::check(continuous >= 1 && continuous <= kLanes, loc, [&] {
+      return "continuous mask " + std::to_string(continuous) + " outside 1.." + std::to_string(kLanes);
+    });
+    for (uint32_t i = 0; i < continuous; ++i) on[i] = true;
+    active = last = uint32_t(continuous);
+  }
+  Mask(const uint64_t bits[2], const Loc& loc) {
+    ascend_sim::check(kLanes > 64 || bits[1] == 0, loc,
+                      [] { return "bitwise mask[1] must be 0 for 32-bit types (64 lanes)"; });
+    for (uint32_t i = 0; i < kLanes; ++i) {
+      if ((bits[i / 64] >> (i % 64)) & 1) on[i] = true, ++active, last = i + 1;
+    }
+    ascend_sim::check(active > 0, loc, [] { return "bitwise mask enables no lane"; });
+  }
+};
+
+inline void check_repeat(int32_t repeat, const Loc& loc) {
+  ascend_sim::check(repeat >= 0 && uint32_t(repeat) <= ascend_sim::kMaxRepeat, loc,
+                    [&] { return "repeatTime " + std::to_string(repeat) + " outside 0..255"; });
+}
+
+// Element offset of lane `lane` of repeat r for an operand with the given block/repeat strides (in 32-byte blocks).
+template <typename T>
+inline uint64_t lane_offset(uint32_t r, uint32_t lane, uint32_t blk_stride, uint32_t rep_stride) {
+  constexpr uint32_t per_block = ascend_sim::kBlockBytes / sizeof(T);
+  return (uint64_t(r) * rep_stride + uint64_t(lane / per_block) * blk_stride) * per_block + lane % per_block;
+}
+
+template <typename T>
+void check_level0_operand(const LocalTensor<T>& t, const Mask<T>& m, int32_t repeat, uint32_t blk, uint32_t rep,
+                          const Loc& loc, const char* what) {
+  if (repeat == 0) return;
+  check_operand(t, lane_offset<T>(repeat - 1, m.last - 1, blk, rep) + 1, loc, what);
+  check_operand(t, lane_offset<T>(0, m.last - 1, blk, rep) + 1, loc, what);
+}
+
+// Level-0 elementwise: for every repeat and enabled lane, dst = f(src0, src1) at their strided addresses.
+template <typename T, typename F>
+void level0_binary(const LocalTensor<T>& dst, const LocalTensor<T>& a, const LocalTensor<T>& b, const Mask<T>& m,
+                   int32_t repeat, const BinaryRepeatParams& p, const Loc& loc, F f) {
+  check_repeat(repeat, loc);
+  ascend_sim::check(p.dstBlkStride != 0, loc, [] { return "dstBlkStride must not be 0"; });
+  check_level0_operand(dst, m, repeat, p.dstBlkStride, p.dstRepStride, loc, "destination");
+  check_level0_operand(a, m, repeat, p.src0BlkStride, p.src0RepStride, loc, "source 0");
+  check_level0_operand(b, m, repeat, p.src1BlkStride, p.src1RepStride, loc, "source 1");
+  count_vector(uint64_t(m.active) * repeat, repeat);
+  if (ascend_sim::dry_run()) return;
+  for (int32_t r = 0; r < repeat; ++r) {
+    for (uint32_t lane = 0; lane < m.last; ++lane) {
+      if (!m.on[lane]) continue;
+      const float x = ascend_sim::to_f32(a.data()[lane_offset<T>(r, lane, p.src0BlkStride, p.src0RepStride)]);
+      const float y = ascend_sim::to_f32(b.data()[lane_offset<T>(r, lane, p.src1BlkStride, p.src1RepStride)]);
+      dst.data()[lane_offset<T>(r, lane, p.dstBlkStride, p.dstRepStride)] = ascend_sim::from_f32<T>(f(x, y));
+    }
+  }
+}
+
+template <typename T, typename F>
+void level0_unary(const LocalTensor<T>& dst, const LocalTensor<T>& src, const Mask<T>& m, int32_t repeat,
+                  const UnaryRepeatParams& p, const Loc& loc, F f) {
+  check_repeat(repeat, loc);
+  ascend_sim::check(p.dstBlkStride != 0, loc, [] { return "dstBlkStride must not be 0"; });
+  check_level0_operand(dst, m, repeat, p.dstBlkStride, p.dstRepStride, loc, "destination");
+  check_level0_operand(src, m, repeat, p.srcBlkStride, p.srcRepStride, loc, "source");
+  count_vector(uint64_t(m.active) * repeat, repeat);
+  if (ascend_sim::dry_run()) return;
+  for (int32_t r = 0; r < repeat; ++r) {
+    for (uint32_t lane = 0; lane < m.last; ++lane) {
+      if (!m.on[lane]) continue;
+      const float x = ascend_sim::to_f32(src.data()[lane_offset<T>(r, lane, p.srcBlkStride, p.srcRepStride)]);
+      dst.data()[lane_offset<T>(r, lane, p.dstBlkStride, p.dstRepStride)] = ascend_sim::from_f32<T>(f(x));
+    }
+  }
+}
+
+}  // namespace detail
+
+// ---- level 2 ----
+
+template <typename T>
+void Duplicate(const LocalTensor<T>& dst, const T& scalar, int32_t count, Loc loc = {}) {
+  const float v = ascend_sim::to_f32(scalar);
+  detail::level2(dst, count, loc, [&](int32_t) { return v; });
+}
+
+#define ASCEND_SIM_SCALAR_OP(NAME, EXPR)                                                              \
+  template <typename T>                                                                               \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, const T& scalar, int32_t count,     \
+            Loc loc = {}) {                                                                           \
+    detail::check_operand(src, count, loc, "source");                                                 \
+    const float s = ascend_sim::to_f32(scalar);                                                       \
+    const T* x = src.data();                                                                          \
+    detail::level2(dst, count, loc, [&](int32_t i) { float a = ascend_sim::to_f32(x[i]); return EXPR; }); \
+  }
+ASCEND_SIM_SCALAR_OP(Adds, a + s)
+ASCEND_SIM_SCALAR_OP(Muls, a * s)
+ASCEND_SIM_SCALAR_OP(Maxs, std::max(a, s))
+ASCEND_SIM_SCALAR_OP(Mins, std::min(a, s))
+#undef ASCEND_SIM_SCALAR_OP
+
+#define ASCEND_SIM_BINARY_OP(NAME, EXPR)                                                                     \
+  template <typename T>                                                                                      \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, int32_t count, \
+            Loc loc = {}) {                                                                                  \
+    detail::check_operand(src0, count, loc, "source 0");                                                     \
+    detail::check_operand(src1, count, loc, "source 1");                                                     \
+    const T *x = src0.data(), *y = src1.data();                                                              \
+    detail::level2(dst, count, loc, [&](int32_t i) {                                                         \
+      float a = ascend_sim::to_f32(x[i]), b = ascend_sim::to_f32(y[i]);                                      \
+      return EXPR;                                                                                           \
+    });                                                                                                      \
+  }                                                                                                          \
+  template <typename T, bool isSetMask = true>                                                               \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, uint64_t mask, \
+            int32_t repeatTime, const BinaryRepeatParams& params, Loc loc = {}) {                            \
+    detail::level0_binary(dst, src0, src1, detail::Mask<T>(mask, loc), repeatTime, params, loc,              \
+                          [](float a, float b) { return EXPR; });                                            \
+  }                                                                                                          \
+  template <typename T, bool isSetMask = true>                                                               \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1,               \
+            const uint64_t mask[2], int32_t repeatTime, const BinaryRepeatParams& params, Loc loc = {}) {    \
+    detail::level0_binary(dst, src0, src1, detail::Mask<T>(mask, loc), repeatTime, params, loc,              \
+                          [](float a, float b) { return EXPR; });                                            \
+  }
+ASCEND_SIM_BINARY_OP(Add, a + b)
+ASCEND_SIM_BINARY_OP(Sub, a - b)
+ASCEND_SIM_BINARY_OP(Mul, a* b)
+ASCEND_SIM_BINARY_OP(Div, a / b)
+ASCEND_SIM_BINARY_OP(Max, std::max(a, b))
+ASCEND_SIM_BINARY_OP(Min, std::min(a, b))
+#undef ASCEND_SIM_BINARY_OP
+
+#define ASCEND_SIM_UNARY_OP(NAME, EXPR)                                                                      \
+  template <typename T>                                                                                      \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, int32_t count, Loc loc = {}) {            \
+    detail::check_operand(src, count, loc, "source");                                                        \
+    const T* x = src.data();                                                                                 \
+    detail::level2(dst, count, loc, [&](int32_t i) { float a = ascend_sim::to_f32(x[i]); return EXPR; });   \
+  }                                                                                                          \
+  template <typename T, bool isSetMask = true>                                                               \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, uint64_t mask, int32_t repeatTime,        \
+            const UnaryRepeatParams& params, Loc loc = {}) {                                                 \
+    detail::level0_unary(dst, src, detail::Mask<T>(mask, loc), repeatTime, params, loc,                      \
+                         [](float a) { return EXPR; });                                                      \
+  }
+ASCEND_SIM_UNARY_OP(Exp, std::exp(a))
+ASCEND_SIM_UNARY_OP(Ln, std::log(a))
+ASCEND_SIM_UNARY_OP(Abs, std::fabs(a))
+ASCEND_SIM_UNARY_OP(Reciprocal, 1.0f / a)
+#undef ASCEND_SIM_UNARY_OP
+
+// Level-0 Duplicate: fills the enabled lanes of every repeat.
+template <typename T, bool isSetMask = true>
+void Duplicate(const LocalTensor<T>& dst, const T& scalar, const uint64_t mask[2], int32_t repeatTime,
+               uint16_t dstBlockStride, uint8_t dstRepeatStride, Loc loc = {}) {
+  const float v = ascend_sim::to_f32(scalar);
+  const UnaryRepeatParams p(dstBlockStride, dstBlockStride, dstRepeatStride, dstRepeatStride);
+  detail::level0_unary(dst, dst, detail::Mask<T>(mask, loc), repeatTime, p, loc, [v](float) { return v; });
+}
+template <typename T, bool isSetMask = true>
+void Duplicate(const LocalTensor<T>& dst, const T& scalar, uint64_t mask, int32_t repeatTime, uint16_t dstBlockStride,
+               uint8_t dstRepeatStride, Loc loc = {}) {
+  const float v = ascend_sim::to_f32(scalar);
+  const UnaryRepeatParams p(dstBlockStride, dstBlockStride, dstRepeatStride, dstRepeatStride);
+  detail::level0_unary(dst, dst, detail::Mask<T>(mask, loc), repeatTime, p, loc, [v](float) { return v; });
+}
+
+namespace detail {
+
+// Rounds x to the representable value of T that `mode` selects.
+template <typename T>
+float round_to(float x, RoundMode mode) {
+  const T nearest(x);  // round to nearest even
+  const float n = ascend_sim::to_f32(nearest);
+  if (mode == RoundMode::CAST_NONE || mode == RoundMode::CAST_RINT || n == x || std::isnan(x) || std::isinf(n)) {
+    return n;
+  }
+  // The other neighbour of x: one 16-bit step from `nearest` towards x.
+  T other = nearest;
+  const bool up_in_magnitude = std::fabs(x) > std::fabs(n);
+  other.bits = uint16_t(other.bits + (up_in_magnitude ? 1 : -1));
+  if ((n == 0.0f) && !up_in_magnitude) other = nearest;
+  const float o = ascend_sim::to_f32(other);
+  const float lo = std::min(n, o), hi = std::max(n, o);
+  switch (mode) {
+    case RoundMode::CAST_FLOOR:
+      return lo;
+    case RoundMode::CAST_CEIL:
+      return hi;
+    case RoundMode::CAST_TRUNC:
+      return x >= 0 ? lo : hi;
+    case RoundMode::CAST_ROUND: {  // nearest, ties away from zero
+      const float dl = x - lo, dh = hi - x;
+      if (dl == dh) return x >= 0 ? hi : lo;
+      return dl < dh ? lo : hi;
+    }
+    default:
+      return n;
+  }
+}
+
+template <typename D>
+float cast_value(float x, RoundMode mode) {
+  if constexpr (std::is_same_v<D, float>) {
+    return x;
+  } else {
+    return round_to<D>(x, mode);
+  }
+}
+
+}  // namespace detail
+
+// Conversion between float, half and bfloat16_t with the given rounding (CAST_NONE: exact widening, or the
+// default round-to-nearest-even when narrowing).
+template <typename D, typename S>
+void Cast(const LocalTensor<D>& dst, const LocalTensor<S>& src, RoundMode mode, int32_t count, Loc loc = {}) {
+  ascend_sim::check(mode != RoundMode::CAST_ODD, loc, [] { return "Cast CAST_ODD is not simulated"; });
+  detail::check_operand(src, count, loc, "source");
+  const S* x = src.data();
+  detail::check_count<D>(count, loc);
+  detail::check_operand(dst, count, loc, "destination");
+  detail::count_vector(count, detail::level2_cycles<float>(count));
+  if (ascend_sim::dry_run()) return;
+  for (int32_t i = 0; i < count; ++i) {
+    dst.data()[i] = ascend_sim::from_f32<D>(detail::cast_value<D>(ascend_sim::to_f32(x[i]), mode));
+  }
+}
+
+namespace detail {
+template <typename T, typename F>
+void reduce(const LocalTensor<T>& dst, const LocalTensor<T>& src, const LocalTensor<T>& tmp, int32_t count,
+            bool index, const Loc& loc, F combine, float init) {
+  ascend_sim::check(count >= 1, loc, [&] { return "reduction count " + std::to_string(count) + " must be >= 1"; });
+  check_operand(src, count, loc, "source");
+  constexpr uint32_t per_repeat = ascend_sim::kRepeatBytes / sizeof(T);
+  check_operand(tmp, (count + per_repeat - 1) / per_repeat, loc, "work buffer");
+  check_operand(dst, index ? 2 : 1, loc, "destination");
+  count_vector(count, level2_cycles<T>(count) + 1);
+  if (ascend_sim::dry_run()) return;
+  float acc = init;
+  uint32_t at = 0;
+  for (int32_t i = 0; i < count; ++i) {
+    const float v = ascend_sim::to_f32(src.data()[i]);
+    const float next = combine(acc, v);
+    if (next != acc) at = uint32_t(i);
+    acc = next;
+  }
+  dst.data()[0] = ascend_sim::from_f32<T>(acc);
+  if (index) std::memcpy(&dst.data()[1], &at, std::min(sizeof(T), sizeof(at)));
+}
+}  // namespace detail
+
+// dst[0] = max of src[0, count) (dst[1] = its index when calIndex); tmp: work space of one element per repeat.
+template <typename T>
+void ReduceMax(const LocalTensor<T>& dst, const LocalTensor<T>& src, const LocalTensor<T>& tmp, int32_t count,
+               bool calIndex = false, Loc loc = {}) {
+  detail::reduce(dst, src, tmp, count, calIndex, loc, [](float a, float b) { return std::max(a, b); },
+                 -std::numeric_limits<float>::infinity());
+}
+
+template <typename T>
+void ReduceSum(const LocalTensor<T>& dst, const LocalTensor<T>& src, const LocalTensor<T>& tmp, int32_t count,
+               Loc loc = {}) {
+  detail::reduce(dst, src, tmp, count, false, loc, [](float a, float b) { return a + b; }, 0.0f);
+}
+
+// Each of the 8 source scalars of a repeat fills one 32-byte destination block (per-row broadcast of row stats).
+template <typename T>
+void Brcb(const LocalTensor<T>& dst, const LocalTensor<T>& src, int32_t repeatTime, const BrcbRepeatParams& p,
+          Loc loc = {}) {
+  detail::check_repeat(repeatTime, loc);
+  constexpr uint32_t per_block = ascend_sim::kBlockBytes / sizeof(T);
+  detail::check_operand(src, uint64_t(repeatTime) * 8, loc, "source");
+  if (repeatTime > 0) {
+    detail::check_operand(dst, (uint64_t(repeatTime - 1) * p.dstRepStride + 7ull * p.dstBlkStride + 1) * per_block,
+                          loc, "destination");
+  }
+  detail::count_vector(uint64_t(repeatTime) * 8 * per_block, repeatTime);
+  if (ascend_sim::dry_run()) return;
+  for (int32_t r = 0; r < repeatTime; ++r) {
+    for (uint32_t b = 0; b < 8; ++b) {
+      const T v = src.data()[r * 8 + b];
+      T* block = dst.data() + (uint64_t(r) * p.dstRepStride + uint64_t(b) * p.dstBlkStride) * per_block;
+      for (uint32_t l = 0; l < per_block; ++l) block[l] = v;
+    }
+  }
+}
+
+enum class CMPMODE { LT, GT, EQ, LE, GE, NE };
+enum class SELMODE { VSEL_CMPMASK_SPR, VSEL_TENSOR_SCALAR_MODE, VSEL_TENSOR_TENSOR_MODE };
+
+// Bit i of the packed result (bit i % 8 of byte i / 8) is the comparison of element i; count * sizeof(T) must be a
+// multiple of 256 bytes.
+template <typename T>
+void Compare(const LocalTensor<uint8_t>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, CMPMODE mode,
+             uint32_t count, Loc loc = {}) {
+  ascend_sim::check(uint64_t(count) * sizeof(T) % ascend_sim::kRepeatBytes == 0, loc, [&] {
+    return "Compare count " + std::to_string(count) + " is not a multiple of 256 bytes of operands";
+  });
+  detail::check_operand(src0, count, loc, "source 0");
+  detail::check_operand(src1, count, loc, "source 1");
+  detail::check_operand(dst, (count + 7) / 8, loc, "destination");
+  detail::count_vector(count, detail::level2_cycles<T>(count));
+  if (ascend_sim::dry_run()) return;
+  for (uint32_t i = 0; i < count; ++i) {
+    const float a = ascend_sim::to_f32(src0.data()[i]), b = ascend_sim::to_f32(src1.data()[i]);
+    bool r = false;
+    switch (mode) {
+      case CMPMODE::LT: r = a < b; break;
+      case CMPMODE::GT: r = a > b; break;
+      case CMPMODE::EQ: r = a == b; break;
+      case CMPMODE::LE: r = a <= b; break;
+      case CMPMODE::GE: r = a >= b; break;
+      case CMPMODE::NE: r = a != b; break;
+    }
+    uint8_t& byte = dst.data()[i / 8];
+    byte = uint8_t(r ? byte | (1u << (i % 8)) : byte & ~(1u << (i % 8)));
+  }
+}
+
+// VSEL_TENSOR_SCALAR_MODE: dst[i] = bit i of selMask ? src0[i] : scalar.
+template <typename T>
+void Select(const LocalTensor<T>& dst, const LocalTensor<uint8_t>& selMask, const LocalTensor<T>& src0, T scalar,
+            SELMODE mode, uint32_t count, Loc loc = {}) {
+  ascend_sim::check(mode == SELMODE::VSEL_TENSOR_SCALAR_MODE, loc,
+                    [] { return "only Select VSEL_TENSOR_SCALAR_MODE is simulated"; });
+  detail::check_operand(selMask, (count + 7) / 8, loc, "selection mask");
+  detail::check_operand(src0, count, loc, "source");
+  const float s = ascend_sim::to_f32(scalar);
+  const uint8_t* bits = selMask.data();
+  const T* x = src0.data();
+  detail::level2(dst, int32_t(count), loc, [&](int32_t i) {
+    return (bits[i / 8] >> (i % 8)) & 1 ? ascend_sim::to_f32(x[i]) : s;
+  });
+}
+
+}  // namespace AscendC

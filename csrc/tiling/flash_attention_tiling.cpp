@@ -1,0 +1,153 @@
+#include "flash_attention_tiling.h"
+
+#include <algorithm>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+namespace ascend_attn {
+
+namespace {
+
+constexpr uint32_t kMaxBlockCols = 512;  // Bc: 512 keys per KV tile (catlass and FAS use 512 to 1024)
+constexpr uint64_t kWorkspaceAlign = 512;  // GM bursts are 512 bytes; misaligned workspace halves FixPipe speed
+
+uint64_t align_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument(message);
+}
+
+// Keys [first, end) some row of rows [r0, r1) of a (sq, sk) sequence may see.
+void visible_keys(const FlashAttentionProblem& p, int64_t sq, int64_t sk, int64_t r0, int64_t r1, int64_t& first,
+                  int64_t& end) {
+  first = p.window_left < 0 ? 0 : std::max<int64_t>(0, r0 + sk - sq - p.window_left);
+  end = p.window_right < 0 ? sk : std::min<int64_t>(sk, r1 - 1 + sk - sq + p.window_right + 1);
+}
+
+TCubeTiling matmul_tiling(int32_t m, int32_t n, int32_t k) {
+  TCubeTiling t{};
+  t.usedCoreNum = 1;
+  t.M = t.singleCoreM = m;
+  t.N = t.singleCoreN = n;
+  t.Ka = t.Kb = t.singleCoreK = k;
+  t.baseM = std::min<int32_t>(128, m);
+  t.baseN = std::min<int32_t>(128, n);
+  t.baseK = std::min<int32_t>(64, k);
+  t.depthA1 = t.depthB1 = 2;
+  t.stepM = t.stepN = t.stepKa = t.stepKb = 1;
+  t.dbL0A = t.dbL0B = t.dbL0C = 2;
+  return t;
+}
+
+}  // namespace
+
+std::vector<uint32_t> partition_contiguous(const std::vector<uint32_t>& weights, uint32_t parts) {
+  std::vector<uint32_t> begin{0};
+  if (weights.empty()) return begin;
+  parts = std::max<uint32_t>(parts, 1);
+  // Greedy fill under a cap; the smallest feasible cap is found by binary search.
+  auto split = [&](uint64_t cap, std::vector<uint32_t>* out) {
+    uint32_t used = 1;
+    uint64_t load = 0;
+    for (uint32_t i = 0; i < weights.size(); ++i) {
+      if (load + weights[i] > cap && load > 0) {
+        ++used;
+        load = 0;
+        if (out) out->push_back(i);
+      }
+      load += weights[i];
+    }
+    return used;
+  };
+  uint64_t lo = *std::max_element(weights.begin(), weights.end());
+  uint64_t hi = std::accumulate(weights.begin(), weights.end(), uint64_t(0));
+  while (lo < hi) {
+    const uint64_t mid = (lo + hi) / 2;
+    if (split(mid, nullptr) <= parts) hi = mid; else lo = mid + 1;
+  }
+  split(lo, &begin);
+  begin.push_back(uint32_t(weights.size()));
+  return begin;
+}
+
+FlashAttentionPlan plan_flash_attention(const FlashAttentionProblem& p, uint32_t core_num,
+                                        uint64_t sys_workspace_bytes) {
+  // 1. Validate what this kernel supports (the op-level checks ran before).
+  require(p.dtype == kFlashFp16 || p.dtype == kFlashBf16, "q: the Ascend C flash_attention kernel takes fp16 or bf16");
+  require(p.head_dim % 16 == 0 && p.head_dim >= 16 && p.head_dim <= 512,
+          "q: head_dim must be a multiple of 16 in [16, 512] for the Ascend C kernel, got " + std::to_string(p.head_dim));
+  require(p.head_dim_v % 16 == 0 && p.head_dim_v >= 16 && p.head_dim_v <= 512,
+          "v: head_dim_v must be a multiple of 16 in [16, 512] for the Ascend C kernel, got " +
+              std::to_string(p.head_dim_v));
+  require(p.num_kv_heads > 0 && p.num_heads % p.num_kv_heads == 0, "k: kv heads must divide heads");
+  require(core_num >= 1 && core_num <= kFlashMaxCores,
+          "num_cores must be in [1, " + std::to_string(kFlashMaxCores) + "], got " + std::to_string(core_num));
+
+  FlashAttentionPlan plan;
+  FlashAttentionTiling& t = plan.tiling;
+  t = FlashAttentionTiling{};
+  t.dtype = p.dtype;
+  t.batch = p.batch, t.num_heads = p.num_heads, t.num_kv_heads = p.num_kv_heads;
+  t.head_dim = p.head_dim, t.head_dim_v = p.head_dim_v;
+  t.total_q = uint32_t(p.cu_seqlens_q[p.batch]), t.total_k = uint32_t(p.cu_seqlens_k[p.batch]);
+  t.scale = p.scale, t.softcap = p.softcap;
+  t.window_left = p.window_left, t.window_right = p.window_right;
+  t.return_lse = p.return_lse ? 1 : 0;
+
+  // 2. KV tile: Bc = 512 keys, or the longest key range rounded up to 16 when shorter.
+  int64_t max_k = 0;
+  for (uint32_t b = 0; b < p.batch; ++b) max_k = std::max<int64_t>(max_k, p.cu_seqlens_k[b + 1] - p.cu_seqlens_k[b]);
+  t.block_cols = uint32_t(std::min<int64_t>(kMaxBlockCols, std::max<int64_t>(16, (max_k + 15) / 16 * 16)));
+
+  // 3. Rows per UB chunk: the most that fit the AIV's UB next to O, the statistics and the work buffers.
+  const uint32_t elem = 2;
+  t.chunk_rows = 0;
+  for (uint32_t rows = kFlashRowsPerAiv; rows >= 1; rows /= 2) {
+    if (FlashUbLayout(t.block_cols, t.head_dim_v, rows, elem, p.softcap > 0).total() <= kFlashUbBudget) {
+      t.chunk_rows = rows;
+      break;
+    }
+  }
+  require(t.chunk_rows > 0, "head_dim_v " + std::to_string(p.head_dim_v) + " does not fit the AIV's UB");
+
+  // 4. Tasks in (batch, kv head, group, q tile) order, each weighted by the KV tiles its rows visit.
+  const uint32_t group = p.num_heads / p.num_kv_heads;
+  for (uint32_t b = 0; b < p.batch; ++b) {
+    const int64_t sq = p.cu_seqlens_q[b + 1] - p.cu_seqlens_q[b], sk = p.cu_seqlens_k[b + 1] - p.cu_seqlens_k[b];
+    const int64_t tiles = (sq + kFlashBlockRows - 1) / kFlashBlockRows;
+    std::vector<uint32_t> tile_weight(tiles);
+    for (int64_t qt = 0; qt < tiles; ++qt) {
+      int64_t first, end;
+      visible_keys(p, sq, sk, qt * kFlashBlockRows, std::min<int64_t>(sq, (qt + 1) * kFlashBlockRows), first, end);
+      // A task with no visible key still writes its rows: it costs one unit.
+      tile_weight[qt] = uint32_t(std::max<int64_t>(1, (end - first + t.block_cols - 1) / t.block_cols));
+    }
+    for (uint32_t h = 0; h < p.num_kv_heads * group; ++h) {
+      plan.task_weights.insert(plan.task_weights.end(), tile_weight.begin(), tile_weight.end());
+    }
+  }
+  t.num_tasks = uint32_t(plan.task_weights.size());
+
+  // 5. Contiguous per-core ranges with the smallest maximum load.
+  const std::vector<uint32_t> begin = partition_contiguous(plan.task_weights, core_num);
+  t.used_cores = uint32_t(begin.size() - 1);
+  for (uint32_t c = 0; c <= kFlashMaxCores; ++c) t.core_task_begin[c] = begin[std::min<size_t>(c, begin.size() - 1)];
+  plan.block_dim = t.num_tasks ? t.used_cores : 0;
+
+  // 6. Workspace: per AIV an S slot (fp32), a P slot (input dtype) and an O_tmp slot (fp32), 512-byte aligned.
+  const uint64_t s_bytes = align_up(uint64_t(kFlashRowsPerAiv) * t.block_cols * 4, kWorkspaceAlign);
+  const uint64_t p_bytes = align_up(uint64_t(kFlashRowsPerAiv) * t.block_cols * elem, kWorkspaceAlign);
+  const uint64_t o_bytes = align_up(uint64_t(kFlashRowsPerAiv) * t.head_dim_v * 4, kWorkspaceAlign);
+  t.ws_p_offset = s_bytes;
+  t.ws_o_offset = s_bytes + p_bytes;
+  t.ws_per_aiv = s_bytes + p_bytes + o_bytes;
+  plan.workspace_bytes = align_up(sys_workspace_bytes, kWorkspaceAlign) + 2ull * plan.block_dim * t.ws_per_aiv;
+
+  // 7. Matmul tilings of one AIV's GEMMs.
+  t.mm1 = matmul_tiling(kFlashRowsPerAiv, int32_t(t.block_cols), int32_t(t.head_dim));
+  t.mm2 = matmul_tiling(kFlashRowsPerAiv, int32_t(t.head_dim_v), int32_t(t.block_cols));
+  return plan;
+}
+
+}  // namespace ascend_attn

@@ -1,0 +1,78 @@
+"""op_kernel/flash_attention in the simulator against the reference, through ascend_attn.sim."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import assert_lse_close, assert_out_close
+from reference import attention_varlen_ref, make_varlen
+
+from ascend_attn import sim
+
+DTYPES = [torch.float16, torch.bfloat16]
+
+# (q_lens, k_lens, heads, kv_heads, head_dim, head_dim_v, options, num_cores)
+CASES = [
+    ([37, 130, 1], [37, 130, 5], 4, 4, 64, 64, {"causal": True}, 3),  # MHA, ragged, bottom-right with sq != sk
+    ([200, 0, 3], [260, 7, 0], 4, 2, 128, 128, {}, 1),  # GQA, empty q and empty k sequences
+    ([129, 64], [129, 600], 4, 1, 64, 64, {"causal": True}, 24),  # MQA, two KV tiles, more cores than tasks
+    ([70, 20], [90, 20], 2, 2, 192, 128, {"window_size": (16, 8)}, 3),  # MLA dims, sliding window
+    ([40], [300], 2, 1, 256, 256, {"softcap": 5.0, "causal": True}, 3),
+    ([150, 9], [150, 33], 2, 2, 64, 64, {"window_size": (-1, 3), "softmax_scale": 0.3}, 2),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp16", "bf16"])
+@pytest.mark.parametrize("case", CASES, ids=[f"case{i}" for i in range(len(CASES))])
+def test_matches_reference(case, dtype):
+    q_lens, k_lens, heads, kv_heads, d, dv, options, cores = case
+    torch.manual_seed(len(q_lens) + d)
+    q, k, v, cu_q, cu_k = make_varlen(q_lens, k_lens, heads, kv_heads, d, dv, dtype)
+    r = sim.flash_attn_varlen_func(q, k, v, cu_q, cu_k, max(q_lens), max(k_lens), return_lse=True, num_cores=cores,
+                                   **options)  # fmt: skip
+    ref, ref_lse = attention_varlen_ref(q.float(), k.float(), v.float(), cu_q, cu_k, **options)
+    ref_lowp, _ = attention_varlen_ref(q, k, v, cu_q, cu_k, upcast=False, **options)
+    assert_out_close(r.out, ref, ref_lowp)
+    assert_lse_close(r.lse, ref_lse, atol=2e-3)  # scores from fp16/bf16 inputs, exp differs by an ulp
+    assert r.stats.block_dim <= cores and len(r.stats.per_core) == r.stats.block_dim
+
+
+def test_stats_count_the_work():
+    q, k, v, cu_q, cu_k = make_varlen([256], [256], 2, 2, 64, 64, torch.float16)
+    full = sim.flash_attn_varlen_func(q, k, v, cu_q, cu_k, 256, 256, num_cores=4).stats
+    causal = sim.flash_attn_varlen_func(q, k, v, cu_q, cu_k, 256, 256, causal=True, num_cores=4).stats
+    assert full.block_dim == 4 and all(c["cube_macs"] > 0 for c in full.per_core)
+    # 2 heads x 256 x 256 keys x (64 + 64) MACs per AIV row is the least the cube can do; padding adds a little.
+    macs = sum(c["cube_macs"] for c in full.per_core)
+    assert 2 * 256 * 256 * 128 <= macs <= 1.1 * 2 * 256 * 256 * 128
+    assert sum(c["cube_macs"] for c in causal.per_core) < macs  # masked tiles skipped
+    assert full.useful_flops == 2 * 128 * 2 * 256 * 256 and causal.useful_flops == 2 * 128 * 2 * (256 * 257 // 2)
+    assert full.modelled_us > full.launch_overhead_us and full.modelled_tflops > 0
+    assert set(full.modelled_bound) <= {"cube", "vector", "gm"}
+    read = sum(c["gm_read_bytes"] for c in full.per_core)
+    assert read >= q.nbytes + k.nbytes + v.nbytes
+
+
+def test_dry_run_counts_the_same():
+    q, k, v, cu_q, cu_k = make_varlen([300], [300], 2, 1, 128, 128, torch.bfloat16)
+    real = sim.flash_attn_varlen_func(q, k, v, cu_q, cu_k, 300, 300, causal=True, num_cores=3).stats
+    dry = sim.flash_attn_varlen_func(q, k, v, cu_q, cu_k, 300, 300, causal=True, num_cores=3, dry_run=True).stats
+    assert dry.per_core == real.per_core and dry.modelled_us == real.modelled_us
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"dtype": torch.float32}, "takes float16 or bfloat16"),
+        ({"head_dim": 40}, "head_dim must be a multiple of 16"),
+        ({"num_cores": 0}, "num_cores must be >= 1"),
+        ({"num_cores": 65}, r"num_cores must be in \[1, 64\]"),
+        ({"kv_heads": 3}, "must divide"),
+    ],
+)
+def test_rejections(change, message):
+    args = {"dtype": torch.float16, "head_dim": 64, "num_cores": 2, "kv_heads": 2}
+    args.update(change)
+    q, k, v, cu_q, cu_k = make_varlen([5], [5], 4, args["kv_heads"], args["head_dim"], 64, args["dtype"])
+    with pytest.raises(ValueError, match=message):
+        sim.flash_attn_varlen_func(q, k, v, cu_q, cu_k, 5, 5, num_cores=args["num_cores"])

@@ -1,0 +1,98 @@
+"""Host tiling of the Ascend C flash_attention kernel (csrc/tiling), a pure function tested without any device."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from ascend_attn import _sim
+
+FP16 = 0
+
+
+def plan(q_lens, k_lens, heads=4, kv_heads=2, d=128, dv=128, window=(-1, -1), softcap=0.0, cores=24):
+    cu_q = [0, *itertools.accumulate(q_lens)]
+    cu_k = [0, *itertools.accumulate(k_lens)]
+    return _sim.flash_attention_plan(FP16, heads, kv_heads, d, dv, cu_q, cu_k, window[0], window[1], softcap, cores)
+
+
+def best_max_load(weights, parts):
+    """Brute force: the smallest maximum part load over all contiguous splits into at most `parts` parts."""
+    n, best = len(weights), sum(weights)
+    for k in range(1, min(parts, n) + 1):
+        for cuts in itertools.combinations(range(1, n), k - 1):
+            bounds = [0, *cuts, n]
+            best = min(best, max(sum(weights[a:b]) for a, b in itertools.pairwise(bounds)))
+    return best
+
+
+def test_partition_is_optimal_on_small_inputs():
+    rng = random.Random(0)
+    for _ in range(200):
+        weights = [rng.randint(1, 9) for _ in range(rng.randint(1, 8))]
+        parts = rng.randint(1, 5)
+        begin = _sim.partition_contiguous(weights, parts)
+        assert begin[0] == 0 and begin[-1] == len(weights) and begin == sorted(set(begin))
+        assert len(begin) - 1 <= parts
+        loads = [sum(weights[a:b]) for a, b in itertools.pairwise(begin)]
+        assert max(loads) == best_max_load(weights, parts), (weights, parts, begin)
+
+
+@pytest.mark.parametrize(
+    "q_lens, k_lens, window, cores",
+    [
+        ([4096], [4096], (-1, 0), 24),  # causal: triangular weights
+        ([8192], [8192], (-1, -1), 24),
+        ([1, 700, 3000, 129, 0, 55], [1, 700, 5000, 129, 9, 55], (-1, 0), 7),  # ragged varlen
+        ([300], [300], (64, 0), 3),  # sliding window
+    ],
+)
+def test_every_task_once_and_balanced(q_lens, k_lens, window, cores):
+    p = plan(q_lens, k_lens, window=window, cores=cores)
+    begin, weights = p["core_task_begin"], p["task_weights"]
+    heads = 4
+    assert len(weights) == heads * sum((n + 127) // 128 for n in q_lens)
+    # Contiguous, non-empty, covering every task exactly once.
+    assert begin[0] == 0 and begin[-1] == len(weights) and all(a < b for a, b in itertools.pairwise(begin))
+    assert p["block_dim"] == len(begin) - 1 <= cores
+    loads = [sum(weights[a:b]) for a, b in itertools.pairwise(begin)]
+    # Greedy contiguous bound: the max load is within one task of the perfect share.
+    assert max(loads) <= sum(weights) / cores + max(weights)
+    if window == (-1, 0) and len(q_lens) == 1:
+        assert max(loads) / (sum(weights) / len(loads)) <= 1.10  # causal imbalance goal of the kernel issue
+
+
+def test_weights_count_visible_kv_tiles():
+    p = plan([256], [1024], heads=1, kv_heads=1, window=(-1, 0))  # bottom-right causal: rows see 769..1024 keys
+    assert p["block_cols"] == 512 and p["task_weights"] == [2, 2]
+    p = plan([256], [1024], heads=1, kv_heads=1, window=(100, 0))  # rows see at most 101 keys
+    assert p["task_weights"] == [1, 1]
+    p = plan([3], [0], heads=1, kv_heads=1)  # no keys: still one unit (the rows are written)
+    assert p["task_weights"] == [1]
+
+
+def test_workspace_and_ub():
+    p = plan([1000], [1000], d=256, dv=256, softcap=30.0, cores=8)
+    per_aiv = 64 * 512 * 4 + 64 * 512 * 2 + 64 * 256 * 4  # S fp32, P fp16, O_tmp fp32 (512-byte multiples already)
+    assert p["ws_per_aiv"] == per_aiv
+    assert p["workspace_bytes"] == 512 + 2 * p["block_dim"] * per_aiv
+    assert p["ub_bytes"] <= p["ub_budget"] and p["chunk_rows"] >= 8
+    small = plan([20], [20])
+    assert small["block_cols"] == 32  # short keys: the KV tile shrinks to the longest range, rounded to 16
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"d": 40}, "head_dim must be a multiple of 16"),
+        ({"dv": 1024}, "head_dim_v must be a multiple of 16 in"),
+        ({"cores": 0}, "num_cores must be in"),
+        ({"cores": 65}, "num_cores must be in"),
+        ({"heads": 3, "kv_heads": 2}, "kv heads must divide heads"),
+    ],
+)
+def test_rejections(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        plan([10], [10], **kwargs)
