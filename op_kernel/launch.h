@@ -8,6 +8,5 @@
 void launch_note_buffer(const void* base, uint64_t bytes, const char* name);
 
 // Tensors as in op_kernel/flash_attention/flash_attention.cpp; tiling: a FlashAttentionTiling in device memory.
-void launch_flash_attention(uint32_t block_dim, void* stream, uint8_t* q, uint8_t* k, uint8_t* v,
-                            uint8_t* cu_seqlens_q, uint8_t* cu_seqlens_k, uint8_t* out, uint8_t* lse,
-                            uint8_t* workspace, uint8_t* tiling);
+void launch_flash_attention(uint32_t block_dim, void* stream, uint8_t* q, uint8_t* k, uint8_t* v, uint8_t* cu_seqlens_q,
+                            uint8_t* cu_seqlens_k, uint8_t* out, uint8_t* lse, uint8_t* workspace, uint8_t* tiling);

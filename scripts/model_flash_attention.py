@@ -34,7 +34,8 @@ def main() -> None:
     print(f"modelled Atlas 910B2, {args.cores} cores (cube peak {peak:.0f} TFLOPS fp16, GM "
           f"{_sim.model_gm_bytes_per_second / 1e12:.1f} TB/s, launch overhead {_sim.model_launch_overhead_us} us "
           "assumed); estimates, not measurements")  # fmt: skip
-    print("| seqlen | causal | modelled us | modelled TFLOPS | % cube peak | GM bytes / ideal | cube max/mean | bound |")
+    print("| seqlen | causal | modelled us | modelled TFLOPS | % cube peak | GM bytes / ideal | cube max/mean "
+          "| bound |")  # fmt: skip
     print("|---:|:---:|---:|---:|---:|---:|---:|:---|")
     h, d = args.heads, args.head_dim
     for s in args.seqlens:

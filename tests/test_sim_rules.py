@@ -14,12 +14,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def kernels():
+    kernel_file = os.path.join(ROOT, "tests", "sim", "rule_kernels.cpp")
+    sources = [kernel_file, os.path.join(ROOT, "csrc", "sim", "sim_runtime.cpp")]
     return load(
         name="ascend_attn_sim_rule_kernels",
-        sources=[os.path.join(ROOT, "tests", "sim", "rule_kernels.cpp"), os.path.join(ROOT, "csrc", "sim", "sim_runtime.cpp")],
+        sources=sources,
         extra_include_paths=[os.path.join(ROOT, "csrc", "sim")],
         extra_cflags=["-O1", "-std=c++17"],
-    )  # fmt: skip
+    )
 
 
 def run(kernels, name, cores=1):

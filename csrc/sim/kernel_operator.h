@@ -33,8 +33,27 @@ inline void check_kernel_type(KernelTaskType declared, Loc loc = {}) {
 
 namespace AscendC {
 
-enum class HardEvent { MTE2_V, V_MTE2, V_MTE3, MTE3_V, MTE2_MTE3, MTE3_MTE2, S_V, V_S, MTE2_S, S_MTE2, MTE3_S, S_MTE3,
-                       MTE1_M, M_MTE1, MTE2_MTE1, MTE1_MTE2, M_FIX, FIX_M, MTE3_MTE1 };
+enum class HardEvent {
+  MTE2_V,
+  V_MTE2,
+  V_MTE3,
+  MTE3_V,
+  MTE2_MTE3,
+  MTE3_MTE2,
+  S_V,
+  V_S,
+  MTE2_S,
+  S_MTE2,
+  MTE3_S,
+  S_MTE3,
+  MTE1_M,
+  M_MTE1,
+  MTE2_MTE1,
+  MTE1_MTE2,
+  M_FIX,
+  FIX_M,
+  MTE3_MTE1
+};
 
 // Core identity: AIC index on AIC; 2 * core + sub on the AIVs of a mix launch.
 inline int64_t GetBlockIdx() {

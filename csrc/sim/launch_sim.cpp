@@ -57,7 +57,6 @@ void launch_note_buffer(const void* base, uint64_t bytes, const char* name) {
 
 void launch_flash_attention(uint32_t block_dim, void*, uint8_t* q, uint8_t* k, uint8_t* v, uint8_t* cu_seqlens_q,
                             uint8_t* cu_seqlens_k, uint8_t* out, uint8_t* lse, uint8_t* workspace, uint8_t* tiling) {
-  ascend_sim::run_kernel(ascend_sim::KernelType::kMixAic1To2, block_dim, workspace, [&] {
-    flash_attention(q, k, v, cu_seqlens_q, cu_seqlens_k, out, lse, workspace, tiling);
-  });
+  ascend_sim::run_kernel(ascend_sim::KernelType::kMixAic1To2, block_dim, workspace,
+                         [&] { flash_attention(q, k, v, cu_seqlens_q, cu_seqlens_k, out, lse, workspace, tiling); });
 }

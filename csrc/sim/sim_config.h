@@ -17,9 +17,9 @@ constexpr uint32_t kL0cBytes = 128 * 1024;
 constexpr uint32_t kUbUsableBytes = kUbBytes - 8 * 1024 - 256;
 constexpr uint32_t kL1UsableBytes = kL1Bytes - 256;
 
-constexpr uint32_t kBlockBytes = 32;         // one DataBlock; local operands and copy lengths are multiples of it
-constexpr uint32_t kRepeatBytes = 256;       // one vector repeat = 8 DataBlocks
-constexpr uint32_t kMaxRepeat = 255;         // repeatTime is a uint8_t on the hardware
+constexpr uint32_t kBlockBytes = 32;           // one DataBlock; local operands and copy lengths are multiples of it
+constexpr uint32_t kRepeatBytes = 256;         // one vector repeat = 8 DataBlocks
+constexpr uint32_t kMaxRepeat = 255;           // repeatTime is a uint8_t on the hardware
 constexpr uint32_t kMaxCopyBlockCount = 4095;  // DataCopyParams::blockCount
 constexpr uint32_t kMaxCrossCoreFlagId = 10;   // CrossCoreSetFlag ids 0..10
 constexpr uint32_t kMaxCrossCorePending = 15;  // a flag counter saturates at 15 pending sets

@@ -56,9 +56,8 @@ void check_count_copy(uint32_t count, const Loc& loc) {
 }
 
 inline void check_params(const DataCopyParams& p, const Loc& loc) {
-  ascend_sim::check(p.blockCount >= 1 && p.blockCount <= ascend_sim::kMaxCopyBlockCount, loc, [&] {
-    return "DataCopyParams blockCount " + std::to_string(p.blockCount) + " outside 1..4095";
-  });
+  ascend_sim::check(p.blockCount >= 1 && p.blockCount <= ascend_sim::kMaxCopyBlockCount, loc,
+                    [&] { return "DataCopyParams blockCount " + std::to_string(p.blockCount) + " outside 1..4095"; });
   ascend_sim::check(p.blockLen >= 1, loc, [] { return "DataCopyParams blockLen is 0"; });
 }
 

@@ -113,8 +113,8 @@ class LocalTensor {
   void check_elems(uint64_t n, const Loc& loc) const {
     ascend_sim::check(valid(), loc, [] { return "use of a LocalTensor that was never allocated"; });
     ascend_sim::check(n <= size_, loc, [&] {
-      return "local access of " + std::to_string(n) + " elements overruns its LocalTensor of " +
-             std::to_string(size_) + " elements";
+      return "local access of " + std::to_string(n) + " elements overruns its LocalTensor of " + std::to_string(size_) +
+             " elements";
     });
   }
   // Operands of vector and copy instructions start on a 32-byte boundary.
@@ -142,7 +142,8 @@ class TQue {
   ~TQue() noexcept(false) {
     if (std::uncaught_exceptions() > 0 || num_ == 0) return;
     if (queued_ != 0) ascend_sim::fail(init_loc_, std::to_string(queued_) + " EnQue without DeQue at kernel exit");
-    if (allocated_ != 0) ascend_sim::fail(init_loc_, std::to_string(allocated_) + " AllocTensor without FreeTensor at kernel exit");
+    if (allocated_ != 0)
+      ascend_sim::fail(init_loc_, std::to_string(allocated_) + " AllocTensor without FreeTensor at kernel exit");
   }
 
   template <typename T>
@@ -209,15 +210,15 @@ class TBuf {
   template <typename T>
   LocalTensor<T> Get(uint32_t count, Loc loc = {}) const {
     ascend_sim::check(count * sizeof(T) <= len_, loc, [&] {
-      return "TBuf::Get of " + std::to_string(count * sizeof(T)) + " bytes from a " + std::to_string(len_) + "-byte TBuf";
+      return "TBuf::Get of " + std::to_string(count * sizeof(T)) + " bytes from a " + std::to_string(len_) +
+             "-byte TBuf";
     });
     return LocalTensor<T>(arena_, offset_, count, memory_of(POS));
   }
   template <typename T>
   LocalTensor<T> GetWithOffset(uint32_t count, uint32_t offset_bytes, Loc loc = {}) const {
-    ascend_sim::check(offset_bytes + count * sizeof(T) <= len_, loc, [&] {
-      return "TBuf::GetWithOffset past the end of its " + std::to_string(len_) + "-byte TBuf";
-    });
+    ascend_sim::check(offset_bytes + count * sizeof(T) <= len_, loc,
+                      [&] { return "TBuf::GetWithOffset past the end of its " + std::to_string(len_) + "-byte TBuf"; });
     return LocalTensor<T>(arena_, offset_ + offset_bytes, count, memory_of(POS));
   }
 
@@ -259,7 +260,9 @@ class TPipe {
   void Destroy() {}
 
  private:
-  static uint32_t round_up(uint32_t len) { return (len + ascend_sim::kBlockBytes - 1) / ascend_sim::kBlockBytes * ascend_sim::kBlockBytes; }
+  static uint32_t round_up(uint32_t len) {
+    return (len + ascend_sim::kBlockBytes - 1) / ascend_sim::kBlockBytes * ascend_sim::kBlockBytes;
+  }
   uint8_t* carve(ascend_sim::Memory mem, uint64_t bytes, const Loc& loc, uint32_t& offset) {
     static const char* names[] = {"UB", "L1", "L0A", "L0B", "L0C"};
     ascend_sim::Arena& a = ascend_sim::ctx().arenas[int(mem)];

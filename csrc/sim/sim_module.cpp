@@ -80,8 +80,8 @@ py::tuple flash_attention_varlen(const at::Tensor& q, const at::Tensor& k, const
 }
 
 py::dict flash_attention_plan(int64_t dtype, int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t head_dim_v,
-                              std::vector<int32_t> cu_seqlens_q, std::vector<int32_t> cu_seqlens_k,
-                              int64_t window_left, int64_t window_right, double softcap, int64_t num_cores) {
+                              std::vector<int32_t> cu_seqlens_q, std::vector<int32_t> cu_seqlens_k, int64_t window_left,
+                              int64_t window_right, double softcap, int64_t num_cores) {
   ascend_attn::FlashAttentionProblem p;
   p.dtype = uint32_t(dtype);
   p.batch = uint32_t(cu_seqlens_q.size() - 1);

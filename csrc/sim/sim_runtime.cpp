@@ -147,9 +147,11 @@ int64_t& Launch::semaphore(CoreType type, uint32_t thread_index, int flag_id) {
 // one core (an AIC set releases both AIVs; an AIV set counts once towards its AIC).
 void Launch::cross_core_set(int mode, int flag_id, const Loc& loc) {
   ThreadCtx& c = ctx();
-  check(flag_id >= 0 && uint32_t(flag_id) <= kMaxCrossCoreFlagId, loc,
-        [&] { return "CrossCoreSetFlag flag id " + std::to_string(flag_id) + " outside 0.." + std::to_string(kMaxCrossCoreFlagId); });
-  check(mode >= 0 && mode <= 2, loc, [&] { return "CrossCoreSetFlag mode " + std::to_string(mode) + " is not 0, 1 or 2"; });
+  check(flag_id >= 0 && uint32_t(flag_id) <= kMaxCrossCoreFlagId, loc, [&] {
+    return "CrossCoreSetFlag flag id " + std::to_string(flag_id) + " outside 0.." + std::to_string(kMaxCrossCoreFlagId);
+  });
+  check(mode >= 0 && mode <= 2, loc,
+        [&] { return "CrossCoreSetFlag mode " + std::to_string(mode) + " is not 0, 1 or 2"; });
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<std::pair<CoreType, uint32_t>> targets;
   if (mode == 0) {

@@ -111,8 +111,8 @@ class Launch {
 
 // Model of a launch on an Atlas 910B2 (see sim_config.h); an estimate, never a measurement.
 struct ModelledTime {
-  double us = 0.0;               // max over cores of the per-core roofline, plus the launch overhead
-  std::vector<double> core_us;   // per AIC core, without the overhead
+  double us = 0.0;                 // max over cores of the per-core roofline, plus the launch overhead
+  std::vector<double> core_us;     // per AIC core, without the overhead
   std::vector<std::string> bound;  // "cube", "vector" or "gm" per core
 };
 ModelledTime model_time(const std::vector<CoreCounters>& counters, uint32_t cores_in_model);

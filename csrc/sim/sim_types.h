@@ -34,8 +34,8 @@ inline uint16_t float_to_half_rne(float f) {
   const uint16_t sign = (u >> 16) & 0x8000;
   const uint32_t abs = u & 0x7fffffff;
   if (abs >= 0x7f800000) return sign | 0x7c00 | (abs > 0x7f800000 ? 0x200 : 0);
-  if (abs >= 0x477ff000) return sign | 0x7c00;  // rounds to >= 65520 -> inf
-  if (abs < 0x38800000) {                        // below the smallest normal 2^-14: subnormal or zero
+  if (abs >= 0x477ff000) return sign | 0x7c00;           // rounds to >= 65520 -> inf
+  if (abs < 0x38800000) {                                // below the smallest normal 2^-14: subnormal or zero
     const float scaled = bits_float(abs) * 16777216.0f;  // units of 2^-24, exact
     return sign | uint16_t(std::nearbyint(scaled));      // default rounding mode is to-nearest-even
   }

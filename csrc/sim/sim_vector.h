@@ -15,7 +15,11 @@ struct BinaryRepeatParams {
   uint8_t dstRepStride = 8, src0RepStride = 8, src1RepStride = 8;
   BinaryRepeatParams() = default;
   BinaryRepeatParams(uint8_t db, uint8_t s0b, uint8_t s1b, uint8_t dr, uint8_t s0r, uint8_t s1r)
-      : dstBlkStride(db), src0BlkStride(s0b), src1BlkStride(s1b), dstRepStride(dr), src0RepStride(s0r),
+      : dstBlkStride(db),
+        src0BlkStride(s0b),
+        src1BlkStride(s1b),
+        dstRepStride(dr),
+        src0RepStride(s0r),
         src1RepStride(s1r) {}
 };
 
@@ -164,44 +168,46 @@ void Duplicate(const LocalTensor<T>& dst, const T& scalar, int32_t count, Loc lo
   detail::level2(dst, count, loc, [&](int32_t) { return v; });
 }
 
-#define ASCEND_SIM_SCALAR_OP(NAME, EXPR)                                                              \
-  template <typename T>                                                                               \
-  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, const T& scalar, int32_t count,     \
-            Loc loc = {}) {                                                                           \
-    detail::check_operand(src, count, loc, "source");                                                 \
-    const float s = ascend_sim::to_f32(scalar);                                                       \
-    const T* x = src.data();                                                                          \
-    detail::level2(dst, count, loc, [&](int32_t i) { float a = ascend_sim::to_f32(x[i]); return EXPR; }); \
+#define ASCEND_SIM_SCALAR_OP(NAME, EXPR)                                                                          \
+  template <typename T>                                                                                           \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, const T& scalar, int32_t count, Loc loc = {}) { \
+    detail::check_operand(src, count, loc, "source");                                                             \
+    const float s = ascend_sim::to_f32(scalar);                                                                   \
+    const T* x = src.data();                                                                                      \
+    detail::level2(dst, count, loc, [&](int32_t i) {                                                              \
+      float a = ascend_sim::to_f32(x[i]);                                                                         \
+      return EXPR;                                                                                                \
+    });                                                                                                           \
   }
 ASCEND_SIM_SCALAR_OP(Adds, a + s)
-ASCEND_SIM_SCALAR_OP(Muls, a * s)
+ASCEND_SIM_SCALAR_OP(Muls, a* s)
 ASCEND_SIM_SCALAR_OP(Maxs, std::max(a, s))
 ASCEND_SIM_SCALAR_OP(Mins, std::min(a, s))
 #undef ASCEND_SIM_SCALAR_OP
 
-#define ASCEND_SIM_BINARY_OP(NAME, EXPR)                                                                     \
-  template <typename T>                                                                                      \
-  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, int32_t count, \
-            Loc loc = {}) {                                                                                  \
-    detail::check_operand(src0, count, loc, "source 0");                                                     \
-    detail::check_operand(src1, count, loc, "source 1");                                                     \
-    const T *x = src0.data(), *y = src1.data();                                                              \
-    detail::level2(dst, count, loc, [&](int32_t i) {                                                         \
-      float a = ascend_sim::to_f32(x[i]), b = ascend_sim::to_f32(y[i]);                                      \
-      return EXPR;                                                                                           \
-    });                                                                                                      \
-  }                                                                                                          \
-  template <typename T, bool isSetMask = true>                                                               \
-  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, uint64_t mask, \
-            int32_t repeatTime, const BinaryRepeatParams& params, Loc loc = {}) {                            \
-    detail::level0_binary(dst, src0, src1, detail::Mask<T>(mask, loc), repeatTime, params, loc,              \
-                          [](float a, float b) { return EXPR; });                                            \
-  }                                                                                                          \
-  template <typename T, bool isSetMask = true>                                                               \
-  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1,               \
-            const uint64_t mask[2], int32_t repeatTime, const BinaryRepeatParams& params, Loc loc = {}) {    \
-    detail::level0_binary(dst, src0, src1, detail::Mask<T>(mask, loc), repeatTime, params, loc,              \
-                          [](float a, float b) { return EXPR; });                                            \
+#define ASCEND_SIM_BINARY_OP(NAME, EXPR)                                                                               \
+  template <typename T>                                                                                                \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, int32_t count,          \
+            Loc loc = {}) {                                                                                            \
+    detail::check_operand(src0, count, loc, "source 0");                                                               \
+    detail::check_operand(src1, count, loc, "source 1");                                                               \
+    const T *x = src0.data(), *y = src1.data();                                                                        \
+    detail::level2(dst, count, loc, [&](int32_t i) {                                                                   \
+      float a = ascend_sim::to_f32(x[i]), b = ascend_sim::to_f32(y[i]);                                                \
+      return EXPR;                                                                                                     \
+    });                                                                                                                \
+  }                                                                                                                    \
+  template <typename T, bool isSetMask = true>                                                                         \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, uint64_t mask,          \
+            int32_t repeatTime, const BinaryRepeatParams& params, Loc loc = {}) {                                      \
+    detail::level0_binary(dst, src0, src1, detail::Mask<T>(mask, loc), repeatTime, params, loc,                        \
+                          [](float a, float b) { return EXPR; });                                                      \
+  }                                                                                                                    \
+  template <typename T, bool isSetMask = true>                                                                         \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, const uint64_t mask[2], \
+            int32_t repeatTime, const BinaryRepeatParams& params, Loc loc = {}) {                                      \
+    detail::level0_binary(dst, src0, src1, detail::Mask<T>(mask, loc), repeatTime, params, loc,                        \
+                          [](float a, float b) { return EXPR; });                                                      \
   }
 ASCEND_SIM_BINARY_OP(Add, a + b)
 ASCEND_SIM_BINARY_OP(Sub, a - b)
@@ -211,18 +217,20 @@ ASCEND_SIM_BINARY_OP(Max, std::max(a, b))
 ASCEND_SIM_BINARY_OP(Min, std::min(a, b))
 #undef ASCEND_SIM_BINARY_OP
 
-#define ASCEND_SIM_UNARY_OP(NAME, EXPR)                                                                      \
-  template <typename T>                                                                                      \
-  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, int32_t count, Loc loc = {}) {            \
-    detail::check_operand(src, count, loc, "source");                                                        \
-    const T* x = src.data();                                                                                 \
-    detail::level2(dst, count, loc, [&](int32_t i) { float a = ascend_sim::to_f32(x[i]); return EXPR; });   \
-  }                                                                                                          \
-  template <typename T, bool isSetMask = true>                                                               \
-  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, uint64_t mask, int32_t repeatTime,        \
-            const UnaryRepeatParams& params, Loc loc = {}) {                                                 \
-    detail::level0_unary(dst, src, detail::Mask<T>(mask, loc), repeatTime, params, loc,                      \
-                         [](float a) { return EXPR; });                                                      \
+#define ASCEND_SIM_UNARY_OP(NAME, EXPR)                                                                                \
+  template <typename T>                                                                                                \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, int32_t count, Loc loc = {}) {                       \
+    detail::check_operand(src, count, loc, "source");                                                                  \
+    const T* x = src.data();                                                                                           \
+    detail::level2(dst, count, loc, [&](int32_t i) {                                                                   \
+      float a = ascend_sim::to_f32(x[i]);                                                                              \
+      return EXPR;                                                                                                     \
+    });                                                                                                                \
+  }                                                                                                                    \
+  template <typename T, bool isSetMask = true>                                                                         \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, uint64_t mask, int32_t repeatTime,                   \
+            const UnaryRepeatParams& params, Loc loc = {}) {                                                           \
+    detail::level0_unary(dst, src, detail::Mask<T>(mask, loc), repeatTime, params, loc, [](float a) { return EXPR; }); \
   }
 ASCEND_SIM_UNARY_OP(Exp, std::exp(a))
 ASCEND_SIM_UNARY_OP(Ln, std::log(a))
@@ -309,8 +317,8 @@ void Cast(const LocalTensor<D>& dst, const LocalTensor<S>& src, RoundMode mode, 
 
 namespace detail {
 template <typename T, typename F>
-void reduce(const LocalTensor<T>& dst, const LocalTensor<T>& src, const LocalTensor<T>& tmp, int32_t count,
-            bool index, const Loc& loc, F combine, float init) {
+void reduce(const LocalTensor<T>& dst, const LocalTensor<T>& src, const LocalTensor<T>& tmp, int32_t count, bool index,
+            const Loc& loc, F combine, float init) {
   ascend_sim::check(count >= 1, loc, [&] { return "reduction count " + std::to_string(count) + " must be >= 1"; });
   check_operand(src, count, loc, "source");
   constexpr uint32_t per_repeat = ascend_sim::kRepeatBytes / sizeof(T);
@@ -335,8 +343,9 @@ void reduce(const LocalTensor<T>& dst, const LocalTensor<T>& src, const LocalTen
 template <typename T>
 void ReduceMax(const LocalTensor<T>& dst, const LocalTensor<T>& src, const LocalTensor<T>& tmp, int32_t count,
                bool calIndex = false, Loc loc = {}) {
-  detail::reduce(dst, src, tmp, count, calIndex, loc, [](float a, float b) { return std::max(a, b); },
-                 -std::numeric_limits<float>::infinity());
+  detail::reduce(
+      dst, src, tmp, count, calIndex, loc, [](float a, float b) { return std::max(a, b); },
+      -std::numeric_limits<float>::infinity());
 }
 
 template <typename T>
@@ -353,8 +362,8 @@ void Brcb(const LocalTensor<T>& dst, const LocalTensor<T>& src, int32_t repeatTi
   constexpr uint32_t per_block = ascend_sim::kBlockBytes / sizeof(T);
   detail::check_operand(src, uint64_t(repeatTime) * 8, loc, "source");
   if (repeatTime > 0) {
-    detail::check_operand(dst, (uint64_t(repeatTime - 1) * p.dstRepStride + 7ull * p.dstBlkStride + 1) * per_block,
-                          loc, "destination");
+    detail::check_operand(dst, (uint64_t(repeatTime - 1) * p.dstRepStride + 7ull * p.dstBlkStride + 1) * per_block, loc,
+                          "destination");
   }
   detail::count_vector(uint64_t(repeatTime) * 8 * per_block, repeatTime);
   if (ascend_sim::dry_run()) return;
@@ -387,12 +396,24 @@ void Compare(const LocalTensor<uint8_t>& dst, const LocalTensor<T>& src0, const 
     const float a = ascend_sim::to_f32(src0.data()[i]), b = ascend_sim::to_f32(src1.data()[i]);
     bool r = false;
     switch (mode) {
-      case CMPMODE::LT: r = a < b; break;
-      case CMPMODE::GT: r = a > b; break;
-      case CMPMODE::EQ: r = a == b; break;
-      case CMPMODE::LE: r = a <= b; break;
-      case CMPMODE::GE: r = a >= b; break;
-      case CMPMODE::NE: r = a != b; break;
+      case CMPMODE::LT:
+        r = a < b;
+        break;
+      case CMPMODE::GT:
+        r = a > b;
+        break;
+      case CMPMODE::EQ:
+        r = a == b;
+        break;
+      case CMPMODE::LE:
+        r = a <= b;
+        break;
+      case CMPMODE::GE:
+        r = a >= b;
+        break;
+      case CMPMODE::NE:
+        r = a != b;
+        break;
     }
     uint8_t& byte = dst.data()[i / 8];
     byte = uint8_t(r ? byte | (1u << (i % 8)) : byte & ~(1u << (i % 8)));
@@ -410,9 +431,8 @@ void Select(const LocalTensor<T>& dst, const LocalTensor<uint8_t>& selMask, cons
   const float s = ascend_sim::to_f32(scalar);
   const uint8_t* bits = selMask.data();
   const T* x = src0.data();
-  detail::level2(dst, int32_t(count), loc, [&](int32_t i) {
-    return (bits[i / 8] >> (i % 8)) & 1 ? ascend_sim::to_f32(x[i]) : s;
-  });
+  detail::level2(dst, int32_t(count), loc,
+                 [&](int32_t i) { return (bits[i / 8] >> (i % 8)) & 1 ? ascend_sim::to_f32(x[i]) : s; });
 }
 
 }  // namespace AscendC

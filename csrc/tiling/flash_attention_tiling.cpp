@@ -9,7 +9,7 @@ namespace ascend_attn {
 
 namespace {
 
-constexpr uint32_t kMaxBlockCols = 512;  // Bc: 512 keys per KV tile (catlass and FAS use 512 to 1024)
+constexpr uint32_t kMaxBlockCols = 512;    // Bc: 512 keys per KV tile (catlass and FAS use 512 to 1024)
 constexpr uint64_t kWorkspaceAlign = 512;  // GM bursts are 512 bytes; misaligned workspace halves FixPipe speed
 
 uint64_t align_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
@@ -64,7 +64,10 @@ std::vector<uint32_t> partition_contiguous(const std::vector<uint32_t>& weights,
   uint64_t hi = std::accumulate(weights.begin(), weights.end(), uint64_t(0));
   while (lo < hi) {
     const uint64_t mid = (lo + hi) / 2;
-    if (split(mid, nullptr) <= parts) hi = mid; else lo = mid + 1;
+    if (split(mid, nullptr) <= parts)
+      hi = mid;
+    else
+      lo = mid + 1;
   }
   split(lo, &begin);
   begin.push_back(uint32_t(weights.size()));
@@ -75,8 +78,9 @@ FlashAttentionPlan plan_flash_attention(const FlashAttentionProblem& p, uint32_t
                                         uint64_t sys_workspace_bytes) {
   // 1. Validate what this kernel supports (the op-level checks ran before).
   require(p.dtype == kFlashFp16 || p.dtype == kFlashBf16, "q: the Ascend C flash_attention kernel takes fp16 or bf16");
-  require(p.head_dim % 16 == 0 && p.head_dim >= 16 && p.head_dim <= 512,
-          "q: head_dim must be a multiple of 16 in [16, 512] for the Ascend C kernel, got " + std::to_string(p.head_dim));
+  require(
+      p.head_dim % 16 == 0 && p.head_dim >= 16 && p.head_dim <= 512,
+      "q: head_dim must be a multiple of 16 in [16, 512] for the Ascend C kernel, got " + std::to_string(p.head_dim));
   require(p.head_dim_v % 16 == 0 && p.head_dim_v >= 16 && p.head_dim_v <= 512,
           "v: head_dim_v must be a multiple of 16 in [16, 512] for the Ascend C kernel, got " +
               std::to_string(p.head_dim_v));

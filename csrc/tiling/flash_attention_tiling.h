@@ -19,8 +19,8 @@ struct FlashAttentionProblem {
 
 struct FlashAttentionPlan {
   FlashAttentionTiling tiling;
-  uint32_t block_dim = 0;        // cores to launch (0: nothing to compute)
-  uint64_t workspace_bytes = 0;  // system workspace + per-AIV slots
+  uint32_t block_dim = 0;              // cores to launch (0: nothing to compute)
+  uint64_t workspace_bytes = 0;        // system workspace + per-AIV slots
   std::vector<uint32_t> task_weights;  // visible KV tiles of each task, in task order
 };
 

@@ -32,8 +32,8 @@ __aicore__ inline void Run(GM_ADDR q, GM_ADDR k, GM_ADDR v, GM_ADDR cu_seqlens_q
 // q [total_q, heads, d], k [total_k, kv_heads, d], v [total_k, kv_heads, dv] (fp16 or bf16), cu_seqlens_q/k int32
 // [batch + 1], out [total_q, heads, dv], lse fp32 [heads, total_q], workspace (system + per-AIV slots), tiling.
 extern "C" __global__ __aicore__ void flash_attention(GM_ADDR q, GM_ADDR k, GM_ADDR v, GM_ADDR cu_seqlens_q,
-                                                      GM_ADDR cu_seqlens_k, GM_ADDR out, GM_ADDR lse,
-                                                      GM_ADDR workspace, GM_ADDR tiling) {
+                                                      GM_ADDR cu_seqlens_k, GM_ADDR out, GM_ADDR lse, GM_ADDR workspace,
+                                                      GM_ADDR tiling) {
   KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_MIX_AIC_1_2);
   FlashAttentionTiling t;
   CopyTiling(&t, tiling);

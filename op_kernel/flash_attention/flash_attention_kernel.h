@@ -140,7 +140,8 @@ class FlashAttentionKernel {
         RescaleAndAccumulateO(r0, Min(t_->chunk_rows, b.rows - r0));
       }
     }
-    for (uint32_t r0 = 0; r0 < b.rows; r0 += t_->chunk_rows) NormalizeAndStoreO(b, r0, Min(t_->chunk_rows, b.rows - r0));
+    for (uint32_t r0 = 0; r0 < b.rows; r0 += t_->chunk_rows)
+      NormalizeAndStoreO(b, r0, Min(t_->chunk_rows, b.rows - r0));
     if (t_->return_lse) StoreLse(b);
   }
 

@@ -25,7 +25,9 @@ void ub_capacity(float*) {
 }
 
 void l1_capacity(float*) {
-  if ASCEND_IS_AIV { return; }
+  if ASCEND_IS_AIV {
+    return;
+  }
   TPipe pipe;
   TBuf<TPosition::A1> l1;
   pipe.InitBuffer(l1, 600 * 1024);

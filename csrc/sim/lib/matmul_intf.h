@@ -43,12 +43,13 @@ class Matmul {
     const TCubeTiling& t = *tiling;
     check(t.baseM > 0 && t.baseN > 0 && t.baseK > 0 && t.baseM % 16 == 0 && t.baseN % 16 == 0 &&
               t.baseK * sizeof(A) % 32 == 0,
-          loc, [&] { return "TCubeTiling base block " + shape(t.baseM, t.baseN, t.baseK) + " is not fractal-aligned"; });
+          loc,
+          [&] { return "TCubeTiling base block " + shape(t.baseM, t.baseN, t.baseK) + " is not fractal-aligned"; });
     const uint64_t l0a = uint64_t(t.baseM) * t.baseK * sizeof(A) * (t.dbL0A > 1 ? 2 : 1);
     const uint64_t l0b = uint64_t(t.baseK) * t.baseN * sizeof(B) * (t.dbL0B > 1 ? 2 : 1);
     const uint64_t l0c = uint64_t(t.baseM) * t.baseN * sizeof(float) * (t.dbL0C > 1 ? 2 : 1);
-    const uint64_t l1 = uint64_t(t.depthA1) * t.baseM * t.baseK * sizeof(A) +
-                        uint64_t(t.depthB1) * t.baseN * t.baseK * sizeof(B);
+    const uint64_t l1 =
+        uint64_t(t.depthA1) * t.baseM * t.baseK * sizeof(A) + uint64_t(t.depthB1) * t.baseN * t.baseK * sizeof(B);
     check(l0a <= kL0aBytes && l0b <= kL0bBytes && l0c <= kL0cBytes, loc, [&] {
       return "TCubeTiling base block " + shape(t.baseM, t.baseN, t.baseK) + " needs L0A " + std::to_string(l0a) +
              ", L0B " + std::to_string(l0b) + ", L0C " + std::to_string(l0c) + " bytes: more than L0 holds";
@@ -112,9 +113,11 @@ class Matmul {
     const A* pa = a_.GetPhyAddr();
     const B* pb = b_.GetPhyAddr();
     for (int i = 0; i < m; ++i)
-      for (int kk = 0; kk < k; ++kk) fa[size_t(i) * k + kk] = to_f32(trans_a_ ? pa[size_t(kk) * org_m_ + i] : pa[size_t(i) * org_ka_ + kk]);
+      for (int kk = 0; kk < k; ++kk)
+        fa[size_t(i) * k + kk] = to_f32(trans_a_ ? pa[size_t(kk) * org_m_ + i] : pa[size_t(i) * org_ka_ + kk]);
     for (int kk = 0; kk < k; ++kk)
-      for (int j = 0; j < n; ++j) fb[size_t(kk) * n + j] = to_f32(trans_b_ ? pb[size_t(j) * org_kb_ + kk] : pb[size_t(kk) * org_n_ + j]);
+      for (int j = 0; j < n; ++j)
+        fb[size_t(kk) * n + j] = to_f32(trans_b_ ? pb[size_t(j) * org_kb_ + kk] : pb[size_t(kk) * org_n_ + j]);
     C* pc = gm.GetPhyAddr();
     for (int i = 0; i < m; ++i) {
       std::fill(acc.begin(), acc.end(), 0.0f);
