@@ -20,7 +20,9 @@ class SimStats:
     """Counters of one simulated launch and the time the 910B2 model derives from them (an estimate)."""
 
     block_dim: int
-    per_core: list[dict]  # per AIC core: gm_read_bytes, gm_write_bytes, cube_macs, vector_elems
+    # per AIC core: gm_read_bytes, gm_write_bytes, cube_macs, vector_elems, and gm_workspace_bytes (the part of the
+    # GM traffic that goes to and from the workspace)
+    per_core: list[dict]
     modelled_us: float  # max over cores of the per-core roofline, plus the launch overhead below
     modelled_core_us: list[float]
     modelled_bound: list[str]  # per core: "cube", "vector" or "gm"

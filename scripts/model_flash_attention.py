@@ -4,7 +4,8 @@
 
 Runs the kernel in the simulator in dry-run mode (exact counters, no arithmetic) and prints, per shape: the modelled
 TFLOPS and its fraction of the cube peak, GM bytes over the ideal minimum (Q read once, K and V read once per q tile
-of 128 rows, O written once), the max/mean cube work per core, and which roofline term bounds the slowest core.
+of 128 rows, O written once) and the share of them that is workspace traffic (S, P and O_tmp between the
+cube and the vector cores), the max/mean cube work per core, and which roofline term bounds the slowest core.
 All times are MODELLED estimates, not NPU measurements.
 """
 
@@ -34,9 +35,9 @@ def main() -> None:
     print(f"modelled Atlas 910B2, {args.cores} cores (cube peak {peak:.0f} TFLOPS fp16, GM "
           f"{_sim.model_gm_bytes_per_second / 1e12:.1f} TB/s, launch overhead {_sim.model_launch_overhead_us} us "
           "assumed); estimates, not measurements")  # fmt: skip
-    print("| seqlen | causal | modelled us | modelled TFLOPS | % cube peak | GM bytes / ideal | cube max/mean "
-          "| bound |")  # fmt: skip
-    print("|---:|:---:|---:|---:|---:|---:|---:|:---|")
+    print("| seqlen | causal | modelled us | modelled TFLOPS | % cube peak | GM bytes / ideal | workspace share "
+          "| cube max/mean | bound |")  # fmt: skip
+    print("|---:|:---:|---:|---:|---:|---:|---:|---:|:---|")
     h, d = args.heads, args.head_dim
     for s in args.seqlens:
         q = torch.empty(s, h, d, dtype=torch.float16)
@@ -46,10 +47,12 @@ def main() -> None:
             st = sim.flash_attn_varlen_func(q, q, q, cu, cu, s, s, causal=causal, num_cores=args.cores,
                                             dry_run=True).stats  # fmt: skip
             moved = sum(c["gm_read_bytes"] + c["gm_write_bytes"] for c in st.per_core)
+            workspace = sum(c["gm_workspace_bytes"] for c in st.per_core)
             macs = [c["cube_macs"] for c in st.per_core]
             slowest = max(range(len(st.modelled_core_us)), key=st.modelled_core_us.__getitem__)
             print(f"| {s} | {'yes' if causal else 'no'} | {st.modelled_us:.0f} | {st.modelled_tflops:.1f} | "
                   f"{100 * st.modelled_tflops / peak:.1f}% | {moved / ideal_bytes(s, h, d, causal):.2f} | "
+                  f"{100 * workspace / moved:.0f}% | "
                   f"{max(macs) / (sum(macs) / len(macs)):.3f} | {st.modelled_bound[slowest]} |")  # fmt: skip
 
 

@@ -32,7 +32,8 @@ void run_kernel(KernelType type, uint32_t block_dim, uint8_t* workspace, const s
   t_last = LaunchStats{block_dim, {}};
   launch.run(kernel);  // throws SimError on the first violated rule
   for (const CoreCounters& c : launch.counters()) {
-    t_last.per_core.push_back({c.gm_read_bytes, c.gm_write_bytes, c.cube_macs, c.vector_elems, c.vector_cycles});
+    t_last.per_core.push_back(
+        {c.gm_read_bytes, c.gm_write_bytes, c.cube_macs, c.vector_elems, c.vector_cycles, c.gm_workspace_bytes});
   }
 }
 }  // namespace

@@ -10,6 +10,7 @@ constexpr uint64_t kSimSysWorkspaceBytes = 512;
 
 struct CoreStats {
   uint64_t gm_read_bytes = 0, gm_write_bytes = 0, cube_macs = 0, vector_elems = 0, vector_cycles = 0;
+  uint64_t gm_workspace_bytes = 0;
 };
 
 struct LaunchStats {

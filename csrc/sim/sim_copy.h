@@ -72,8 +72,6 @@ void copy_rows(T* dst, uint64_t dst_row_stride_bytes, const T* src, uint64_t src
   }
 }
 
-inline ascend_sim::CoreCounters& counters() { return *ascend_sim::ctx().counters; }
-
 }  // namespace detail
 
 // GM -> UB/L1, count elements, count * sizeof(T) a multiple of 32 bytes.
@@ -83,7 +81,7 @@ void DataCopy(const LocalTensor<T>& dst, const GlobalTensor<T>& src, uint32_t co
   dst.check_aligned(loc, "DataCopy destination");
   dst.check_elems(count, loc);
   src.check_range(0, count, loc);
-  detail::counters().gm_read_bytes += uint64_t(count) * sizeof(T);
+  src.count_read(uint64_t(count) * sizeof(T));
   detail::copy_rows(dst.data(), 0, src.GetPhyAddr(), 0, 1, count * sizeof(T));
 }
 
@@ -94,7 +92,7 @@ void DataCopy(const GlobalTensor<T>& dst, const LocalTensor<T>& src, uint32_t co
   src.check_aligned(loc, "DataCopy source");
   src.check_elems(count, loc);
   dst.check_range(0, count, loc);
-  detail::counters().gm_write_bytes += uint64_t(count) * sizeof(T);
+  dst.count_write(uint64_t(count) * sizeof(T));
   detail::copy_rows(dst.GetPhyAddr(), 0, src.data(), 0, 1, count * sizeof(T));
 }
 
@@ -119,7 +117,7 @@ void DataCopy(const LocalTensor<T>& dst, const GlobalTensor<T>& src, const DataC
   const uint64_t dst_stride = row + uint64_t(p.dstStride) * detail::kBlock;
   src.check_range(0, ((p.blockCount - 1) * src_stride + row) / per, loc);
   dst.check_elems(((p.blockCount - 1) * dst_stride + row) / per, loc);
-  detail::counters().gm_read_bytes += p.blockCount * row;
+  src.count_read(p.blockCount * row);
   detail::copy_rows(dst.data(), dst_stride, src.GetPhyAddr(), src_stride, p.blockCount, uint32_t(row));
 }
 
@@ -133,7 +131,7 @@ void DataCopy(const GlobalTensor<T>& dst, const LocalTensor<T>& src, const DataC
   const uint64_t dst_stride = row + uint64_t(p.dstStride) * detail::kBlock;
   src.check_elems(((p.blockCount - 1) * src_stride + row) / per, loc);
   dst.check_range(0, ((p.blockCount - 1) * dst_stride + row) / per, loc);
-  detail::counters().gm_write_bytes += p.blockCount * row;
+  dst.count_write(p.blockCount * row);
   detail::copy_rows(dst.GetPhyAddr(), dst_stride, src.data(), src_stride, p.blockCount, uint32_t(row));
 }
 
@@ -153,7 +151,7 @@ void DataCopyPad(const LocalTensor<T>& dst, const GlobalTensor<T>& src, const Da
   const uint64_t dst_stride = row_ub + uint64_t(p.dstStride) * detail::kBlock;
   src.check_range(0, ((p.blockCount - 1) * src_stride + p.blockLen) / sizeof(T), loc);
   dst.check_elems(((p.blockCount - 1) * dst_stride + row_ub) / sizeof(T), loc);
-  detail::counters().gm_read_bytes += uint64_t(p.blockCount) * p.blockLen;
+  src.count_read(uint64_t(p.blockCount) * p.blockLen);
   detail::copy_rows(dst.data(), dst_stride, src.GetPhyAddr(), src_stride, p.blockCount, p.blockLen);
   if (pad.isPad && !ascend_sim::dry_run()) {
     for (uint32_t r = 0; r < p.blockCount; ++r) {
@@ -177,7 +175,7 @@ void DataCopyPad(const GlobalTensor<T>& dst, const LocalTensor<T>& src, const Da
   const uint64_t dst_stride = uint64_t(p.blockLen) + p.dstStride;
   src.check_elems(((p.blockCount - 1) * src_stride + row_ub) / sizeof(T), loc);
   dst.check_range(0, ((p.blockCount - 1) * dst_stride + p.blockLen) / sizeof(T), loc);
-  detail::counters().gm_write_bytes += uint64_t(p.blockCount) * p.blockLen;
+  dst.count_write(uint64_t(p.blockCount) * p.blockLen);
   detail::copy_rows(dst.GetPhyAddr(), dst_stride, src.data(), src_stride, p.blockCount, p.blockLen);
 }
 

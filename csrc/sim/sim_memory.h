@@ -44,6 +44,7 @@ class GlobalTensor {
              " bytes is not inside any GM buffer passed to the launch";
     });
     ptr_ = buffer;
+    workspace_ = b->name == "workspace";
     size_ = count ? count : uint64_t(b->base + b->bytes - reinterpret_cast<const uint8_t*>(buffer)) / sizeof(T);
   }
   GlobalTensor operator[](uint64_t offset) const {
@@ -51,20 +52,33 @@ class GlobalTensor {
     t.ptr_ = ptr_ + offset;
     t.size_ = offset <= size_ ? size_ - offset : 0;
     t.out_of_range_ = out_of_range_ || offset > size_;
+    t.workspace_ = workspace_;
     return t;
   }
   T GetValue(uint64_t i, Loc loc = {}) const {
     check_range(i, 1, loc);
-    ascend_sim::ctx().counters->gm_read_bytes += sizeof(T);
+    count_read(sizeof(T));
     return ptr_[i];
   }
   void SetValue(uint64_t i, T v, Loc loc = {}) {
     check_range(i, 1, loc);
-    ascend_sim::ctx().counters->gm_write_bytes += sizeof(T);
+    count_write(sizeof(T));
     ptr_[i] = v;
   }
   uint64_t GetSize() const { return size_; }
   T* GetPhyAddr() const { return ptr_; }
+
+  // GM traffic counters of the calling core; workspace traffic is also counted on its own.
+  void count_read(uint64_t bytes) const {
+    auto& c = *ascend_sim::ctx().counters;
+    c.gm_read_bytes += bytes;
+    if (workspace_) c.gm_workspace_bytes += bytes;
+  }
+  void count_write(uint64_t bytes) const {
+    auto& c = *ascend_sim::ctx().counters;
+    c.gm_write_bytes += bytes;
+    if (workspace_) c.gm_workspace_bytes += bytes;
+  }
 
   // Every GM access of the simulator goes through this check.
   void check_range(uint64_t first, uint64_t count, const Loc& loc) const {
@@ -78,6 +92,7 @@ class GlobalTensor {
   T* ptr_ = nullptr;
   uint64_t size_ = 0;
   bool out_of_range_ = false;
+  bool workspace_ = false;  // inside the buffer the host named "workspace"
 };
 
 // A view of one core's local memory (UB on AIV; L1/L0 on AIC).

@@ -35,6 +35,7 @@ py::dict stats_dict(const ascend_sim::LaunchStats& s) {
     d["gm_write_bytes"] = x.gm_write_bytes;
     d["cube_macs"] = x.cube_macs;
     d["vector_elems"] = x.vector_elems;
+    d["gm_workspace_bytes"] = x.gm_workspace_bytes;  // included in the read/write bytes above
     per_core.append(d);
     counters[c].gm_read_bytes = x.gm_read_bytes, counters[c].gm_write_bytes = x.gm_write_bytes;
     counters[c].cube_macs = x.cube_macs, counters[c].vector_cycles = x.vector_cycles;

@@ -38,7 +38,8 @@ enum class CoreType { kAic, kAiv };
 // Per logical core (AIC index): what the model converts into time. AIV work folds into its core.
 struct CoreCounters {
   std::atomic<uint64_t> gm_read_bytes{0}, gm_write_bytes{0}, cube_macs{0}, vector_elems{0};
-  std::atomic<uint64_t> vector_cycles{0};  // vector_elems divided by the lanes of each instruction's type
+  std::atomic<uint64_t> vector_cycles{0};       // vector_elems divided by the lanes of each instruction's type
+  std::atomic<uint64_t> gm_workspace_bytes{0};  // the part of the GM traffic to and from the workspace
 };
 
 struct GmBuffer {

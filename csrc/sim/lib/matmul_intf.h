@@ -104,8 +104,9 @@ class Matmul {
     auto& counters = *ctx().counters;
     const uint64_t b_passes = (m + uint64_t(tiling_->baseM) * std::max(tiling_->stepM, 1) - 1) /
                               (uint64_t(tiling_->baseM) * std::max(tiling_->stepM, 1));
-    counters.gm_read_bytes += uint64_t(m) * k * sizeof(A) + b_passes * uint64_t(k) * n * sizeof(B);
-    counters.gm_write_bytes += uint64_t(m) * n * sizeof(C);
+    a_.count_read(uint64_t(m) * k * sizeof(A));
+    b_.count_read(b_passes * uint64_t(k) * n * sizeof(B));
+    gm.count_write(uint64_t(m) * n * sizeof(C));
     auto up16 = [](uint64_t x) { return (x + 15) / 16 * 16; };
     counters.cube_macs += up16(m) * up16(n) * up16(k);
     if (dry_run()) return;
