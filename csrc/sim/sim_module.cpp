@@ -102,8 +102,9 @@ py::dict flash_attention_plan(int64_t dtype, int64_t heads, int64_t kv_heads, in
   d["block_cols"] = t.block_cols;
   d["chunk_rows"] = t.chunk_rows;
   d["ws_per_aiv"] = t.ws_per_aiv;
-  d["ub_bytes"] = FlashUbLayout(t.block_cols, t.head_dim_v, t.chunk_rows, 2, t.softcap > 0).total();
-  d["ub_budget"] = kFlashUbBudget;
+  d["ub_bytes"] =
+      ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, t.chunk_rows, 2, t.softcap > 0).total();
+  d["ub_budget"] = ascend_attn_kernel::kAivUbBudget;
   return d;
 }
 

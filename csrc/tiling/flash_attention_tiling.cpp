@@ -108,7 +108,8 @@ FlashAttentionPlan plan_flash_attention(const FlashAttentionProblem& p, uint32_t
   const uint32_t elem = 2;
   t.chunk_rows = 0;
   for (uint32_t rows = kFlashRowsPerAiv; rows >= 1; rows /= 2) {
-    if (FlashUbLayout(t.block_cols, t.head_dim_v, rows, elem, p.softcap > 0).total() <= kFlashUbBudget) {
+    if (ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, rows, elem, p.softcap > 0).total() <=
+        ascend_attn_kernel::kAivUbBudget) {
       t.chunk_rows = rows;
       break;
     }

@@ -4,33 +4,13 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "../common/softmax_ub.h"
 #include "kernel_tiling/kernel_tiling.h"
 
 constexpr uint32_t kFlashMaxCores = 64;    // block_dim limit of this tiling (A2/A3 have at most 25 AIC)
 constexpr uint32_t kFlashBlockRows = 128;  // Br: query rows per task, 64 per AIV
 constexpr uint32_t kFlashRowsPerAiv = kFlashBlockRows / 2;
-constexpr uint32_t kFlashStatLanes = 8;  // row statistics as [rows, 8] fp32: one 32-byte block per row
-// UB a mix kernel's AIV may carve: 192 KB minus the 8 KB the Ascend C framework reserves and 256 B for the runtime.
-constexpr uint32_t kFlashUbBudget = 192 * 1024 - 8 * 1024 - 256;
-
-// UB carved by one AIV (bytes), computed the same way by the host tiling (to choose chunk_rows) and the kernel.
-struct FlashUbPlan {
-  uint32_t in_bytes, out_bytes, o_acc_bytes, stat_bytes, work_bytes, softcap_bytes;
-  constexpr uint32_t total() const {
-    return in_bytes + out_bytes + o_acc_bytes + stat_bytes + work_bytes + softcap_bytes;
-  }
-};
-constexpr uint32_t FlashRound32(uint32_t n) { return (n + 31) / 32 * 32; }
-constexpr FlashUbPlan FlashUbLayout(uint32_t block_cols, uint32_t head_dim_v, uint32_t chunk_rows, uint32_t elem_bytes,
-                                    bool softcap) {
-  const uint32_t width = block_cols > head_dim_v ? block_cols : head_dim_v;  // S rows and O_tmp rows share a buffer
-  return FlashUbPlan{FlashRound32(chunk_rows * width * 4),
-                     FlashRound32(chunk_rows * width * elem_bytes),
-                     FlashRound32(kFlashRowsPerAiv * head_dim_v * 4),
-                     3 * kFlashRowsPerAiv * kFlashStatLanes * 4 + kFlashRowsPerAiv * 4,  // max, sum, alpha; lse rows
-                     2 * 1024,                                                           // reduction results, work
-                     softcap ? FlashRound32(block_cols * 4) : 0};
-}
+static_assert(kFlashRowsPerAiv == ascend_attn_kernel::kMaxRowsPerAiv, "one AIV's rows fit the softmax state");
 
 enum FlashDtype : uint32_t { kFlashFp16 = 0, kFlashBf16 = 1 };
 

@@ -1,0 +1,32 @@
+// UB layout of the vector side of the attention kernels (op_kernel/common/online_softmax.h), as a pure function the
+// host tilings also use to choose how many rows fit. No kernel API here: host code includes it.
+#pragma once
+#include <cstdint>
+
+namespace ascend_attn_kernel {
+
+constexpr uint32_t kMaxRowsPerAiv = 64;
+constexpr uint32_t kStatLanes = 8;
+// UB one AIV carves for OnlineSoftmaxRows (bytes); the host tilings use it to choose chunk_rows.
+struct SoftmaxUbPlan {
+  uint32_t in_bytes, out_bytes, o_acc_bytes, stat_bytes, work_bytes, softcap_bytes;
+  constexpr uint32_t total() const {
+    return in_bytes + out_bytes + o_acc_bytes + stat_bytes + work_bytes + softcap_bytes;
+  }
+};
+constexpr uint32_t Round32(uint32_t n) { return (n + 31) / 32 * 32; }
+constexpr SoftmaxUbPlan SoftmaxUbLayout(uint32_t block_cols, uint32_t head_dim_v, uint32_t chunk_rows,
+                                        uint32_t elem_bytes, bool softcap) {
+  const uint32_t width = block_cols > head_dim_v ? block_cols : head_dim_v;  // S rows and O_tmp rows share a buffer
+  return SoftmaxUbPlan{Round32(chunk_rows * width * 4),
+                       Round32(chunk_rows * width * elem_bytes),
+                       Round32(kMaxRowsPerAiv * head_dim_v * 4),
+                       3 * kMaxRowsPerAiv * kStatLanes * 4 + kMaxRowsPerAiv * 4,  // max, sum, alpha; lse rows
+                       2 * 1024,                                                  // reduction results, work
+                       softcap ? Round32(block_cols * 4) : 0};
+}
+
+// UB a mix kernel's AIV may carve: 192 KB minus the 8 KB the Ascend C framework reserves and 256 B for the runtime.
+constexpr uint32_t kAivUbBudget = 192 * 1024 - 8 * 1024 - 256;
+
+}  // namespace ascend_attn_kernel
