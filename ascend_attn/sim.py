@@ -27,6 +27,7 @@ class SimStats:
     modelled_core_us: list[float]
     modelled_bound: list[str]  # per core: "cube", "vector" or "gm"
     useful_flops: int  # 2 * (head_dim + head_dim_v) * visible (query, key) pairs
+    kv_splits: int = 1  # paged_attention: KV splits of the longest sequence (> 1: flash-decoding with a combine)
     modelled_tflops: float = field(init=False)
     launch_overhead_us: float = _sim.model_launch_overhead_us
 
@@ -51,6 +52,15 @@ def _visible_pairs(cu_q: list[int], cu_k: list[int], window_left: int, window_ri
         hi = (pos + window_right + 1).clamp(max=sk) if window_right >= 0 else torch.full_like(pos, sk)
         total += int((hi - lo).clamp(min=0).sum())
     return total
+
+
+def _paged_visible_pairs(cu_q: list[int], context_lens: list[int], window_left: int, window_right: int) -> int:
+    """Visible (query, key) pairs of paged queries: sequence s's queries are the last positions of its context."""
+    pairs = 0
+    for s, ctx in enumerate(context_lens):
+        q_len = cu_q[s + 1] - cu_q[s]
+        pairs += _visible_pairs([0, q_len], [0, ctx], window_left, window_right)
+    return pairs
 
 
 def flash_attn_varlen_func(
@@ -97,3 +107,63 @@ def flash_attn_varlen_func(
     pairs = _visible_pairs(cu_seqlens_q.tolist(), cu_seqlens_k.tolist(), left, right)
     stats = SimStats(useful_flops=2 * (q.shape[-1] + v.shape[-1]) * q.shape[1] * pairs, **raw)
     return SimResult(out, lse if return_lse else None, stats)
+
+
+def paged_attention(
+    q: torch.Tensor,
+    key_cache: torch.Tensor,
+    value_cache: torch.Tensor,
+    block_tables: torch.Tensor,
+    context_lens: torch.Tensor,
+    cu_seqlens_q: torch.Tensor | None = None,
+    softmax_scale: float | None = None,
+    causal: bool = True,
+    window_size: tuple[int, int] = (-1, -1),
+    softcap: float = 0.0,
+    return_lse: bool = False,
+    num_cores: int = 24,
+    dry_run: bool = False,
+) -> SimResult:
+    """Runs ``op_kernel/paged_attention`` in the simulator; arguments as :func:`ascend_attn.paged_attention`.
+
+    Args:
+        q: ``[num_tokens, heads, head_dim]`` fp16/bf16 (head_dim a multiple of 16, at most 512).
+        key_cache, value_cache: ``[num_blocks, block_size, kv_heads, head_dim(_v)]``, contiguous; block_size a
+            multiple of 16 up to 512; at most 64 q heads per kv head.
+        block_tables: int32 ``[num_seqs, max_blocks_per_seq]``; context_lens: int32 ``[num_seqs]``.
+        cu_seqlens_q: int32 ``[num_seqs + 1]`` for multi-token queries (the last positions of each context);
+            None: one query per sequence.
+        num_cores, dry_run: as :func:`flash_attn_varlen_func`.
+
+    Returns:
+        :class:`SimResult` with ``out [num_tokens, heads, head_dim_v]``, ``lse`` fp32 ``[heads, num_tokens]`` (None
+        unless asked) and ``stats``; ``stats.kv_splits`` > 1 when the KV length was split across cores.
+    """
+    window = list(window_size)
+    out, lse, raw = _sim.paged_attention(
+        q, key_cache, value_cache, block_tables, context_lens, cu_seqlens_q, softmax_scale, causal, window, softcap,
+        return_lse, num_cores, dry_run,
+    )  # fmt: skip
+    left, right = window
+    if causal:
+        right = 0
+    cu = cu_seqlens_q.tolist() if cu_seqlens_q is not None else list(range(context_lens.numel() + 1))
+    pairs = _paged_visible_pairs(cu, context_lens.tolist(), left, right)
+    stats = SimStats(useful_flops=2 * (q.shape[-1] + value_cache.shape[-1]) * q.shape[1] * pairs, **raw)
+    return SimResult(out, lse if return_lse else None, stats)
+
+
+def reshape_and_cache(
+    key: torch.Tensor,
+    value: torch.Tensor,
+    key_cache: torch.Tensor,
+    value_cache: torch.Tensor,
+    slot_mapping: torch.Tensor,
+    num_cores: int = 24,
+) -> SimResult:
+    """Runs ``op_kernel/reshape_and_cache`` in the simulator: writes key/value ``[num_tokens, kv_heads, head_dim(_v)]``
+    into the contiguous fp16/bf16 caches ``[num_blocks, block_size, kv_heads, head_dim(_v)]`` in place at
+    ``slot_mapping`` (int32/int64 ``[num_tokens]``; negative = padding, skipped), like
+    :func:`ascend_attn.reshape_and_cache`. Returns a :class:`SimResult` with ``out = key_cache``, ``lse = None``."""
+    raw = _sim.reshape_and_cache(key, value, key_cache, value_cache, slot_mapping, num_cores)
+    return SimResult(key_cache, None, SimStats(useful_flops=0, **raw))

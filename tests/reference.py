@@ -129,3 +129,24 @@ def make_varlen(q_lens, k_lens, heads, kv_heads, head_dim, head_dim_v, dtype):
     k = torch.randn(int(cu_k[-1]), kv_heads, head_dim, dtype=dtype)
     v = torch.randn(int(cu_k[-1]), kv_heads, head_dim_v, dtype=dtype)
     return q, k, v, cu_q, cu_k
+
+
+def make_paged(context_lens, block_size, kv_heads, head_dim, head_dim_v, dtype, spare_blocks=3):
+    """Caches ``[num_blocks, block_size, kv_heads, head_dim(_v)]`` filled with NaN except the slots the sequences own
+    (so any stray read shows), a shuffled block table padded with -1, and int32 context_lens."""
+    blocks_per_seq = [-(-c // block_size) for c in context_lens]
+    num_blocks = sum(blocks_per_seq) + spare_blocks
+    key_cache = torch.full((num_blocks, block_size, kv_heads, head_dim), float("nan"), dtype=dtype)
+    value_cache = torch.full((num_blocks, block_size, kv_heads, head_dim_v), float("nan"), dtype=dtype)
+    order = torch.randperm(num_blocks)
+    width = max(blocks_per_seq + [1]) + 1
+    tables = torch.full((len(context_lens), width), -1, dtype=torch.int32)
+    used = 0
+    for s, (ctx, n) in enumerate(zip(context_lens, blocks_per_seq, strict=True)):
+        tables[s, :n] = order[used : used + n].to(torch.int32)
+        used += n
+        for i in range(n):
+            b, rows = int(tables[s, i]), min(block_size, ctx - i * block_size)
+            key_cache[b, :rows] = torch.randn(rows, kv_heads, head_dim).to(dtype)
+            value_cache[b, :rows] = torch.randn(rows, kv_heads, head_dim_v).to(dtype)
+    return key_cache, value_cache, tables, torch.tensor(context_lens, dtype=torch.int32)

@@ -5,34 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import assert_lse_close, assert_out_close
-from reference import attention_ref, gather_pages, paged_attention_ref
+from reference import attention_ref, gather_pages, make_paged, paged_attention_ref
 
 import ascend_attn
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 BLOCK_SIZES = [1, 16, 48, 128, 512]
 NUM_HEADS = [(8, 8), (8, 2), (8, 1)]  # GQA ratios 1, 4, 8
-
-
-def make_paged(context_lens, block_size, kv_heads, head_dim, head_dim_v, dtype, spare_blocks=3):
-    """Caches filled with NaN except the slots the sequences own (so any stray read shows), a shuffled block table
-    padded with -1, and the per-sequence contiguous K/V the reference compares against."""
-    blocks_per_seq = [-(-c // block_size) for c in context_lens]
-    num_blocks = sum(blocks_per_seq) + spare_blocks
-    key_cache = torch.full((num_blocks, block_size, kv_heads, head_dim), float("nan"), dtype=dtype)
-    value_cache = torch.full((num_blocks, block_size, kv_heads, head_dim_v), float("nan"), dtype=dtype)
-    order = torch.randperm(num_blocks)
-    width = max(blocks_per_seq + [1]) + 1
-    tables = torch.full((len(context_lens), width), -1, dtype=torch.int32)
-    used = 0
-    for s, (ctx, n) in enumerate(zip(context_lens, blocks_per_seq, strict=True)):
-        tables[s, :n] = order[used : used + n].to(torch.int32)
-        used += n
-        for t in range(ctx):
-            b, off = int(tables[s, t // block_size]), t % block_size
-            key_cache[b, off] = torch.randn(kv_heads, head_dim).to(dtype)
-            value_cache[b, off] = torch.randn(kv_heads, head_dim_v).to(dtype)
-    return key_cache, value_cache, tables, torch.tensor(context_lens, dtype=torch.int32)
 
 
 def run_and_check(q, kc, vc, tables, lens, cu=None, dtype=torch.float32, **options):

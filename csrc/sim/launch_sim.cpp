@@ -12,6 +12,8 @@
 
 // The kernels, compiled against the simulator's headers.
 #include "../../op_kernel/flash_attention/flash_attention.cpp"
+#include "../../op_kernel/paged_attention/paged_attention.cpp"
+#include "../../op_kernel/reshape_and_cache/reshape_and_cache.cpp"
 
 namespace ascend_sim {
 
@@ -60,4 +62,19 @@ void launch_flash_attention(uint32_t block_dim, void*, uint8_t* q, uint8_t* k, u
                             uint8_t* cu_seqlens_k, uint8_t* out, uint8_t* lse, uint8_t* workspace, uint8_t* tiling) {
   ascend_sim::run_kernel(ascend_sim::KernelType::kMixAic1To2, block_dim, workspace,
                          [&] { flash_attention(q, k, v, cu_seqlens_q, cu_seqlens_k, out, lse, workspace, tiling); });
+}
+
+void launch_paged_attention(uint32_t block_dim, void*, uint8_t* q, uint8_t* key_cache, uint8_t* value_cache,
+                            uint8_t* block_tables, uint8_t* context_lens, uint8_t* cu_seqlens_q, uint8_t* out,
+                            uint8_t* lse, uint8_t* workspace, uint8_t* tiling) {
+  ascend_sim::run_kernel(ascend_sim::KernelType::kMixAic1To2, block_dim, workspace, [&] {
+    paged_attention(q, key_cache, value_cache, block_tables, context_lens, cu_seqlens_q, out, lse, workspace, tiling);
+  });
+}
+
+void launch_reshape_and_cache(uint32_t block_dim, void*, uint8_t* key, uint8_t* value, uint8_t* key_cache,
+                              uint8_t* value_cache, uint8_t* slot_mapping, uint8_t* workspace, uint8_t* tiling) {
+  ascend_sim::run_kernel(ascend_sim::KernelType::kAivOnly, block_dim, workspace, [&] {
+    reshape_and_cache(key, value, key_cache, value_cache, slot_mapping, workspace, tiling);
+  });
 }

@@ -8,6 +8,7 @@
 
 #include "../common/attention_args.h"
 #include "../common/flash_attention_launch.h"
+#include "../common/paged_attention_launch.h"
 #include "../tiling/flash_attention_tiling.h"
 #include "launch_sim.h"
 #include "sim_runtime.h"
@@ -50,6 +51,35 @@ py::dict stats_dict(const ascend_sim::LaunchStats& s) {
   return d;
 }
 
+ascend_attn::KernelDevice sim_device(int64_t num_cores) {
+  TORCH_CHECK(num_cores >= 1, "num_cores must be >= 1, got ", num_cores);
+  ascend_attn::KernelDevice device;
+  device.core_num = uint32_t(num_cores);
+  device.sys_workspace_bytes = ascend_sim::kSimSysWorkspaceBytes;
+  device.enqueue = [](const std::function<void()>& launch) { launch(); };
+  return device;
+}
+
+// Runs a host flow in the simulator (dry or not) and returns its launch with the counters of its kernel.
+template <typename F>
+std::pair<ascend_attn::KernelLaunch, py::dict> simulate(bool dry_run, const char* what, F launch) {
+  ascend_sim::set_dry_run(dry_run);
+  ascend_attn::KernelLaunch r;
+  try {
+    r = launch();
+  } catch (...) {
+    ascend_sim::set_dry_run(false);
+    throw;
+  }
+  ascend_sim::set_dry_run(false);
+  TORCH_CHECK(dry_run || r.error_flag.item<int32_t>() == 0, what,
+              ": the kernel met an index outside the cache and skipped it");
+  ascend_sim::LaunchStats none;
+  py::dict stats = stats_dict(r.block_dim ? ascend_sim::last_launch_stats() : none);
+  stats["kv_splits"] = r.kv_splits;
+  return {r, stats};
+}
+
 py::tuple flash_attention_varlen(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                  const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k, int64_t max_seqlen_q,
                                  int64_t max_seqlen_k, std::optional<double> softmax_scale, bool causal,
@@ -57,26 +87,48 @@ py::tuple flash_attention_varlen(const at::Tensor& q, const at::Tensor& k, const
                                  bool dry_run) {
   return torch_errors_as_python([&] {
     TORCH_CHECK(q.device().is_cpu(), "q: the simulator runs on CPU tensors, got ", q.device());
-    TORCH_CHECK(num_cores >= 1, "num_cores must be >= 1, got ", num_cores);
     const ascend_attn::AttentionArgs a = ascend_attn::check_flash_attention_varlen_args(
         q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale, causal, window_size, softcap,
         std::nullopt, return_lse);
-    ascend_attn::KernelDevice device;
-    device.core_num = uint32_t(num_cores);
-    device.sys_workspace_bytes = ascend_sim::kSimSysWorkspaceBytes;
-    device.enqueue = [](const std::function<void()>& launch) { launch(); };
-    ascend_sim::set_dry_run(dry_run);
-    at::Tensor out, lse;
-    uint32_t block_dim = 0;
-    try {
-      std::tie(out, lse, block_dim) = ascend_attn::flash_attention_varlen_launch(a, device);
-    } catch (...) {
-      ascend_sim::set_dry_run(false);
-      throw;
-    }
-    ascend_sim::set_dry_run(false);
-    ascend_sim::LaunchStats none;
-    return py::make_tuple(out, lse, stats_dict(block_dim ? ascend_sim::last_launch_stats() : none));
+    const ascend_attn::KernelDevice device = sim_device(num_cores);
+    auto [r, stats] = simulate(dry_run, "flash_attention", [&] {
+      ascend_attn::KernelLaunch l;
+      std::tie(l.out, l.lse, l.block_dim) = ascend_attn::flash_attention_varlen_launch(a, device);
+      l.error_flag = at::zeros({1}, at::kInt);
+      return l;
+    });
+    return py::make_tuple(r.out, r.lse, stats);
+  });
+}
+
+py::tuple paged_attention(const at::Tensor& q, const at::Tensor& key_cache, const at::Tensor& value_cache,
+                          const at::Tensor& block_tables, const at::Tensor& context_lens,
+                          const std::optional<at::Tensor>& cu_seqlens_q, std::optional<double> softmax_scale,
+                          bool causal, std::vector<int64_t> window_size, double softcap, bool return_lse,
+                          int64_t num_cores, bool dry_run) {
+  return torch_errors_as_python([&] {
+    TORCH_CHECK(q.device().is_cpu(), "q: the simulator runs on CPU tensors, got ", q.device());
+    const ascend_attn::PagedArgs p =
+        ascend_attn::check_paged_attention_args(q, key_cache, value_cache, block_tables, context_lens, cu_seqlens_q,
+                                                softmax_scale, causal, window_size, softcap, std::nullopt, return_lse);
+    const ascend_attn::KernelDevice device = sim_device(num_cores);
+    auto [r, stats] = simulate(dry_run, "block_tables", [&] { return ascend_attn::paged_attention_launch(p, device); });
+    return py::make_tuple(r.out, r.lse, stats);
+  });
+}
+
+py::dict reshape_and_cache(const at::Tensor& key, const at::Tensor& value, at::Tensor key_cache, at::Tensor value_cache,
+                           const at::Tensor& slot_mapping, int64_t num_cores) {
+  return torch_errors_as_python([&] {
+    TORCH_CHECK(key.device().is_cpu(), "key: the simulator runs on CPU tensors, got ", key.device());
+    ascend_attn::check_reshape_and_cache_args(key, value, key_cache, value_cache, slot_mapping);
+    TORCH_CHECK(key.scalar_type() == at::kHalf || key.scalar_type() == at::kBFloat16,
+                "key: the Ascend C reshape_and_cache kernel takes float16 or bfloat16, got ", key.scalar_type());
+    const ascend_attn::KernelDevice device = sim_device(num_cores);
+    auto [r, stats] = simulate(false, "slot_mapping", [&] {
+      return ascend_attn::reshape_and_cache_launch(key, value, key_cache, value_cache, slot_mapping, device);
+    });
+    return stats;
   });
 }
 
@@ -114,6 +166,8 @@ PYBIND11_MODULE(_sim, m) {
   m.doc() = "Ascend C kernels in the CPU simulator (see ascend_attn.sim)";
   m.def("flash_attention_varlen", &flash_attention_varlen);
   m.def("flash_attention_plan", &flash_attention_plan);
+  m.def("paged_attention", &paged_attention);
+  m.def("reshape_and_cache", &reshape_and_cache);
   m.def("partition_contiguous", &ascend_attn::partition_contiguous);
   m.attr("model_launch_overhead_us") = ascend_sim::kModelLaunchOverheadUs;
   m.attr("model_cube_tflops_per_core") = 2 * ascend_sim::kModelCubeMacsPerCycle * ascend_sim::kModelClockHz / 1e12;

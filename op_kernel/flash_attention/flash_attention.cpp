@@ -1,18 +1,11 @@
 // Kernel entry of flash_attention (Atlas A2, mix AIC:AIV = 1:2). Tasks and options come from the tiling
 // (csrc/tiling/flash_attention_tiling.cpp); the host flow is in csrc/common/flash_attention_launch.cpp.
+#include "../common/copy_tiling.h"
 #include "flash_attention_kernel.h"
 #include "kernel_operator.h"
 #include "lib/matmul_intf.h"
 
 namespace {
-
-__aicore__ inline void CopyTiling(FlashAttentionTiling* dst, GM_ADDR tiling) {
-  AscendC::GlobalTensor<uint32_t> src;
-  constexpr uint32_t kWords = sizeof(FlashAttentionTiling) / sizeof(uint32_t);
-  src.SetGlobalBuffer(reinterpret_cast<__gm__ uint32_t*>(tiling), kWords);
-  uint32_t* words = reinterpret_cast<uint32_t*>(dst);
-  for (uint32_t i = 0; i < kWords; ++i) words[i] = src.GetValue(i);
-}
 
 template <typename T>
 __aicore__ inline void Run(GM_ADDR q, GM_ADDR k, GM_ADDR v, GM_ADDR cu_seqlens_q, GM_ADDR cu_seqlens_k, GM_ADDR out,
@@ -36,7 +29,7 @@ extern "C" __global__ __aicore__ void flash_attention(GM_ADDR q, GM_ADDR k, GM_A
                                                       GM_ADDR tiling) {
   KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_MIX_AIC_1_2);
   FlashAttentionTiling t;
-  CopyTiling(&t, tiling);
+  ascend_attn_kernel::CopyTiling(&t, tiling);
   if (t.dtype == kFlashBf16) {
     Run<bfloat16_t>(q, k, v, cu_seqlens_q, cu_seqlens_k, out, lse, workspace, t);
   } else {

@@ -1,0 +1,170 @@
+#include "paged_attention_tiling.h"
+
+#include <algorithm>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include "flash_attention_tiling.h"
+
+namespace ascend_attn {
+
+namespace {
+
+constexpr uint32_t kMaxTileKeys = 512;   // Bc: whole pages, at most 512 keys
+constexpr uint32_t kMinSplitKeys = 512;  // a split shorter than this costs more in the combine than it saves
+constexpr uint64_t kWorkspaceAlign = 512;
+
+uint64_t align_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument(message);
+}
+
+TCubeTiling matmul_tiling(int32_t m, int32_t n, int32_t k) {
+  TCubeTiling t{};
+  t.usedCoreNum = 1;
+  t.M = t.singleCoreM = m;
+  t.N = t.singleCoreN = n;
+  t.Ka = t.Kb = t.singleCoreK = k;
+  t.baseM = std::min<int32_t>(128, m);
+  t.baseN = std::min<int32_t>(128, (n + 15) / 16 * 16);
+  t.baseK = std::min<int32_t>(64, k);
+  t.depthA1 = t.depthB1 = 2;
+  t.stepM = t.stepN = t.stepKa = t.stepKb = 1;
+  t.dbL0A = t.dbL0B = t.dbL0C = 2;
+  return t;
+}
+
+}  // namespace
+
+PagedAttentionPlan plan_paged_attention(const PagedAttentionProblem& p, uint32_t core_num,
+                                        uint64_t sys_workspace_bytes) {
+  // 1. Validate what the kernel supports beyond the op contract.
+  require(p.dtype <= 1, "q: the Ascend C paged_attention kernel takes fp16 or bf16");
+  require(
+      p.head_dim % 16 == 0 && p.head_dim >= 16 && p.head_dim <= 512,
+      "q: head_dim must be a multiple of 16 in [16, 512] for the Ascend C kernel, got " + std::to_string(p.head_dim));
+  require(p.head_dim_v % 16 == 0 && p.head_dim_v >= 16 && p.head_dim_v <= 512,
+          "value_cache: head_dim_v must be a multiple of 16 in [16, 512] for the Ascend C kernel, got " +
+              std::to_string(p.head_dim_v));
+  require(p.block_size % 16 == 0 && p.block_size >= 16 && p.block_size <= 512,
+          "key_cache: block_size must be a multiple of 16 in [16, 512] for the Ascend C kernel, got " +
+              std::to_string(p.block_size));
+  require(p.num_kv_heads > 0 && p.num_heads % p.num_kv_heads == 0, "key_cache: kv heads must divide heads");
+  const uint32_t group = p.num_heads / p.num_kv_heads;
+  require(group <= ascend_attn_kernel::kMaxRowsPerAiv,
+          "q: at most 64 query heads per kv head for the Ascend C kernel, got " + std::to_string(group));
+  require(core_num >= 1 && core_num <= kPagedMaxCores,
+          "num_cores must be in [1, " + std::to_string(kPagedMaxCores) + "], got " + std::to_string(core_num));
+
+  PagedAttentionPlan plan;
+  PagedAttentionTiling& t = plan.tiling;
+  t = PagedAttentionTiling{};
+  t.dtype = p.dtype;
+  t.num_seqs = p.num_seqs, t.num_heads = p.num_heads, t.num_kv_heads = p.num_kv_heads;
+  t.head_dim = p.head_dim, t.head_dim_v = p.head_dim_v;
+  t.num_tokens = uint32_t(p.cu_seqlens_q[p.num_seqs]);
+  t.num_blocks = p.num_blocks, t.block_size = p.block_size, t.max_blocks_per_seq = p.max_blocks_per_seq;
+  t.scale = p.scale, t.softcap = p.softcap;
+  t.window_left = p.window_left, t.window_right = p.window_right;
+  t.return_lse = p.return_lse ? 1 : 0;
+
+  // 2. Tiles: whole pages up to 512 keys; items of up to 64 rows (tokens x group).
+  t.block_cols = std::max(p.block_size, kMaxTileKeys / p.block_size * p.block_size);
+  t.tokens_per_item = ascend_attn_kernel::kMaxRowsPerAiv / group;
+
+  // 3. Split the KV length (flash-decoding) when (sequence, kv head, token block) items cannot occupy the AIVs.
+  const uint32_t workers = 2 * core_num;
+  uint64_t base_items = 0, total_keys = 0;
+  int64_t max_ctx = 0;
+  for (uint32_t s = 0; s < p.num_seqs; ++s) {
+    const int64_t q_len = p.cu_seqlens_q[s + 1] - p.cu_seqlens_q[s];
+    const uint64_t blocks = (q_len + t.tokens_per_item - 1) / t.tokens_per_item;
+    base_items += p.num_kv_heads * blocks;
+    total_keys += p.num_kv_heads * blocks * uint64_t(p.context_lens[s]);
+    max_ctx = std::max<int64_t>(max_ctx, p.context_lens[s]);
+  }
+  const uint64_t whole = align_up(std::max<int64_t>(max_ctx, 1), p.block_size);
+  uint64_t split = whole;
+  if (base_items < workers && max_ctx > 2 * int64_t(kMinSplitKeys)) {
+    split = align_up(std::max<uint64_t>((total_keys + workers - 1) / workers, kMinSplitKeys), p.block_size);
+    split = std::max<uint64_t>(split, align_up((max_ctx + kPagedMaxSplits - 1) / kPagedMaxSplits, p.block_size));
+    split = std::min(split, whole);
+  }
+  t.split_keys = uint32_t(split);
+  t.max_splits = uint32_t((std::max<int64_t>(max_ctx, 1) + split - 1) / split);
+
+  // 4. Rows per UB chunk, with the combine phase's buffers beside the softmax state.
+  const uint32_t combine = t.max_splits > 1 ? PagedCombineUbBytes(t.max_splits, t.head_dim_v, 2) : 0;
+  t.chunk_rows = 0;
+  for (uint32_t rows = ascend_attn_kernel::kMaxRowsPerAiv; rows >= 1; rows /= 2) {
+    if (ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, rows, 2, p.softcap > 0).total() + combine <=
+        ascend_attn_kernel::kAivUbBudget) {
+      t.chunk_rows = rows;
+      break;
+    }
+  }
+  require(t.chunk_rows > 0, "value_cache: head_dim_v " + std::to_string(p.head_dim_v) + " does not fit the AIV's UB");
+
+  // 5. Items in (sequence, kv head, token block, split) order, weighted by the keys they read, over the AIVs.
+  for (uint32_t s = 0; s < p.num_seqs; ++s) {
+    const int64_t q_len = p.cu_seqlens_q[s + 1] - p.cu_seqlens_q[s], ctx = p.context_lens[s];
+    const int64_t blocks = (q_len + t.tokens_per_item - 1) / t.tokens_per_item;
+    const int64_t splits = std::max<int64_t>(1, (ctx + split - 1) / split);
+    for (uint32_t h = 0; h < p.num_kv_heads; ++h) {
+      for (int64_t b = 0; b < blocks; ++b) {
+        for (int64_t j = 0; j < splits; ++j) {
+          const int64_t keys = std::max<int64_t>(0, std::min<int64_t>(ctx, (j + 1) * split) - j * int64_t(split));
+          plan.item_weights.push_back(uint32_t(keys / 16 + 8));  // + a fixed cost per item
+        }
+      }
+    }
+  }
+  t.num_items = uint32_t(plan.item_weights.size());
+  const std::vector<uint32_t> begin = partition_contiguous(plan.item_weights, workers);
+  t.used_workers = uint32_t(begin.size() - 1);
+  for (uint32_t w = 0; w <= kPagedMaxWorkers; ++w)
+    t.worker_item_begin[w] = begin[std::min<size_t>(w, begin.size() - 1)];
+  // Every AIV of a launched core takes part (SyncAll and the combine run on all of them).
+  plan.block_dim = t.num_items ? std::min(core_num, (t.used_workers + 1) / 2) : 0;
+  if (t.max_splits > 1) plan.block_dim = t.num_items ? core_num : 0;
+
+  // 6. Workspace: per-AIV S, P, O_tmp slots; then partial O and lse; then the error flag.
+  const uint64_t s_bytes = align_up(uint64_t(ascend_attn_kernel::kMaxRowsPerAiv) * t.block_cols * 4, kWorkspaceAlign);
+  const uint64_t p_bytes = align_up(uint64_t(ascend_attn_kernel::kMaxRowsPerAiv) * t.block_cols * 2, kWorkspaceAlign);
+  const uint64_t o_bytes = align_up(uint64_t(ascend_attn_kernel::kMaxRowsPerAiv) * t.head_dim_v * 4, kWorkspaceAlign);
+  t.ws_p_offset = s_bytes;
+  t.ws_o_offset = s_bytes + p_bytes;
+  t.ws_per_aiv = s_bytes + p_bytes + o_bytes;
+  const uint64_t part_rows = uint64_t(t.num_tokens) * t.num_heads * (t.max_splits > 1 ? t.max_splits : 0);
+  t.ws_part_o_offset = 2ull * std::max<uint32_t>(plan.block_dim, 1) * t.ws_per_aiv;
+  t.ws_part_lse_offset = t.ws_part_o_offset + align_up(part_rows * t.head_dim_v * 4, kWorkspaceAlign);
+  t.ws_error_offset = t.ws_part_lse_offset + align_up(part_rows * 4, kWorkspaceAlign);
+  plan.workspace_bytes = align_up(sys_workspace_bytes, kWorkspaceAlign) + t.ws_error_offset + kWorkspaceAlign;
+
+  // 7. Matmul tilings: one page per GEMM.
+  t.mm1 = matmul_tiling(int32_t(ascend_attn_kernel::kMaxRowsPerAiv), int32_t(p.block_size), int32_t(p.head_dim));
+  t.mm2 = matmul_tiling(int32_t(ascend_attn_kernel::kMaxRowsPerAiv), int32_t(p.head_dim_v), int32_t(p.block_size));
+  return plan;
+}
+
+ReshapeAndCachePlan plan_reshape_and_cache(uint32_t num_tokens, uint32_t num_kv_heads, uint32_t head_dim,
+                                           uint32_t head_dim_v, uint32_t num_blocks, uint32_t block_size,
+                                           uint32_t elem_bytes, bool slot_int64, uint32_t aiv_num,
+                                           uint64_t sys_workspace_bytes) {
+  require(aiv_num >= 1 && aiv_num <= kPagedMaxWorkers, "num_cores: AIV count out of range");
+  const uint64_t row = uint64_t(num_kv_heads) * std::max(head_dim, head_dim_v) * elem_bytes;
+  require(2 * align_up(row, 32) <= ascend_attn_kernel::kAivUbBudget,
+          "key: one token's K row (" + std::to_string(row) + " bytes) does not fit the AIV's UB twice");
+  ReshapeAndCachePlan plan;
+  ReshapeAndCacheTiling& t = plan.tiling;
+  t = ReshapeAndCacheTiling{num_tokens, num_kv_heads,         head_dim,
+                            head_dim_v, num_blocks,           block_size,
+                            elem_bytes, slot_int64 ? 1u : 0u, std::min(aiv_num, std::max(num_tokens, 1u))};
+  plan.block_dim = num_tokens ? t.used_workers : 0;
+  plan.workspace_bytes = align_up(sys_workspace_bytes, kWorkspaceAlign) + kWorkspaceAlign;
+  return plan;
+}
+
+}  // namespace ascend_attn
