@@ -96,3 +96,59 @@ def test_workspace_and_ub():
 def test_rejections(kwargs, message):
     with pytest.raises(ValueError, match=message):
         plan([10], [10], **kwargs)
+
+
+def paged_plan(context_lens, q_lens=None, heads=32, kv_heads=8, d=128, block_size=128, window=(-1, 0), cores=24):
+    q_lens = q_lens or [1] * len(context_lens)
+    cu_q = [0, *itertools.accumulate(q_lens)]
+    max_blocks = max(-(-c // block_size) for c in context_lens)
+    num_blocks = max_blocks * len(context_lens)
+    return _sim.paged_attention_plan(heads, kv_heads, d, d, num_blocks, block_size, max_blocks, context_lens, cu_q,
+                                     window[0], window[1], cores)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "context_lens, q_lens, splits",
+    [
+        ([8192], None, True),  # one sequence x 8 kv heads cannot fill 48 AIVs: split the KV length
+        ([32768, 100, 5], None, True),
+        ([8192] * 8, None, False),  # 64 items already fill the AIVs
+        ([1000], None, False),  # too short to be worth a combine
+        ([300, 4000], [100, 7], False),  # multi-token queries: items of 16 tokens x 4 q heads
+    ],
+)
+def test_paged_items_cover_everything_once(context_lens, q_lens, splits):
+    p = paged_plan(context_lens, q_lens)
+    begin, weights = p["worker_item_begin"], p["item_weights"]
+    tokens = q_lens or [1] * len(context_lens)
+    blocks = [-(-t // p["tokens_per_item"]) for t in tokens]
+    split = [max(1, -(-c // p["split_keys"])) for c in context_lens]
+    assert len(weights) == 8 * sum(b * s for b, s in zip(blocks, split, strict=True))
+    assert begin[0] == 0 and begin[-1] == len(weights) and all(a < b for a, b in itertools.pairwise(begin))
+    assert len(begin) - 1 <= 2 * 24 and p["block_dim"] <= 24
+    assert (p["kv_splits"] > 1) == splits and p["split_keys"] % 128 == 0
+    loads = [sum(weights[a:b]) for a, b in itertools.pairwise(begin)]
+    assert max(loads) <= sum(weights) / (2 * 24) + max(weights)
+    # Per-AIV slots, partial O/lse when split, the error word.
+    parts = sum(tokens) * 32 * p["kv_splits"] if p["kv_splits"] > 1 else 0
+    slots = 2 * max(p["block_dim"], 1) * p["ws_per_aiv"]
+    assert p["workspace_bytes"] >= 512 + slots + parts * (128 + 1) * 4
+
+
+def test_paged_single_sequence_uses_every_aiv():
+    p = paged_plan([8192])
+    assert p["block_dim"] == 24 and len(p["worker_item_begin"]) - 1 == 48
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"block_size": 24}, "block_size must be a multiple of 16"),
+        ({"heads": 128, "kv_heads": 1}, "at most 64 query heads per kv head"),
+        ({"d": 40}, "head_dim must be a multiple of 16"),
+        ({"cores": 65}, "num_cores must be in"),
+    ],
+)
+def test_paged_rejections(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        paged_plan([100], **kwargs)

@@ -10,6 +10,7 @@
 #include "../common/flash_attention_launch.h"
 #include "../common/paged_attention_launch.h"
 #include "../tiling/flash_attention_tiling.h"
+#include "../tiling/paged_attention_tiling.h"
 #include "launch_sim.h"
 #include "sim_runtime.h"
 
@@ -160,6 +161,34 @@ py::dict flash_attention_plan(int64_t dtype, int64_t heads, int64_t kv_heads, in
   return d;
 }
 
+py::dict paged_attention_plan(int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t head_dim_v, int64_t num_blocks,
+                              int64_t block_size, int64_t max_blocks_per_seq, std::vector<int32_t> context_lens,
+                              std::vector<int32_t> cu_seqlens_q, int64_t window_left, int64_t window_right,
+                              int64_t num_cores) {
+  ascend_attn::PagedAttentionProblem p;
+  p.num_seqs = uint32_t(context_lens.size());
+  p.num_heads = uint32_t(heads), p.num_kv_heads = uint32_t(kv_heads);
+  p.head_dim = uint32_t(head_dim), p.head_dim_v = uint32_t(head_dim_v);
+  p.num_blocks = uint32_t(num_blocks), p.block_size = uint32_t(block_size);
+  p.max_blocks_per_seq = uint32_t(max_blocks_per_seq);
+  p.window_left = int32_t(window_left), p.window_right = int32_t(window_right);
+  p.context_lens = context_lens.data(), p.cu_seqlens_q = cu_seqlens_q.data();
+  const ascend_attn::PagedAttentionPlan plan =
+      ascend_attn::plan_paged_attention(p, uint32_t(num_cores), ascend_sim::kSimSysWorkspaceBytes);
+  const PagedAttentionTiling& t = plan.tiling;
+  py::dict d;
+  d["block_dim"] = plan.block_dim;
+  d["workspace_bytes"] = plan.workspace_bytes;
+  d["item_weights"] = plan.item_weights;
+  d["worker_item_begin"] = std::vector<uint32_t>(t.worker_item_begin, t.worker_item_begin + t.used_workers + 1);
+  d["split_keys"] = t.split_keys;
+  d["kv_splits"] = t.max_splits;
+  d["tokens_per_item"] = t.tokens_per_item;
+  d["block_cols"] = t.block_cols;
+  d["ws_per_aiv"] = t.ws_per_aiv;
+  return d;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_sim, m) {
@@ -167,6 +196,7 @@ PYBIND11_MODULE(_sim, m) {
   m.def("flash_attention_varlen", &flash_attention_varlen);
   m.def("flash_attention_plan", &flash_attention_plan);
   m.def("paged_attention", &paged_attention);
+  m.def("paged_attention_plan", &paged_attention_plan);
   m.def("reshape_and_cache", &reshape_and_cache);
   m.def("partition_contiguous", &ascend_attn::partition_contiguous);
   m.attr("model_launch_overhead_us") = ascend_sim::kModelLaunchOverheadUs;
