@@ -59,13 +59,20 @@ def test_main_runs_and_checks(capsys):
     assert "tokens/s" in out and "cache blocks in use" in out
 
 
+def test_main_sim_runs_the_ascend_c_kernels(capsys):
+    assert main(["--sim", "--requests", "2", "--max-new-tokens", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "attention: Ascend C kernels in the simulator" in out and "fp16" in out
+    assert "greedy tokens equal to the SDPA reference: 2/2 requests" in out
+
+
 @pytest.mark.parametrize(
     "argv, match",
     [
         (["--batch", "0"], "--batch: must be >= 1"),
         (["--dtype", "fp64"], "invalid choice"),
         (["--device", "gpu"], "invalid choice"),
-        (["--sim"], "--sim needs the Ascend C simulator"),
+        (["--sim", "--dtype", "fp32"], "--sim runs the Ascend C kernels, which take fp16 or bf16"),
         (["--model", "/nonexistent-dir"], "cannot load --model /nonexistent-dir"),
     ],
 )

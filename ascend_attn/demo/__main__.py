@@ -21,6 +21,10 @@ from ascend_attn.demo.engine import PagedEngine, Request
 from ascend_attn.demo.model import LlamaConfig, LlamaModel, sdpa_generate
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# --sim: a tiny model, as every attention call runs the Ascend C kernels instruction by instruction on the CPU.
+SIM_CONFIG = LlamaConfig(vocab_size=256, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=32)  # fmt: skip
+SIM_CORES = 4
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,8 +46,8 @@ def _npu_ready() -> bool:
 def parse_args(argv):
     p = _Parser(prog="python -m ascend_attn.demo", description=__doc__.splitlines()[0])
     p.add_argument("--device", choices=["cpu", "npu"], help="default: npu when this build supports it, else cpu")
-    p.add_argument("--sim", action="store_true", help="run the attention through the Ascend C simulator")
-    p.add_argument("--dtype", choices=list(DTYPES), default="fp32")
+    p.add_argument("--sim", action="store_true", help="run the attention through the Ascend C kernels in the simulator")
+    p.add_argument("--dtype", choices=list(DTYPES), help="default: fp32, or fp16 with --sim")
     p.add_argument("--batch", type=_positive, default=4, help="concurrent sequences (continuous batching)")
     p.add_argument("--requests", type=_positive, default=8, help="number of prompts to serve")
     p.add_argument("--max-new-tokens", type=_positive, default=24)
@@ -51,11 +55,14 @@ def parse_args(argv):
     p.add_argument("--model", help="local Hugging Face Llama directory (config.json + *.safetensors)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    if args.sim:
-        p.error("--sim needs the Ascend C simulator, which this build does not include yet")
+    if args.sim and args.dtype == "fp32":
+        p.error("--sim runs the Ascend C kernels, which take fp16 or bf16: use --dtype fp16 or bf16")
+    if args.sim and args.device == "npu":
+        p.error("--sim runs on CPU tensors; drop --device npu")
+    args.dtype = args.dtype or ("fp16" if args.sim else "fp32")
     if args.device == "npu" and not _npu_ready():
         p.error("--device npu needs ascend_attn built with NPU support (torch_npu + CANN); this build is CPU-only")
-    args.device = args.device or ("npu" if _npu_ready() else "cpu")
+    args.device = "cpu" if args.sim else args.device or ("npu" if _npu_ready() else "cpu")
     return args
 
 
@@ -80,17 +87,27 @@ def main(argv=None) -> int:
         except (RuntimeError, OSError, KeyError) as e:
             sys.exit(f"ascend_attn.demo: error: cannot load --model {args.model}: {e}")
     else:
-        model = LlamaModel.random(LlamaConfig(), seed=args.seed, dtype=dtype)
+        model = LlamaModel.random(SIM_CONFIG if args.sim else LlamaConfig(), seed=args.seed, dtype=dtype)
     model.to(args.device)
     c = model.config
     log(
         f"model: {c.num_hidden_layers} layers, hidden {c.hidden_size}, heads {c.num_attention_heads}/"
         f"{c.num_key_value_heads} (q/kv), head_dim {c.head_dim}, {args.dtype}, device {args.device}, "
-        f"CPU kernels {ascend_attn.cpu_isa()}"
+        + (
+            f"attention: Ascend C kernels in the simulator ({SIM_CORES} cores)"
+            if args.sim
+            else f"CPU kernels {ascend_attn.cpu_isa()}"
+        )
     )
     system, requests = make_requests(args, c.vocab_size)
     blocks = 2 * args.batch * (-(-(len(system) + 60 + args.max_new_tokens) // args.block_size) + 1)
-    engine = PagedEngine(model, num_blocks=blocks, block_size=args.block_size, max_batch=args.batch)
+    engine = PagedEngine(
+        model,
+        num_blocks=blocks,
+        block_size=args.block_size,
+        max_batch=args.batch,
+        sim_cores=SIM_CORES if args.sim else 0,
+    )
     log(
         f"serving {len(requests)} requests (shared system prompt {len(system)} tokens, prompts "
         f"{min(len(r.prompt) for r in requests)}-{max(len(r.prompt) for r in requests)} tokens, up to "

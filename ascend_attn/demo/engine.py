@@ -3,7 +3,8 @@
 A shared system prompt is prefilled once (flash_attn_varlen_func) and every request forks it (prefix sharing).
 Admitted requests prefill their own prompt as multi-token queries over the shared prefix (paged_attention with
 cu_seqlens_q); running requests then decode one token per step (paged_attention). New K/V always go through
-reshape_and_cache; finished requests free their blocks while the others continue.
+reshape_and_cache; finished requests free their blocks while the others continue. With ``sim_cores`` set, the three
+attention calls run the Ascend C kernels in the simulator instead of the native ops.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ascend_attn import sim
 from ascend_attn.demo.model import LlamaModel
 from ascend_attn.flash_attn_interface import flash_attn_varlen_func
 from ascend_attn.kv_cache import PagedKVCache
@@ -46,8 +48,9 @@ class Stats:
 
 
 class PagedEngine:
-    def __init__(self, model: LlamaModel, num_blocks: int, block_size: int, max_batch: int):
+    def __init__(self, model: LlamaModel, num_blocks: int, block_size: int, max_batch: int, sim_cores: int = 0):
         c = model.config
+        self.sim_cores = sim_cores  # > 0: attention through the Ascend C kernels in the simulator, on this many cores
         device = model.w["model.embed_tokens.weight"].device
         self.model, self.max_batch, self.device = model, max_batch, device
         self.cache = PagedKVCache(
@@ -60,7 +63,11 @@ class PagedEngine:
         """Runs the model on packed tokens; each layer stores its new K/V at `slots`, then attends."""
 
         def attention(layer, q, k, v):
-            self.cache.write(layer, slots, k, v)
+            if self.sim_cores:
+                kc, vc = self.cache.key_caches[layer], self.cache.value_caches[layer]
+                sim.reshape_and_cache(k, v, kc, vc, slots, num_cores=self.sim_cores)
+            else:
+                self.cache.write(layer, slots, k, v)
             return attend(layer, q, k, v)
 
         ids = torch.tensor(tokens, device=self.device)
@@ -76,6 +83,8 @@ class PagedEngine:
         cu = torch.tensor([0, n], dtype=torch.int32, device=self.device)
 
         def attend(layer, q, k, v):
+            if self.sim_cores:
+                return sim.flash_attn_varlen_func(q, k, v, cu, cu, n, n, causal=True, num_cores=self.sim_cores).out
             return flash_attn_varlen_func(q, k, v, cu, cu, n, n, causal=True)
 
         self._forward(tokens, torch.arange(n, device=self.device), slots, attend)
@@ -92,6 +101,10 @@ class PagedEngine:
 
         def attend(layer, q, k, v):
             kc, vc = self.cache.key_caches[layer], self.cache.value_caches[layer]
+            if self.sim_cores:
+                return sim.paged_attention(
+                    q, kc, vc, batch.block_tables, batch.context_lens, batch.cu_seqlens_q, num_cores=self.sim_cores
+                ).out
             return paged_attention(q, kc, vc, batch.block_tables, batch.context_lens, cu_seqlens_q=batch.cu_seqlens_q)
 
         logits = self._forward([tok for t in new_tokens for tok in t], positions, slots, attend)
