@@ -2,6 +2,9 @@
 
 Environment knobs:
   ASCEND_ATTN_DEBUG=1   -O0 -g build
+  ASCEND_ATTN_NPU=1     also build ascend_attn._npu (the PrivateUse1 kernels); set by scripts/build.sh, which first
+                        builds the Ascend C kernels with CANN and passes ASCEND_ATTN_NPU_LAUNCHER (cann8 | bisheng),
+                        ASCEND_ATTN_KERNEL_LIB_DIR and ASCEND_ATTN_KERNEL_INCLUDE
 """
 
 import glob
@@ -12,6 +15,7 @@ from torch.utils.cpp_extension import BuildExtension, CppExtension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEBUG = os.environ.get("ASCEND_ATTN_DEBUG", "0") == "1"
+NPU = os.environ.get("ASCEND_ATTN_NPU", "0") == "1"
 
 
 def sources(*subdirs, kernel_host=True):
@@ -21,6 +25,33 @@ def sources(*subdirs, kernel_host=True):
     for sub in subdirs:
         found += sorted(glob.glob(f"csrc/{sub}/*.cpp"))
     return [f for f in found if kernel_host or not f.endswith("_launch.cpp")]
+
+
+def npu_extension():
+    """ascend_attn._npu: the NPU glue and the shared host flows, compiled against CANN's tiling headers (so the
+    tiling structs match the kernels'), linked to the kernel library, torch_npu and ACL."""
+    import torch_npu
+
+    npu = os.path.dirname(torch_npu.__file__)
+    cann = os.environ["ASCEND_HOME_PATH"]
+    kernels = os.environ["ASCEND_ATTN_KERNEL_LIB_DIR"]
+    srcs = sources("common", "tiling") + ["csrc/npu/npu_device.cpp", "csrc/npu/npu_ops.cpp"]
+    includes = [os.path.join(ROOT, "csrc"), os.path.join(ROOT, "op_kernel"), os.path.join(npu, "include")]
+    includes += [os.path.join(npu, "include", "third_party", "acl", "inc"), os.path.join(cann, "include")]
+    includes += [os.path.join(cann, "compiler", "tikcpp", "tikcfw")]  # kernel_tiling/kernel_tiling.h
+    if os.environ.get("ASCEND_ATTN_NPU_LAUNCHER", "cann8") == "cann8":
+        srcs.append("csrc/npu/launch_cann8.cpp")
+        includes.append(os.environ["ASCEND_ATTN_KERNEL_INCLUDE"])
+    lib_dirs = [os.path.join(cann, "lib64"), os.path.join(npu, "lib"), kernels]
+    return CppExtension(
+        "ascend_attn._npu",
+        srcs,
+        include_dirs=includes,
+        library_dirs=lib_dirs,
+        libraries=["ascend_attn_kernels", "ascendcl", "torch_npu"],
+        extra_compile_args={"cxx": cxx_flags},
+        extra_link_args=[f"-Wl,-rpath,{d}" for d in lib_dirs],
+    )
 
 
 cxx_flags = ["-std=c++17", "-fopenmp", "-ffp-contract=fast", "-Wall", "-Wno-unknown-pragmas"]
@@ -46,7 +77,8 @@ setup(
             include_dirs=[os.path.join(ROOT, "csrc"), os.path.join(ROOT, "csrc", "sim")],
             extra_compile_args={"cxx": cxx_flags},
         ),
-    ],
+    ]
+    + ([npu_extension()] if NPU else []),
     cmdclass={"build_ext": BuildExtension},
     python_requires=">=3.10",
     install_requires=["torch>=2.13"],

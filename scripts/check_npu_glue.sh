@@ -22,10 +22,23 @@ PY
   mv "$cache/unpacked/torch_npu/include" "$cache/include"
   rm -rf "$cache/unpacked" "$tmp"
 fi
+# ascendc_library generates aclrtlaunch_<kernel>.h on a CANN 8.x build; here they are declared in the documented
+# form (block dim, stream, one void* per kernel argument) so launch_cann8.cpp is checked against it.
+launchers=$(mktemp -d)
+trap 'rm -rf "$launchers"' EXIT
+declare_launcher() {  # kernel, number of GM_ADDR arguments
+  local args
+  args=$(printf ', void*%.0s' $(seq "$2"))
+  printf '#pragma once\n#include <acl/acl.h>\nuint32_t aclrtlaunch_%s(uint32_t blockDim, aclrtStream stream%s);\n' \
+    "$1" "$args" >"$launchers/aclrtlaunch_$1.h"
+}
+declare_launcher flash_attention 9
+declare_launcher paged_attention 10
+declare_launcher reshape_and_cache 7
 torch_includes=$("$python" -c "import torch.utils.cpp_extension as c; print(' '.join('-isystem' + p for p in c.include_paths()))")
 for f in csrc/npu/*.cpp; do
   echo "  g++ -fsyntax-only $f"
   # shellcheck disable=SC2086
   g++ -std=c++17 -fsyntax-only $torch_includes -I"$cache/include" -I"$cache/include/third_party/acl/inc" -Icsrc \
-    -Iop_kernel "$f"
+    -Iop_kernel -I"$launchers" "$f"
 done
