@@ -11,6 +11,7 @@
 #include "../common/paged_attention_launch.h"
 #include "../tiling/flash_attention_tiling.h"
 #include "../tiling/paged_attention_tiling.h"
+#include "../tiling/tiling_util.h"
 #include "launch_sim.h"
 #include "sim_runtime.h"
 

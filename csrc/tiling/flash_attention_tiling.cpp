@@ -5,39 +5,19 @@
 #include <stdexcept>
 #include <string>
 
+#include "tiling_util.h"
+
 namespace ascend_attn {
 
 namespace {
 
-constexpr uint32_t kMaxBlockCols = 512;    // Bc: 512 keys per KV tile (catlass and FAS use 512 to 1024)
-constexpr uint64_t kWorkspaceAlign = 512;  // GM bursts are 512 bytes; misaligned workspace halves FixPipe speed
-
-uint64_t align_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
-
-void require(bool ok, const std::string& message) {
-  if (!ok) throw std::invalid_argument(message);
-}
+constexpr uint32_t kMaxBlockCols = 512;  // Bc: 512 keys per KV tile (catlass and FAS use 512 to 1024)
 
 // Keys [first, end) some row of rows [r0, r1) of a (sq, sk) sequence may see.
 void visible_keys(const FlashAttentionProblem& p, int64_t sq, int64_t sk, int64_t r0, int64_t r1, int64_t& first,
                   int64_t& end) {
   first = p.window_left < 0 ? 0 : std::max<int64_t>(0, r0 + sk - sq - p.window_left);
   end = p.window_right < 0 ? sk : std::min<int64_t>(sk, r1 - 1 + sk - sq + p.window_right + 1);
-}
-
-TCubeTiling matmul_tiling(int32_t m, int32_t n, int32_t k) {
-  TCubeTiling t{};
-  t.usedCoreNum = 1;
-  t.M = t.singleCoreM = m;
-  t.N = t.singleCoreN = n;
-  t.Ka = t.Kb = t.singleCoreK = k;
-  t.baseM = std::min<int32_t>(128, m);
-  t.baseN = std::min<int32_t>(128, n);
-  t.baseK = std::min<int32_t>(64, k);
-  t.depthA1 = t.depthB1 = 2;
-  t.stepM = t.stepN = t.stepKa = t.stepKb = 1;
-  t.dbL0A = t.dbL0B = t.dbL0C = 2;
-  return t;
 }
 
 }  // namespace

@@ -28,7 +28,4 @@ struct FlashAttentionPlan {
 FlashAttentionPlan plan_flash_attention(const FlashAttentionProblem& problem, uint32_t core_num,
                                         uint64_t sys_workspace_bytes);
 
-// Smallest-maximum contiguous split of `weights` into at most `parts` ranges; returns the range starts plus the end.
-std::vector<uint32_t> partition_contiguous(const std::vector<uint32_t>& weights, uint32_t parts);
-
 }  // namespace ascend_attn

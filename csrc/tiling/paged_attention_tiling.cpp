@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "flash_attention_tiling.h"
+#include "tiling_util.h"
 
 namespace ascend_attn {
 
@@ -13,28 +13,6 @@ namespace {
 
 constexpr uint32_t kMaxTileKeys = 512;   // Bc: whole pages, at most 512 keys
 constexpr uint32_t kMinSplitKeys = 512;  // a split shorter than this costs more in the combine than it saves
-constexpr uint64_t kWorkspaceAlign = 512;
-
-uint64_t align_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
-
-void require(bool ok, const std::string& message) {
-  if (!ok) throw std::invalid_argument(message);
-}
-
-TCubeTiling matmul_tiling(int32_t m, int32_t n, int32_t k) {
-  TCubeTiling t{};
-  t.usedCoreNum = 1;
-  t.M = t.singleCoreM = m;
-  t.N = t.singleCoreN = n;
-  t.Ka = t.Kb = t.singleCoreK = k;
-  t.baseM = std::min<int32_t>(128, m);
-  t.baseN = std::min<int32_t>(128, (n + 15) / 16 * 16);
-  t.baseK = std::min<int32_t>(64, k);
-  t.depthA1 = t.depthB1 = 2;
-  t.stepM = t.stepN = t.stepKa = t.stepKb = 1;
-  t.dbL0A = t.dbL0B = t.dbL0C = 2;
-  return t;
-}
 
 }  // namespace
 
