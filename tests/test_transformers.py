@@ -30,7 +30,7 @@ CONFIGS = {
         query_pre_attn_scalar=16,
         layer_types=["sliding_attention", "full_attention"],
         initializer_range=0.2,
-    ),  # fmt: skip
+    ),
 }
 
 
