@@ -161,6 +161,13 @@ def test_rejects_unsupported(kwargs, error, match):
         integration.attention_forward(_Layer(), q, k, v, mask, **kwargs)
 
 
+def test_backward_raises_instead_of_wrong_gradients():
+    eager, ours = _models("llama")
+    loss = ours(torch.randint(0, 128, (1, 5))).logits.sum()
+    with pytest.raises(NotImplementedError, match="forward-only"):
+        loss.backward()
+
+
 def test_import_does_not_need_transformers(monkeypatch):
     code = "import sys, ascend_attn, ascend_attn.integrations.transformers; assert 'transformers' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

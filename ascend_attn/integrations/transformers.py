@@ -16,17 +16,19 @@ attention) or the 2-D padding mask ``[batch, kv_len]``, never an S×S mask. What
   a ``DynamicCache`` see every cached key);
 - a 2-D padding mask: the padded tokens are removed and :func:`ascend_attn.flash_attn_varlen_func` runs on the packed
   sequences; the query rows at padded positions output 0;
-- packed sequences without a mask (padding-free training): from ``cu_seq_lens_q/k`` + ``max_length_q/k`` keyword
+- packed sequences without a mask (padding-free batches): from ``cu_seq_lens_q/k`` + ``max_length_q/k`` keyword
   arguments, or from ``position_ids`` restarting inside a batch of one, also through the varlen op;
 - a 4-D mask (only when the caller passes a prepared ``[batch, 1 or heads, q_len, kv_len]`` mask itself): a dense
   PyTorch fallback (fp32 scores, the mask added or applied as given, sliding_window ignored as in ``"eager"``).
 
 ``scaling``, ``softcap`` and ``sliding_window`` are passed through (a window of ``w`` tokens is flash-attn's
 ``window_size=(w - 1, w - 1)``, as transformers' flash path uses; with padding the window counts unpadded tokens,
-which is the same for left padding). Not supported, each raising ``NotImplementedError``: ``dropout > 0``
-(training with attention dropout), attention sinks (``s_aux``) and transformers' continuous-batching
-``PagedAttentionCache``. Decoding runs the dense path over the model's ``DynamicCache``; the paged ops
-(:func:`ascend_attn.paged_attention`, :class:`ascend_attn.PagedKVCache`) are not wired into transformers' cache.
+which is the same for left padding). Not supported, each raising ``NotImplementedError``: ``dropout > 0`` (training
+with attention dropout), backward (the ops are forward-only: ``loss.backward()`` through them raises; the 4-D
+fallback is plain PyTorch and differentiable), attention sinks (``s_aux``) and transformers' continuous-batching
+``PagedAttentionCache``. Decode steps run the same flash / varlen ops over the contiguous K/V of the model's
+``DynamicCache``; the paged ops (:func:`ascend_attn.paged_attention`, :class:`ascend_attn.PagedKVCache`) are not
+wired into transformers' caches.
 """
 
 from __future__ import annotations
@@ -121,15 +123,35 @@ def attention_forward(
     # BSND views of transformers' BNSD tensors: the ops take any strides with a contiguous last dim.
     q, k, v = (x.transpose(1, 2) for x in (query, key, value))
     if attention_mask is not None:
-        return _padded(q, k, v, attention_mask, options), None
-    packed = _packed_lengths(q, k, kwargs)
-    if packed is not None:
+        out = _padded(q, k, v, attention_mask, options)
+    elif (packed := _packed_lengths(q, k, kwargs)) is not None:
         batch, q_len = q.shape[:2]
         out = ascend_attn.flash_attn_varlen_func(
             q.reshape(-1, *q.shape[2:]), k.reshape(-1, *k.shape[2:]), v.reshape(-1, *v.shape[2:]), *packed, **options
         )
-        return out.reshape(batch, q_len, *out.shape[1:]), None
-    return ascend_attn.flash_attn_func(q, k, v, **options), None
+        out = out.reshape(batch, q_len, *out.shape[1:])
+    else:
+        out = ascend_attn.flash_attn_func(q, k, v, **options)
+    if torch.is_grad_enabled() and any(x.requires_grad for x in (query, key, value)):
+        out = _NoBackward.apply(out.detach(), query, key, value)
+    return out, None
+
+
+class _NoBackward(torch.autograd.Function):
+    """Passes the attention output through; its backward raises, as the ops have no backward kernels yet.
+
+    Without it, autograd would flow through the ops' not-implemented fallback and return wrong gradients silently.
+    """
+
+    @staticmethod
+    def forward(ctx, out: Tensor, *inputs: Tensor) -> Tensor:
+        return out.view_as(out)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        raise NotImplementedError(
+            "attn_implementation='ascend_attn' is forward-only (no backward kernels yet); train with 'sdpa' or 'eager'"
+        )
 
 
 def _padded(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, options: dict) -> Tensor:
