@@ -123,6 +123,17 @@ def _qkv(batch=2, heads=4, kv_heads=2, q_len=6, kv_len=6, head_dim=16):
     return q, torch.randn(batch, kv_heads, kv_len, head_dim), torch.randn(batch, kv_heads, kv_len, head_dim)
 
 
+def test_cu_seq_lens_kwargs_keep_sequences_apart():
+    q, k, v = _qkv(batch=1, q_len=12, kv_len=12)
+    cu = torch.tensor([0, 5, 12])
+    got, _ = integration.attention_forward(
+        _Layer(), q, k, v, None, cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=7, max_length_k=7
+    )
+    parts = [integration.attention_forward(_Layer(), q[:, :, s], k[:, :, s], v[:, :, s], None)[0] for s in
+             (slice(0, 5), slice(5, 12))]  # fmt: skip
+    assert_out_close(got, torch.cat(parts, 1))
+
+
 @pytest.mark.parametrize("additive", [False, True])
 def test_4d_mask_fallback_matches_padding_path(additive):
     q, k, v = _qkv()
