@@ -82,5 +82,10 @@ setup(
     cmdclass={"build_ext": BuildExtension},
     python_requires=">=3.10",
     install_requires=["torch>=2.13"],
-    extras_require={"test": ["pytest", "hypothesis", "numpy", "expecttest"], "demo": ["safetensors"]},
+    extras_require={
+        "test": ["pytest", "hypothesis", "numpy", "expecttest"],
+        "demo": ["safetensors"],
+        "transformers": ["transformers"],
+        "bench": ["matplotlib"],
+    },
 )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 
 from ascend_attn.bench.__main__ import main
+from ascend_attn.bench.common import BenchResult
+from ascend_attn.bench.summary import write_report
 
 ROW = re.compile(r"^\| (fp32|bf16) \|.*\| [0-9.]+ \|$", re.MULTILINE)
 
@@ -19,7 +22,31 @@ def test_quick_run_prints_measured_rows(name, capsys, tmp_path):
     assert (tmp_path / f"{name}.md").read_text().strip() == printed.strip()
 
 
-@pytest.mark.parametrize("argv", [["flash", "--repeats", "0"], ["paged", "--dtype", "fp16"], ["nothing"]])
+def test_all_writes_report_and_chart(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    main(["all", "--quick", "--dtype", "fp32", "--repeats", "1", "--warmup", "0", "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    text = (tmp_path / "report.md").read_text()
+    assert text.strip() == captured.out.strip()
+    flash, paged = text.split("## paged")
+    assert "## flash" in flash and len(ROW.findall(flash)) >= 2 and len(ROW.findall(paged)) >= 1
+    png = (tmp_path / "report.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    assert f"wrote {tmp_path / 'report.png'}" in captured.err
+
+
+def test_report_without_matplotlib_writes_markdown_only(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    result = BenchResult("flash", ["a note"], ["case", "ratio"], [["dense", "1.50"]], [("dense", 1.5)])
+    text, messages = write_report([result], tmp_path)
+    assert (tmp_path / "report.md").read_text() == text and "| dense | 1.50 |" in text
+    assert not (tmp_path / "report.png").exists()
+    assert messages[-1].endswith("the chart needs matplotlib (pip install 'ascend_attn[bench]')")
+
+
+@pytest.mark.parametrize(
+    "argv", [["flash", "--repeats", "0"], ["paged", "--dtype", "fp16"], ["all", "--quick"], ["nothing"]]
+)
 def test_rejects_bad_options(argv):
     with pytest.raises(SystemExit):
         main(argv)

@@ -1,13 +1,22 @@
 """Command line: ``python -m ascend_attn.bench {flash,paged} [--repeats N] [--warmup N] [--dtype fp32|bf16]``
-``[--out DIR]``."""
+``[--out DIR]``; ``python -m ascend_attn.bench all --out DIR [--quick] ...`` runs every benchmark and writes
+DIR/report.md and DIR/report.png."""
 
 from __future__ import annotations
 
 import argparse
 
 from ascend_attn.bench import flash, paged
+from ascend_attn.bench.common import progress
+from ascend_attn.bench.summary import write_report
 
 BENCHMARKS = {"flash": flash, "paged": paged}
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median is reported)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs before timing")
+    p.add_argument("--dtype", choices=["fp32", "bf16"], help="only this dtype")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -15,15 +24,27 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="name", required=True)
     for name, module in BENCHMARKS.items():
         p = sub.add_parser(name, help=module.__doc__.splitlines()[0])
-        p.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median is reported)")
-        p.add_argument("--warmup", type=int, default=1, help="untimed runs before timing")
-        p.add_argument("--dtype", choices=["fp32", "bf16"], help="only this dtype")
+        _add_common(p)
         p.add_argument("--out", help="also write the Markdown report into this directory")
         module.add_arguments(p)
+    p = sub.add_parser("all", help=f"every benchmark ({', '.join(BENCHMARKS)}) into DIR/report.md and report.png")
+    _add_common(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for report.md and report.png")
+    p.add_argument("--quick", action="store_true", help="each benchmark's --quick grid")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
-    print(BENCHMARKS[args.name].run(args))
+    if args.name != "all":
+        print(BENCHMARKS[args.name].run(args))
+        return
+    results = []
+    for name, module in BENCHMARKS.items():
+        progress(f"== {name}")
+        results.append(module.measure(args))
+    text, messages = write_report(results, args.out)
+    print(text)
+    for message in messages:
+        progress(message)
 
 
 if __name__ == "__main__":

@@ -79,10 +79,25 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def report(args: argparse.Namespace, name: str, notes: list[str], header: list[str], rows: list[list[object]]) -> str:
-    """The benchmark's Markdown report (notes, then the table); also written to ``args.out/<name>.md`` if asked."""
-    text = "\n".join([*notes, "", markdown_table(header, rows)])
+@dataclass
+class BenchResult:
+    """One benchmark's measurements: notes and a table for the report, and the speedup of every row for charts."""
+
+    name: str
+    notes: list[str]
+    header: list[str]
+    rows: list[list[object]]
+    speedups: list[tuple[str, float]]  # (case label, baseline ms / our ms), one per row
+
+    def markdown(self) -> str:
+        """The notes, then the table."""
+        return "\n".join([*self.notes, "", markdown_table(self.header, self.rows)])
+
+
+def report(args: argparse.Namespace, result: BenchResult) -> str:
+    """The benchmark's Markdown report; also written to ``args.out/<name>.md`` if asked."""
+    text = result.markdown()
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        Path(args.out, f"{name}.md").write_text(text + "\n")
+        Path(args.out, f"{result.name}.md").write_text(text + "\n")
     return text

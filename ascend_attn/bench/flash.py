@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import ascend_attn
-from ascend_attn.bench.common import gemm_peaks, progress, report, time_fn
+from ascend_attn.bench.common import BenchResult, gemm_peaks, progress, report, time_fn
 
 DENSE = [(1, 32, 1024, 128), (4, 32, 512, 128), (1, 8, 4096, 64), (1, 32, 2048, 128)]
 GQA = (1, 32, 8, 2048, 128)  # batch, q heads, kv heads, seqlen, head_dim
@@ -82,6 +82,12 @@ def _varlen_case(dtype, lengths, heads, head_dim, causal, args):
 
 
 def run(args: argparse.Namespace) -> str:
+    """Measures and returns the Markdown report (also written to ``args.out`` if set)."""
+    return report(args, measure(args))
+
+
+def measure(args: argparse.Namespace) -> BenchResult:
+    """Times every case of the grid ``args`` selects; progress goes to stderr."""
     torch.manual_seed(0)
     progress(f"ascend_attn CPU kernels: {ascend_attn.cpu_isa()}, torch threads: {torch.get_num_threads()}")
     progress("measuring this machine's GEMM peak ...")
@@ -108,7 +114,7 @@ def run(args: argparse.Namespace) -> str:
             name = f"varlen {len(lengths)} seqs H32 D128"
             cases.append((dname, name, causal, _varlen_case, (dtype, lengths, 32, 128, causal, args)))
 
-    rows = []
+    rows, speedups = [], []
     for i, (dname, name, causal, fn, fn_args) in enumerate(cases, 1):
         progress(f"[{i}/{len(cases)}] {dname} {name} causal={causal}")
         ours, baselines, flops = fn(*fn_args)
@@ -128,10 +134,11 @@ def run(args: argparse.Namespace) -> str:
                     peak_note,
                 ]
             )
+            speedups.append((f"{dname} {name}{' causal' if causal else ''} vs {bname}", base.median / ours.median))
 
     peak_lines = ", ".join(f"{n} {v:.1f}" for n, v in peaks.items())
     notes = [
         f"GEMM peaks measured in this run (GFLOP/s, 2048^3): {peak_lines}; fp32 peak used: {fp32_name}",
         f"CPU kernels: {ascend_attn.cpu_isa()}; times in ms as median (min-max) of {args.repeats} runs",
     ]
-    return report(args, "flash", notes, HEADER, rows)
+    return BenchResult("flash", notes, HEADER, rows, speedups)

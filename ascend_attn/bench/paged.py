@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import ascend_attn
-from ascend_attn.bench.common import progress, report, time_fn
+from ascend_attn.bench.common import BenchResult, progress, report, time_fn
 
 HEADS, KV_HEADS, HEAD_DIM = 32, 8, 128
 BLOCK_SIZES = [16, 128]
@@ -82,6 +82,12 @@ def _case(dtype, block_size, num_seqs, ctx, args):
 
 
 def run(args: argparse.Namespace) -> str:
+    """Measures and returns the Markdown report (also written to ``args.out`` if set)."""
+    return report(args, measure(args))
+
+
+def measure(args: argparse.Namespace) -> BenchResult:
+    """Times every case of the grid ``args`` selects; progress goes to stderr."""
     torch.manual_seed(0)
     progress(f"ascend_attn CPU kernels: {ascend_attn.cpu_isa()}, torch threads: {torch.get_num_threads()}")
     peak_bw = max(read_bandwidth() for _ in range(3))
@@ -89,7 +95,7 @@ def run(args: argparse.Namespace) -> str:
     if args.quick:
         grid = [(128, 8, 2048)]
     cases = [(d, *g) for d in DTYPES if not args.dtype or d == args.dtype for g in grid]
-    rows = []
+    rows, speedups = [], []
     for i, (dname, bs, n, ctx) in enumerate(cases, 1):
         progress(f"[{i}/{len(cases)}] {dname} block {bs} seqs {n} ctx {ctx}")
         timings, kv_bytes, bw_now = _case(DTYPES[dname], bs, n, ctx, args)
@@ -98,9 +104,10 @@ def run(args: argparse.Namespace) -> str:
         gbs = kv_bytes / ours.median / 1e6
         rows.append([dname, bs, n, ctx, f"{kv_bytes / 2**20:.0f}", str(ours), f"{gbs:.1f}", f"{gbs / peak_bw:.2f}",
                      f"{bw_now:.1f}", best_name, str(best), f"{best.median / ours.median:.1f}"])  # fmt: skip
+        speedups.append((f"{dname} block {bs} seqs {n} ctx {ctx} vs {best_name}", best.median / ours.median))
     notes = [
         f"read bandwidth (sum over 512 MiB, best of 3 probes at start): {peak_bw:.1f} GB/s; 'BW now' = probe "
         "before the row",
         f"CPU kernels: {ascend_attn.cpu_isa()}; times in ms as median (min-max) of {args.repeats} runs, L3 evicted",
     ]
-    return report(args, "paged", notes, HEADER, rows)
+    return BenchResult("paged", notes, HEADER, rows, speedups)
