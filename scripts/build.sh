@@ -37,7 +37,7 @@ if [ -z "${ASCEND_HOME_PATH:-}" ]; then
 fi
 [ -n "${ASCEND_HOME_PATH:-}" ] && [ -d "$ASCEND_HOME_PATH" ] ||
   die "CANN not found: install the CANN toolkit (8.x or 9.x) and run 'source <prefix>/ascend-toolkit/set_env.sh'"
-cann_version=$(grep -hoE '^(version|Version)=[0-9.]+' "$ASCEND_HOME_PATH"/*/ascend_*install.info \
+cann_version=$(grep -hoE '^(version|Version)=[0-9][0-9A-Za-z.]*' "$ASCEND_HOME_PATH"/*/ascend_*install.info \
   "$ASCEND_HOME_PATH"/ascend_*install.info "$ASCEND_HOME_PATH"/version.cfg 2>/dev/null | head -1 | cut -d= -f2 || true)
 [ -n "$cann_version" ] || die "cannot read the CANN version under $ASCEND_HOME_PATH (ascend_toolkit_install.info)"
 cann_major=${cann_version%%.*}
