@@ -137,9 +137,8 @@ class LlamaModel:
         return (self._rms_norm(x, w["model.norm.weight"]) @ w["lm_head.weight"].T).float()
 
 
-def sdpa_generate(model: LlamaModel, prompt: list[int], max_new_tokens: int) -> list[int]:
-    """Greedy decoding with plain PyTorch SDPA, recomputing the whole sequence each step (the reference)."""
-    tokens = list(prompt)
+def sdpa_logits(model: LlamaModel, tokens: list[int]) -> torch.Tensor:
+    """Logits ``[vocab]`` after ``tokens``, computed with plain PyTorch SDPA over the whole sequence."""
     device = model.w["model.embed_tokens.weight"].device
 
     def attention(layer, q, k, v):
@@ -148,8 +147,13 @@ def sdpa_generate(model: LlamaModel, prompt: list[int], max_new_tokens: int) -> 
         )
         return out[0].transpose(0, 1)
 
+    ids = torch.tensor(tokens, device=device)
+    return model.forward(ids, torch.arange(len(tokens), device=device), attention)[-1]
+
+
+def sdpa_generate(model: LlamaModel, prompt: list[int], max_new_tokens: int) -> list[int]:
+    """Greedy decoding with plain PyTorch SDPA, recomputing the whole sequence each step (the reference)."""
+    tokens = list(prompt)
     for _ in range(max_new_tokens):
-        ids = torch.tensor(tokens, device=device)
-        logits = model.forward(ids, torch.arange(len(tokens), device=device), attention)
-        tokens.append(int(logits[-1].argmax()))
+        tokens.append(int(sdpa_logits(model, tokens).argmax()))
     return tokens[len(prompt) :]
