@@ -58,12 +58,8 @@ FlashAttentionPlan plan_flash_attention(const FlashAttentionProblem& p, uint32_t
                                         uint64_t sys_workspace_bytes) {
   // 1. Validate what this kernel supports (the op-level checks ran before).
   require(p.dtype == kFlashFp16 || p.dtype == kFlashBf16, "q: the Ascend C flash_attention kernel takes fp16 or bf16");
-  require(
-      p.head_dim % 16 == 0 && p.head_dim >= 16 && p.head_dim <= 512,
-      "q: head_dim must be a multiple of 16 in [16, 512] for the Ascend C kernel, got " + std::to_string(p.head_dim));
-  require(p.head_dim_v % 16 == 0 && p.head_dim_v >= 16 && p.head_dim_v <= 512,
-          "v: head_dim_v must be a multiple of 16 in [16, 512] for the Ascend C kernel, got " +
-              std::to_string(p.head_dim_v));
+  require_multiple_of_16(p.head_dim, "q: head_dim");
+  require_multiple_of_16(p.head_dim_v, "v: head_dim_v");
   require(p.num_kv_heads > 0 && p.num_heads % p.num_kv_heads == 0, "k: kv heads must divide heads");
   require(core_num >= 1 && core_num <= kFlashMaxCores,
           "num_cores must be in [1, " + std::to_string(kFlashMaxCores) + "], got " + std::to_string(core_num));

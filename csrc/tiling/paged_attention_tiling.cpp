@@ -20,15 +20,9 @@ PagedAttentionPlan plan_paged_attention(const PagedAttentionProblem& p, uint32_t
                                         uint64_t sys_workspace_bytes) {
   // 1. Validate what the kernel supports beyond the op contract.
   require(p.dtype <= 1, "q: the Ascend C paged_attention kernel takes fp16 or bf16");
-  require(
-      p.head_dim % 16 == 0 && p.head_dim >= 16 && p.head_dim <= 512,
-      "q: head_dim must be a multiple of 16 in [16, 512] for the Ascend C kernel, got " + std::to_string(p.head_dim));
-  require(p.head_dim_v % 16 == 0 && p.head_dim_v >= 16 && p.head_dim_v <= 512,
-          "value_cache: head_dim_v must be a multiple of 16 in [16, 512] for the Ascend C kernel, got " +
-              std::to_string(p.head_dim_v));
-  require(p.block_size % 16 == 0 && p.block_size >= 16 && p.block_size <= 512,
-          "key_cache: block_size must be a multiple of 16 in [16, 512] for the Ascend C kernel, got " +
-              std::to_string(p.block_size));
+  require_multiple_of_16(p.head_dim, "q: head_dim");
+  require_multiple_of_16(p.head_dim_v, "value_cache: head_dim_v");
+  require_multiple_of_16(p.block_size, "key_cache: block_size");
   require(p.num_kv_heads > 0 && p.num_heads % p.num_kv_heads == 0, "key_cache: kv heads must divide heads");
   const uint32_t group = p.num_heads / p.num_kv_heads;
   require(group <= ascend_attn_kernel::kMaxRowsPerAiv,

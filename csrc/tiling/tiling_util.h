@@ -20,6 +20,12 @@ inline void require(bool ok, const std::string& message) {
   if (!ok) throw std::invalid_argument(message);
 }
 
+// `what` (e.g. "q: head_dim") must be a multiple of 16 in [16, 512]: fp16/bf16 rows in whole 32-byte blocks.
+inline void require_multiple_of_16(uint32_t value, const std::string& what) {
+  require(value % 16 == 0 && value >= 16 && value <= 512,
+          what + " must be a multiple of 16 in [16, 512] for the Ascend C kernel, got " + std::to_string(value));
+}
+
 // TCubeTiling of one AIV's GEMM (vector-master Matmul): m x n x k at most, 128 x 128 x 64 base blocks.
 // NOTE: on an NPU build this struct is CANN's and the Matmul API may read fields set here to 0; filling it with
 // CANN's matmul tiling API (MultiCoreMatmulTiling) is the safer route and is left for the NPU bring-up.
