@@ -69,3 +69,23 @@ def test_row_broadcast_and_cast_rounding(kernels):
     kernels.run("row_broadcast", gm, 1)
     assert torch.equal(gm[:64].view(4, 16), x * stats[:, None])
     assert torch.equal(gm[72:88], vals.half().float())  # round to nearest even, as torch does
+
+
+def test_compare_select_masked_duplicate_and_rounding_modes(kernels):
+    gm = torch.zeros(192)
+    x, y = torch.randn(64) * 100, torch.randn(64) * 100
+    gm[:64], gm[64:128] = x, y
+    kernels.run("select_and_round", gm, 1)
+    expect = torch.where(x < y, x, torch.tensor(-1.0))
+    expect[3:6] = 7.0  # lanes 3..5 of the bitwise mask
+    assert torch.equal(gm[64:128], expect)
+    # The two fp16 neighbours of each x, then each rounding mode picks one (ROUND: nearest, ties away from zero).
+    v = x[:16].double()
+    near = v.half().double()
+    other = torch.nextafter(v.half(), torch.where(near > v, -torch.inf, torch.inf).half()).double()
+    down, up = torch.minimum(near, other), torch.maximum(near, other)
+    down, up = torch.where(near == v, near, down), torch.where(near == v, near, up)
+    tie_away = torch.where(v >= 0, up, down)
+    nearest = torch.where(v - down < up - v, down, torch.where(v - down > up - v, up, tie_away))
+    for i, ref in enumerate([down, up, nearest, torch.where(v >= 0, down, up)]):  # floor, ceil, round, trunc
+        assert torch.equal(gm[128 + 16 * i : 144 + 16 * i].double(), ref), i

@@ -156,6 +156,35 @@ void row_broadcast(float* gm) {
   in.FreeTensor(x);
 }
 
+// Compare + Select (gm[0..64) < gm[64..128) ? gm[0..64) : -1), then a level-0 Duplicate writing 7 into lanes
+// 3..5 of the result, and Cast of gm[0..16) to half with FLOOR / CEIL / ROUND / TRUNC into gm[128..192).
+void select_and_round(float* gm) {
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(gm, 192);
+  TPipe pipe;
+  TBuf<TPosition::VECCALC> a, b, bits, h;
+  pipe.InitBuffer(a, 64 * sizeof(float));
+  pipe.InitBuffer(b, 64 * sizeof(float));
+  pipe.InitBuffer(bits, 32);
+  pipe.InitBuffer(h, 16 * sizeof(half));
+  LocalTensor<float> x = a.Get<float>(), y = b.Get<float>();
+  DataCopy(x, g, 64);
+  DataCopy(y, g[64], 64);
+  LocalTensor<uint8_t> m = bits.Get<uint8_t>();
+  Compare(m, x, y, CMPMODE::LT, 64);
+  Select(y, m, x, -1.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, 64);
+  uint64_t lanes[2] = {0b111000, 0};
+  Duplicate(y, 7.0f, lanes, 1, 1, 8);
+  DataCopy(g[64], y, 64);
+  const RoundMode modes[] = {RoundMode::CAST_FLOOR, RoundMode::CAST_CEIL, RoundMode::CAST_ROUND, RoundMode::CAST_TRUNC};
+  LocalTensor<half> r = h.Get<half>();
+  for (int i = 0; i < 4; ++i) {
+    Cast(r, x, modes[i], 16);
+    Cast(y, r, RoundMode::CAST_NONE, 16);
+    DataCopy(g[128 + 16 * i], y, 16);
+  }
+}
+
 const std::map<std::string, std::pair<ascend_sim::KernelType, void (*)(float*)>> kKernels = {
     {"ub_capacity", {ascend_sim::KernelType::kAivOnly, ub_capacity}},
     {"l1_capacity", {ascend_sim::KernelType::kMixAic1To2, l1_capacity}},
@@ -172,6 +201,7 @@ const std::map<std::string, std::pair<ascend_sim::KernelType, void (*)(float*)>>
     {"cross_core_saturation", {ascend_sim::KernelType::kMixAic1To2, cross_core_saturation}},
     {"handshake", {ascend_sim::KernelType::kMixAic1To2, handshake}},
     {"row_broadcast", {ascend_sim::KernelType::kAivOnly, row_broadcast}},
+    {"select_and_round", {ascend_sim::KernelType::kAivOnly, select_and_round}},
 };
 
 void run(const std::string& name, at::Tensor gm, int64_t cores) {
