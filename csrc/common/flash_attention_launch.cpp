@@ -1,18 +1,11 @@
 #include "flash_attention_launch.h"
 
-#include <stdexcept>
-
 #include "../../op_kernel/launch.h"
 #include "../tiling/flash_attention_tiling.h"
 
 namespace ascend_attn {
 
-namespace {
-uint8_t* bytes_of(const at::Tensor& t) { return static_cast<uint8_t*>(t.data_ptr()); }
-}  // namespace
-
-std::tuple<at::Tensor, at::Tensor, uint32_t> flash_attention_varlen_launch(const AttentionArgs& a,
-                                                                           const KernelDevice& device) {
+KernelLaunch flash_attention_varlen_launch(const AttentionArgs& a, const KernelDevice& device) {
   // 1. Validate what the Ascend C kernel adds to the op contract.
   TORCH_CHECK(a.varlen, "the Ascend C flash_attention kernel takes packed varlen (TND) input");
   TORCH_CHECK(a.q.scalar_type() == at::kHalf || a.q.scalar_type() == at::kBFloat16,
@@ -30,25 +23,20 @@ std::tuple<at::Tensor, at::Tensor, uint32_t> flash_attention_varlen_launch(const
   p.window_left = int32_t(a.window_left), p.window_right = int32_t(a.window_right);
   p.return_lse = a.return_lse;
   p.cu_seqlens_q = cu_q.data_ptr<int32_t>(), p.cu_seqlens_k = cu_k.data_ptr<int32_t>();
-  FlashAttentionPlan plan;
-  try {
-    plan = plan_flash_attention(p, device.core_num, device.sys_workspace_bytes);
-  } catch (const std::invalid_argument& e) {
-    TORCH_CHECK(false, e.what());
-  }
+  const FlashAttentionPlan plan =
+      plan_or_error([&] { return plan_flash_attention(p, device.core_num, device.sys_workspace_bytes); });
 
+  KernelLaunch r;
   const int64_t total_q = q.size(0);
-  at::Tensor out = at::empty({total_q, a.heads, a.head_dim_v}, q.options());
-  at::Tensor lse = at::empty({a.return_lse ? a.heads : 0, total_q}, q.options().dtype(at::kFloat));
-  if (plan.block_dim == 0) {  // no query rows
-    return {out, lse, 0};
-  }
+  r.out = at::empty({total_q, a.heads, a.head_dim_v}, q.options());
+  r.lse = at::empty({a.return_lse ? a.heads : 0, total_q}, q.options().dtype(at::kFloat));
+  r.block_dim = plan.block_dim;
+  if (plan.block_dim == 0) return r;  // no query rows
 
   // 3. Workspace and the tiling in device memory.
   at::Tensor workspace = at::empty({int64_t(plan.workspace_bytes)}, q.options().dtype(at::kByte));
-  at::Tensor tiling = at::from_blob(&plan.tiling, {int64_t(sizeof(FlashAttentionTiling))}, at::kByte)
-                          .to(q.device(), /*non_blocking=*/false, /*copy=*/true);
-  const at::Tensor cu_q_dev = a.cu_seqlens_q, cu_k_dev = a.cu_seqlens_k;
+  const at::Tensor tiling = tiling_on_device(plan.tiling, q.device());
+  const at::Tensor cu_q_dev = a.cu_seqlens_q, cu_k_dev = a.cu_seqlens_k, out = r.out, lse = r.lse;
 
   // 4. Launch.
   const uint32_t block_dim = plan.block_dim;
@@ -66,7 +54,7 @@ std::tuple<at::Tensor, at::Tensor, uint32_t> flash_attention_varlen_launch(const
                            bytes_of(cu_k_dev), bytes_of(out), lse.numel() ? bytes_of(lse) : nullptr,
                            bytes_of(workspace), bytes_of(tiling));
   });
-  return {out, lse, block_dim};
+  return r;
 }
 
 }  // namespace ascend_attn

@@ -1,30 +1,9 @@
 #include "paged_attention_launch.h"
 
-#include <stdexcept>
-
 #include "../../op_kernel/launch.h"
 #include "../tiling/paged_attention_tiling.h"
 
 namespace ascend_attn {
-
-namespace {
-
-uint8_t* bytes_of(const at::Tensor& t) { return static_cast<uint8_t*>(t.data_ptr()); }
-
-template <typename Plan, typename F>
-Plan plan_or_error(F f) {
-  try {
-    return f();
-  } catch (const std::invalid_argument& e) {
-    TORCH_CHECK(false, e.what());
-  }
-}
-
-at::Tensor to_device(const void* data, size_t bytes, const at::Device& device) {
-  return at::from_blob(const_cast<void*>(data), {int64_t(bytes)}, at::kByte).to(device, false, /*copy=*/true);
-}
-
-}  // namespace
 
 KernelLaunch paged_attention_launch(const PagedArgs& p, const KernelDevice& device) {
   const AttentionArgs& a = p.attn;
@@ -47,24 +26,23 @@ KernelLaunch paged_attention_launch(const PagedArgs& p, const KernelDevice& devi
   pr.window_left = int32_t(a.window_left), pr.window_right = int32_t(a.window_right);
   pr.return_lse = a.return_lse;
   pr.context_lens = p.context_lens.data_ptr<int32_t>(), pr.cu_seqlens_q = p.cu_seqlens_q.data_ptr<int32_t>();
-  const PagedAttentionPlan plan = plan_or_error<PagedAttentionPlan>(
-      [&] { return plan_paged_attention(pr, device.core_num, device.sys_workspace_bytes); });
+  const PagedAttentionPlan plan =
+      plan_or_error([&] { return plan_paged_attention(pr, device.core_num, device.sys_workspace_bytes); });
 
   KernelLaunch r;
   const int64_t tokens = q.size(0);
   r.out = at::empty({tokens, a.heads, a.head_dim_v}, q.options());
   r.lse = at::empty({a.return_lse ? a.heads : 0, tokens}, q.options().dtype(at::kFloat));
-  r.error_flag = at::zeros({1}, q.options().dtype(at::kInt));
   r.block_dim = plan.block_dim;
   r.kv_splits = plan.tiling.max_splits;
   if (plan.block_dim == 0) return r;
 
   // 3. Workspace (its error word zeroed) and the tiling and lengths in device memory.
   at::Tensor workspace = at::empty({int64_t(plan.workspace_bytes)}, q.options().dtype(at::kByte));
-  const int64_t user = int64_t((device.sys_workspace_bytes + 511) / 512 * 512);
-  at::Tensor error_word = workspace.narrow(0, user + int64_t(plan.tiling.ws_error_offset), 32);
+  at::Tensor error_word =
+      user_workspace(workspace, device.sys_workspace_bytes).narrow(0, int64_t(plan.tiling.ws_error_offset), 32);
   error_word.zero_();
-  const at::Tensor tiling = to_device(&plan.tiling, sizeof(plan.tiling), q.device());
+  const at::Tensor tiling = tiling_on_device(plan.tiling, q.device());
   const at::Tensor ctx = p.context_lens.to(q.device()), cu_q = p.cu_seqlens_q.to(q.device());
   const at::Tensor k = a.k, v = a.v, out = r.out, lse = r.lse;
 
@@ -95,17 +73,16 @@ KernelLaunch reshape_and_cache_launch(const at::Tensor& key, const at::Tensor& v
   TORCH_CHECK(key_cache.is_contiguous() && value_cache.is_contiguous(),
               "key_cache and value_cache must be contiguous for the Ascend C reshape_and_cache kernel");
   const at::Tensor k = key.contiguous(), v = value.contiguous(), slots = slot_mapping.contiguous();
-  const ReshapeAndCachePlan plan = plan_or_error<ReshapeAndCachePlan>([&] {
+  const ReshapeAndCachePlan plan = plan_or_error([&] {
     return plan_reshape_and_cache(uint32_t(k.size(0)), uint32_t(k.size(1)), uint32_t(k.size(2)), uint32_t(v.size(2)),
                                   uint32_t(key_cache.size(0)), uint32_t(key_cache.size(1)), uint32_t(k.element_size()),
                                   slots.scalar_type() == at::kLong, 2 * device.core_num, device.sys_workspace_bytes);
   });
   KernelLaunch r;
   r.block_dim = plan.block_dim;
-  r.error_flag = at::zeros({1}, k.options().dtype(at::kInt));
   if (plan.block_dim == 0) return r;
   at::Tensor workspace = at::zeros({int64_t(plan.workspace_bytes)}, k.options().dtype(at::kByte));
-  const at::Tensor tiling = to_device(&plan.tiling, sizeof(plan.tiling), k.device());
+  const at::Tensor tiling = tiling_on_device(plan.tiling, k.device());
   const at::Tensor kc = key_cache, vc = value_cache;
   device.enqueue([=]() {
     launch_note_buffer(k.data_ptr(), k.nbytes(), "key");
@@ -118,8 +95,7 @@ KernelLaunch reshape_and_cache_launch(const at::Tensor& key, const at::Tensor& v
     launch_reshape_and_cache(plan.block_dim, device.stream, bytes_of(k), bytes_of(v), bytes_of(kc), bytes_of(vc),
                              bytes_of(slots), bytes_of(workspace), bytes_of(tiling));
   });
-  const int64_t user = int64_t((device.sys_workspace_bytes + 511) / 512 * 512);
-  r.error_flag = workspace.narrow(0, user, 4).view(at::kInt);
+  r.error_flag = user_workspace(workspace, device.sys_workspace_bytes).narrow(0, 0, 4).view(at::kInt);
   return r;
 }
 

@@ -32,8 +32,8 @@ std::tuple<at::Tensor, at::Tensor> flash_attention_varlen_npu(
   const AttentionArgs a =
       check_flash_attention_varlen_args(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale,
                                         causal, window_size, softcap, alibi_slopes, return_lse);
-  auto [out, lse, block_dim] = flash_attention_varlen_launch(a, current_device("flash_attention_varlen"));
-  return {out, lse};
+  const KernelLaunch r = flash_attention_varlen_launch(a, current_device("flash_attention_varlen"));
+  return {r.out, r.lse};
 }
 
 // BSND runs as varlen with equal lengths: [batch * seqlen, heads, head_dim] views and arithmetic cu_seqlens.

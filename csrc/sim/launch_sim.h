@@ -7,6 +7,8 @@ namespace ascend_sim {
 
 // System (library) workspace the simulator reserves in front of the user workspace.
 constexpr uint64_t kSimSysWorkspaceBytes = 512;
+// GetUserWorkspace skips exactly this many bytes; the host flows round it up to 512 (kWorkspaceAlign) first.
+static_assert(kSimSysWorkspaceBytes % 512 == 0, "the simulator's system workspace must need no rounding");
 
 struct CoreStats {
   uint64_t gm_read_bytes = 0, gm_write_bytes = 0, cube_macs = 0, vector_elems = 0, vector_cycles = 0;

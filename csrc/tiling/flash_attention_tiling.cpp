@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "matmul_tiling.h"
 #include "tiling_util.h"
 
 namespace ascend_attn {
