@@ -38,9 +38,9 @@ void check_qkv(AttentionArgs& a, const at::Tensor& q, const at::Tensor& k, const
   a.v = last_dim_contiguous(v);
 }
 
-// Reads cu_seqlens on the host (one small copy when it lives on a device) and checks its values.
-void check_cu_seqlens(const at::Tensor& cu, const char* name, int64_t total, int64_t max_seqlen, const char* max_name) {
-  const at::Tensor host = cu.device().is_cpu() ? cu : cu.cpu();
+// Checks the values of cu_seqlens, read on the host.
+void check_cu_seqlens(const at::Tensor& host, const char* name, int64_t total, int64_t max_seqlen,
+                      const char* max_name) {
   const int32_t* p = host.data_ptr<int32_t>();
   const int64_t n = host.numel();
   TORCH_CHECK(p[0] == 0, name, "[0] must be 0, got ", p[0]);
@@ -127,8 +127,11 @@ AttentionArgs check_flash_attention_varlen_args(const at::Tensor& q, const at::T
   a.batch = cu_seqlens_q.numel() - 1;
   a.cu_seqlens_q = cu_seqlens_q.contiguous();
   a.cu_seqlens_k = cu_seqlens_k.contiguous();
-  check_cu_seqlens(a.cu_seqlens_q, "cu_seqlens_q", q.size(0), max_seqlen_q, "max_seqlen_q");
-  check_cu_seqlens(a.cu_seqlens_k, "cu_seqlens_k", k.size(0), max_seqlen_k, "max_seqlen_k");
+  // One small copy each when they live on a device; the Ascend C tiling reads them again from these.
+  a.cu_seqlens_q_host = a.cu_seqlens_q.device().is_cpu() ? a.cu_seqlens_q : a.cu_seqlens_q.cpu();
+  a.cu_seqlens_k_host = a.cu_seqlens_k.device().is_cpu() ? a.cu_seqlens_k : a.cu_seqlens_k.cpu();
+  check_cu_seqlens(a.cu_seqlens_q_host, "cu_seqlens_q", q.size(0), max_seqlen_q, "max_seqlen_q");
+  check_cu_seqlens(a.cu_seqlens_k_host, "cu_seqlens_k", k.size(0), max_seqlen_k, "max_seqlen_k");
   a.seqlen_q = max_seqlen_q;
   a.seqlen_k = max_seqlen_k;
   check_attention_options(a, softmax_scale, causal, window_size, softcap, alibi_slopes, return_lse);

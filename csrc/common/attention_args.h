@@ -14,8 +14,9 @@ struct AttentionArgs {
   at::Tensor q;  // [batch, seqlen_q, heads, head_dim] or [total_q, heads, head_dim]; last dim contiguous
   at::Tensor k;  // [batch, seqlen_k, kv_heads, head_dim] or [total_k, kv_heads, head_dim]
   at::Tensor v;  // [batch, seqlen_k, kv_heads, head_dim_v] or [total_k, kv_heads, head_dim_v]
-  std::optional<at::Tensor> alibi_slopes;  // fp32 contiguous [heads] or [batch, heads]
-  at::Tensor cu_seqlens_q, cu_seqlens_k;   // varlen only: int32 contiguous [batch + 1]
+  std::optional<at::Tensor> alibi_slopes;           // fp32 contiguous [heads] or [batch, heads]
+  at::Tensor cu_seqlens_q, cu_seqlens_k;            // varlen only: int32 contiguous [batch + 1]
+  at::Tensor cu_seqlens_q_host, cu_seqlens_k_host;  // the same on the host (read once; the same tensors on CPU)
   bool varlen = false;
   int64_t batch = 0, heads = 0, kv_heads = 0, head_dim = 0, head_dim_v = 0;
   int64_t seqlen_q = 0, seqlen_k = 0;           // BSND: the fixed lengths; varlen: max_seqlen_q / max_seqlen_k

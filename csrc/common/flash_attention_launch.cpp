@@ -12,7 +12,6 @@ KernelLaunch flash_attention_varlen_launch(const AttentionArgs& a, const KernelD
               "q: the Ascend C flash_attention kernel takes float16 or bfloat16, got ", a.q.scalar_type());
   TORCH_CHECK(!a.alibi_slopes.has_value(), "alibi_slopes: not supported by the Ascend C flash_attention kernel");
   const at::Tensor q = a.q.contiguous(), k = a.k.contiguous(), v = a.v.contiguous();
-  const at::Tensor cu_q = a.cu_seqlens_q.to(at::kCPU), cu_k = a.cu_seqlens_k.to(at::kCPU);
 
   // 2. Tiling.
   FlashAttentionProblem p;
@@ -22,7 +21,7 @@ KernelLaunch flash_attention_varlen_launch(const AttentionArgs& a, const KernelD
   p.scale = float(a.scale), p.softcap = float(a.softcap);
   p.window_left = int32_t(a.window_left), p.window_right = int32_t(a.window_right);
   p.return_lse = a.return_lse;
-  p.cu_seqlens_q = cu_q.data_ptr<int32_t>(), p.cu_seqlens_k = cu_k.data_ptr<int32_t>();
+  p.cu_seqlens_q = a.cu_seqlens_q_host.data_ptr<int32_t>(), p.cu_seqlens_k = a.cu_seqlens_k_host.data_ptr<int32_t>();
   const FlashAttentionPlan plan =
       plan_or_error([&] { return plan_flash_attention(p, device.core_num, device.sys_workspace_bytes); });
 

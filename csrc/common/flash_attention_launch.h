@@ -9,8 +9,8 @@
 namespace ascend_attn {
 
 // a: validated varlen arguments (fp16/bf16). Returns out [total_q, heads, head_dim_v] and lse fp32 [heads, total_q]
-// (empty unless a.return_lse) and the launched block dim. Reads cu_seqlens on the host (one small copy from a
-// device), as the tiling balances cores by sequence length.
+// (empty unless a.return_lse) and the launched block dim. The tiling balances cores by sequence length, from the host
+// copies of cu_seqlens the argument check made.
 KernelLaunch flash_attention_varlen_launch(const AttentionArgs& a, const KernelDevice& device);
 
 }  // namespace ascend_attn
