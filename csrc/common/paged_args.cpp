@@ -1,6 +1,7 @@
 #include "common/paged_args.h"
 
 #include "common/checks.h"
+#include "common/visible_keys.h"
 
 namespace ascend_attn {
 namespace {
@@ -8,19 +9,6 @@ namespace {
 bool is_float_type(at::ScalarType t) { return t == at::kFloat || t == at::kHalf || t == at::kBFloat16; }
 
 at::Tensor host_int32(const at::Tensor& t) { return (t.device().is_cpu() ? t : t.cpu()).contiguous(); }
-
-// Visible keys [lo, hi) of a sequence's queries together: the rows' ranges move monotonically with the row.
-void sequence_key_span(const AttentionArgs& a, int64_t q_len, int64_t ctx, int64_t* lo, int64_t* hi) {
-  const auto bounds = [&](int64_t i, int64_t* l, int64_t* h) {
-    const int64_t pos = i + ctx - q_len;
-    *l = a.window_left < 0 ? 0 : std::max<int64_t>(pos - a.window_left, 0);
-    *h = a.window_right < 0 ? ctx : std::min<int64_t>(pos + a.window_right + 1, ctx);
-  };
-  int64_t lo_last, hi_first;
-  bounds(0, lo, &hi_first);
-  bounds(q_len - 1, &lo_last, hi);
-  *hi = std::max(*hi, *lo);
-}
 
 }  // namespace
 
@@ -104,8 +92,7 @@ PagedArgs check_paged_attention_args(const at::Tensor& q, const at::Tensor& key_
     TORCH_CHECK(ctx[s] <= p.max_blocks_per_seq * p.block_size, "context_lens[", s, "] = ", ctx[s],
                 " exceeds block_tables capacity (", p.max_blocks_per_seq, " blocks of ", p.block_size, ")");
     if (q_len == 0) continue;
-    int64_t lo, hi;
-    sequence_key_span(a, q_len, ctx[s], &lo, &hi);
+    const auto [lo, hi] = key_span(0, q_len, q_len, ctx[s], a.window_left, a.window_right);
     for (int64_t b = lo / p.block_size; b * p.block_size < hi; ++b) {
       const int32_t block = table[s * p.max_blocks_per_seq + b];
       TORCH_CHECK(block >= 0 && block < p.num_blocks, "block_tables[", s, "][", b, "] = ", block,

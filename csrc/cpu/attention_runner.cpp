@@ -42,10 +42,7 @@ float* thread_scratch(size_t floats) {
 
 // Keys [lo, hi) some row in [row_begin, row_end) of the sequence can see (rows' ranges move monotonically).
 std::pair<int64_t, int64_t> key_span(const FlashParams& p, const SeqDesc& s, int64_t row_begin, int64_t row_end) {
-  int64_t lo0, hi0, lo1, hi1;
-  visible_keys(row_begin, s.seqlen_q, s.seqlen_k, p.window_left, p.window_right, &lo0, &hi0);
-  visible_keys(row_end - 1, s.seqlen_q, s.seqlen_k, p.window_left, p.window_right, &lo1, &hi1);
-  return {lo0, std::max(hi1, lo0)};
+  return ascend_attn::key_span(row_begin, row_end, s.seqlen_q, s.seqlen_k, p.window_left, p.window_right);
 }
 
 int64_t visible_pairs(const FlashParams& p, const SeqDesc& s) {

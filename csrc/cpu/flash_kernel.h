@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/visible_keys.h"
+
 namespace ascend_attn::cpu {
 
 enum class ElemType : int32_t { kFloat32, kFloat16, kBFloat16 };
@@ -69,16 +71,6 @@ struct FlashKernel {
   size_t (*scratch_floats)(const FlashParams&, const FlashTiling&);
   void (*run)(const FlashParams&, const FlashTiling&, const WorkItem&, float* scratch);
 };
-
-// Visible key range [lo, hi) of query row i (0-based) of a sequence, bottom-right aligned; empty when hi <= lo.
-inline void visible_keys(int64_t i, int64_t seqlen_q, int64_t seqlen_k, int64_t window_left, int64_t window_right,
-                         int64_t* lo, int64_t* hi) {
-  const int64_t pos = i + seqlen_k - seqlen_q;
-  int64_t l = window_left < 0 ? 0 : pos - window_left;
-  int64_t h = window_right < 0 ? seqlen_k : pos + window_right + 1;
-  *lo = l < 0 ? 0 : l;
-  *hi = h > seqlen_k ? seqlen_k : h;
-}
 
 const FlashKernel& flash_kernel_portable();
 const FlashKernel& flash_kernel_avx2();

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "../common/visible_keys.h"
 #include "matmul_tiling.h"
 #include "tiling_util.h"
 
@@ -13,13 +14,6 @@ namespace ascend_attn {
 namespace {
 
 constexpr uint32_t kMaxBlockCols = 512;  // Bc: 512 keys per KV tile (catlass and FAS use 512 to 1024)
-
-// Keys [first, end) some row of rows [r0, r1) of a (sq, sk) sequence may see.
-void visible_keys(const FlashAttentionProblem& p, int64_t sq, int64_t sk, int64_t r0, int64_t r1, int64_t& first,
-                  int64_t& end) {
-  first = p.window_left < 0 ? 0 : std::max<int64_t>(0, r0 + sk - sq - p.window_left);
-  end = p.window_right < 0 ? sk : std::min<int64_t>(sk, r1 - 1 + sk - sq + p.window_right + 1);
-}
 
 }  // namespace
 
@@ -100,8 +94,8 @@ FlashAttentionPlan plan_flash_attention(const FlashAttentionProblem& p, uint32_t
     const int64_t tiles = (sq + kFlashBlockRows - 1) / kFlashBlockRows;
     std::vector<uint32_t> tile_weight(tiles);
     for (int64_t qt = 0; qt < tiles; ++qt) {
-      int64_t first, end;
-      visible_keys(p, sq, sk, qt * kFlashBlockRows, std::min<int64_t>(sq, (qt + 1) * kFlashBlockRows), first, end);
+      const auto [first, end] = key_span(qt * kFlashBlockRows, std::min<int64_t>(sq, (qt + 1) * kFlashBlockRows), sq,
+                                         sk, p.window_left, p.window_right);
       // A task with no visible key still writes its rows: it costs one unit.
       tile_weight[qt] = uint32_t(std::max<int64_t>(1, (end - first + t.block_cols - 1) / t.block_cols));
     }

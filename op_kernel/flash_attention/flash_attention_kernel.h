@@ -3,6 +3,7 @@
 // it does the fp32 online softmax in UB. Packed varlen TND input; GQA/MQA; causal/window; softcap; optional LSE.
 #pragma once
 #include "../common/online_softmax.h"
+#include "../common/visible_keys.h"
 #include "flash_attention_tiling.h"
 #include "kernel_operator.h"
 #include "lib/matmul_intf.h"
@@ -77,14 +78,12 @@ class FlashAttentionKernel {
     return (sq + kFlashBlockRows - 1) / kFlashBlockRows;
   }
 
-  // Visible keys of sequence row i: [i + sk - sq - left, i + sk - sq + right] within [0, sk).
+  // Visible keys of sequence row `row`, which sits at position row + sk - sq.
   __aicore__ inline int64_t FirstKey(const RowBlock& b, int64_t row) const {
-    const int64_t lo = t_->window_left < 0 ? 0 : row + b.seqlen_k - b.seqlen_q - t_->window_left;
-    return lo < 0 ? 0 : lo;
+    return FirstVisibleKey(row + b.seqlen_k - b.seqlen_q, t_->window_left);
   }
   __aicore__ inline int64_t EndKey(const RowBlock& b, int64_t row) const {
-    const int64_t hi = t_->window_right < 0 ? b.seqlen_k : row + b.seqlen_k - b.seqlen_q + t_->window_right + 1;
-    return hi > b.seqlen_k ? b.seqlen_k : hi;
+    return EndVisibleKey(row + b.seqlen_k - b.seqlen_q, b.seqlen_k, t_->window_right);
   }
 
   __aicore__ inline bool MakeRowBlock(uint32_t batch, uint32_t head, uint32_t q_tile, RowBlock& b) {

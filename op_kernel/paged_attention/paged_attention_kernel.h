@@ -5,6 +5,7 @@
 // after SyncAll every AIV combines a share of the (token, head) rows.
 #pragma once
 #include "../common/online_softmax.h"
+#include "../common/visible_keys.h"
 #include "kernel_operator.h"
 #include "lib/matmul_intf.h"
 #include "paged_attention_tiling.h"
@@ -98,16 +99,12 @@ class PagedAttentionKernel {
     return t_->num_kv_heads * blocks * SplitsOf(ctx_.GetValue(seq));
   }
 
-  // Keys query token t (within the sequence) may see: [pos - left, pos + right] within [0, ctx).
+  // Visible keys of query token t of the sequence, which sits at position ctx - q_len + t.
   __aicore__ inline int64_t FirstKey(const PagedItem& it, int64_t t) const {
-    const int64_t pos = it.ctx - it.q_len + t;
-    const int64_t lo = t_->window_left < 0 ? 0 : pos - t_->window_left;
-    return lo < 0 ? 0 : lo;
+    return FirstVisibleKey(it.ctx - it.q_len + t, t_->window_left);
   }
   __aicore__ inline int64_t EndKey(const PagedItem& it, int64_t t) const {
-    const int64_t pos = it.ctx - it.q_len + t;
-    const int64_t hi = t_->window_right < 0 ? it.ctx : pos + t_->window_right + 1;
-    return hi > it.ctx ? it.ctx : hi;
+    return EndVisibleKey(it.ctx - it.q_len + t, it.ctx, t_->window_right);
   }
 
   __aicore__ inline bool MakeItem(uint32_t seq, uint32_t index, PagedItem& it) {
