@@ -73,6 +73,7 @@ def test_main_sim_runs_the_ascend_c_kernels(capsys):
         (["--dtype", "fp64"], "invalid choice"),
         (["--device", "gpu"], "invalid choice"),
         (["--sim", "--dtype", "fp32"], "--sim runs the Ascend C kernels, which take fp16 or bf16"),
+        (["--sim", "--block-size", "8"], "--sim: the Ascend C kernels take block sizes that are multiples of 16"),
         (["--model", "/nonexistent-dir"], "cannot load --model /nonexistent-dir"),
     ],
 )

@@ -60,6 +60,8 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.sim and args.dtype == "fp32":
         p.error("--sim runs the Ascend C kernels, which take fp16 or bf16: use --dtype fp16 or bf16")
+    if args.sim and args.block_size % 16:
+        p.error(f"--sim: the Ascend C kernels take block sizes that are multiples of 16, got {args.block_size}")
     if args.sim and args.device == "npu":
         p.error("--sim runs on CPU tensors; drop --device npu")
     args.dtype = args.dtype or ("fp16" if args.sim else "fp32")
