@@ -285,6 +285,9 @@ class TPipe {
       return std::string(names[int(mem)]) + " capacity exceeded: InitBuffer of " + std::to_string(bytes) +
              " bytes with " + std::to_string(a.used) + " of " + std::to_string(a.capacity) + " usable bytes in use";
     });
+    // The arena is filled on first use only (an AIC that only registers Matmul objects never carves): a garbage-like
+    // 0xff fill, so reads of memory no one wrote show. Allocated whole, so tensors carved earlier stay valid.
+    if (a.data.empty()) a.data.assign(a.capacity, 0xff);
     offset = a.used;
     a.used += uint32_t(bytes);
     return a.data.data();

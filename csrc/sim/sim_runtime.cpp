@@ -82,7 +82,6 @@ void Launch::run(const std::function<void()>& kernel) {
       c->arenas[int(Memory::kL0a)].capacity = aic ? kL0aBytes : 0;
       c->arenas[int(Memory::kL0b)].capacity = aic ? kL0bBytes : 0;
       c->arenas[int(Memory::kL0c)].capacity = aic ? kL0cBytes : 0;
-      for (Arena& a : c->arenas) a.data.assign(a.capacity, 0xff);  // garbage-like fill: uninitialized reads show
       contexts.push_back(std::move(c));
     };
     if (type_ != KernelType::kAivOnly) add(CoreType::kAic, 0);

@@ -52,8 +52,8 @@ struct GmBuffer {
 enum class Memory { kUb, kL1, kL0a, kL0b, kL0c };
 
 struct Arena {
-  std::vector<uint8_t> data;
-  uint32_t capacity = 0;  // bytes a kernel may carve
+  std::vector<uint8_t> data;  // `capacity` bytes once the first InitBuffer carves it
+  uint32_t capacity = 0;      // bytes a kernel may carve
   uint32_t used = 0;
 };
 
