@@ -99,9 +99,9 @@ PagedAttentionPlan plan_paged_attention(const PagedAttentionProblem& p, uint32_t
   t.used_workers = uint32_t(begin.size() - 1);
   for (uint32_t w = 0; w <= kPagedMaxWorkers; ++w)
     t.worker_item_begin[w] = begin[std::min<size_t>(w, begin.size() - 1)];
-  // Every AIV of a launched core takes part (SyncAll and the combine run on all of them).
-  plan.block_dim = t.num_items ? std::min(core_num, (t.used_workers + 1) / 2) : 0;
-  if (t.max_splits > 1) plan.block_dim = t.num_items ? core_num : 0;
+  // Without a split, the cores whose AIVs have items; with one, every core (the combine shares rows over all AIVs).
+  const uint32_t cores = t.max_splits > 1 ? core_num : std::min(core_num, (t.used_workers + 1) / 2);
+  plan.block_dim = t.num_items ? cores : 0;
 
   // 6. Workspace: per-AIV S, P, O_tmp slots; then partial O and lse; then the error flag.
   const uint64_t s_bytes = align_up(uint64_t(ascend_attn_kernel::kMaxRowsPerAiv) * t.block_cols * 4, kWorkspaceAlign);
