@@ -48,8 +48,9 @@ def npu_extension():
         srcs,
         include_dirs=includes,
         library_dirs=lib_dirs,
-        libraries=["ascend_attn_kernels", "ascendcl", "torch_npu"],
-        extra_compile_args={"cxx": cxx_flags},
+        # tiling_api + platform: CANN's host matmul tiling fills the TCubeTiling the kernels' Matmul objects read
+        libraries=["ascend_attn_kernels", "ascendcl", "torch_npu", "tiling_api", "platform"],
+        extra_compile_args={"cxx": cxx_flags + ["-DASCEND_ATTN_CANN_MATMUL_TILING"]},
         extra_link_args=[f"-Wl,-rpath,{d}" for d in lib_dirs],
     )
 

@@ -20,8 +20,8 @@ class SimStats:
     """Counters of one simulated launch and the time the 910B2 model derives from them (an estimate)."""
 
     block_dim: int
-    # per AIC core: gm_read_bytes, gm_write_bytes, cube_macs, vector_elems, and gm_workspace_bytes (the part of the
-    # GM traffic that goes to and from the workspace)
+    # per AIC core: gm_read_bytes, gm_write_bytes, cube_macs, vector_elems, vector_cycles (one per AIV), and
+    # gm_workspace_bytes (the part of the GM traffic that goes to and from the workspace)
     per_core: list[dict]
     modelled_us: float  # max over cores of the per-core roofline, plus the launch overhead below
     modelled_core_us: list[float]
@@ -78,6 +78,7 @@ def flash_attn_varlen_func(
     return_lse: bool = False,
     num_cores: int = 24,
     dry_run: bool = False,
+    schedule_seed: int | None = None,
 ) -> SimResult:
     """Runs ``op_kernel/flash_attention`` in the simulator on ``num_cores`` simulated AI cores.
 
@@ -91,7 +92,10 @@ def flash_attn_varlen_func(
         return_lse: also return lse fp32 ``[heads, total_q]``.
         num_cores: AI cores to simulate (a 910B2 has 24).
         dry_run: count traffic and work without doing the arithmetic (outputs are garbage); for modelling shapes too
-            large to compute on CPU.
+            large to compute on CPU. Every rule is still checked.
+        schedule_seed: run the simulated cores one at a time, switching between them in an order drawn from this
+            seed (reproducible interleavings); None runs them freely in parallel. Races are detected either way: the
+            detector follows the kernel's synchronisation, not the interleaving.
 
     Returns:
         :class:`SimResult` with ``out [total_q, heads, head_dim_v]``, ``lse`` (None unless asked) and ``stats``.
@@ -99,7 +103,7 @@ def flash_attn_varlen_func(
     window = list(window_size)
     out, lse, raw = _sim.flash_attention_varlen(
         q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale, causal, window, softcap,
-        return_lse, num_cores, dry_run,
+        return_lse, num_cores, dry_run, schedule_seed,
     )  # fmt: skip
     left, right = window
     if causal:
@@ -123,6 +127,7 @@ def paged_attention(
     return_lse: bool = False,
     num_cores: int = 24,
     dry_run: bool = False,
+    schedule_seed: int | None = None,
 ) -> SimResult:
     """Runs ``op_kernel/paged_attention`` in the simulator; arguments as :func:`ascend_attn.paged_attention`.
 
@@ -133,7 +138,7 @@ def paged_attention(
         block_tables: int32 ``[num_seqs, max_blocks_per_seq]``; context_lens: int32 ``[num_seqs]``.
         cu_seqlens_q: int32 ``[num_seqs + 1]`` for multi-token queries (the last positions of each context);
             None: one query per sequence.
-        num_cores, dry_run: as :func:`flash_attn_varlen_func`.
+        num_cores, dry_run, schedule_seed: as :func:`flash_attn_varlen_func`.
 
     Returns:
         :class:`SimResult` with ``out [num_tokens, heads, head_dim_v]``, ``lse`` fp32 ``[heads, num_tokens]`` (None
@@ -142,7 +147,7 @@ def paged_attention(
     window = list(window_size)
     out, lse, raw = _sim.paged_attention(
         q, key_cache, value_cache, block_tables, context_lens, cu_seqlens_q, softmax_scale, causal, window, softcap,
-        return_lse, num_cores, dry_run,
+        return_lse, num_cores, dry_run, schedule_seed,
     )  # fmt: skip
     left, right = window
     if causal:
@@ -160,10 +165,12 @@ def reshape_and_cache(
     value_cache: torch.Tensor,
     slot_mapping: torch.Tensor,
     num_cores: int = 24,
+    schedule_seed: int | None = None,
 ) -> SimResult:
     """Runs ``op_kernel/reshape_and_cache`` in the simulator: writes key/value ``[num_tokens, kv_heads, head_dim(_v)]``
     into the contiguous fp16/bf16 caches ``[num_blocks, block_size, kv_heads, head_dim(_v)]`` in place at
     ``slot_mapping`` (int32/int64 ``[num_tokens]``; negative = padding, skipped), like
-    :func:`ascend_attn.reshape_and_cache`. Returns a :class:`SimResult` with ``out = key_cache``, ``lse = None``."""
-    raw = _sim.reshape_and_cache(key, value, key_cache, value_cache, slot_mapping, num_cores)
+    :func:`ascend_attn.reshape_and_cache`; ``schedule_seed`` as :func:`flash_attn_varlen_func`. Returns a
+    :class:`SimResult` with ``out = key_cache``, ``lse = None``."""
+    raw = _sim.reshape_and_cache(key, value, key_cache, value_cache, slot_mapping, num_cores, schedule_seed)
     return SimResult(key_cache, None, SimStats(useful_flops=0, **raw))

@@ -3,9 +3,14 @@
 #pragma once
 #include <cstdint>
 
-// Declares the extent of a GM buffer passed to the next launch on this thread: the simulator bounds-checks every
-// GM access against these; the NPU definitions ignore it.
-void launch_note_buffer(const void* base, uint64_t bytes, const char* name);
+// How a kernel uses a GM buffer: kInput is only read; kOutput is written; kInOut is read and written (caches, flags
+// the host initialised); kScratch is workspace the kernel owns.
+enum class BufferRole { kInput, kOutput, kInOut, kScratch };
+
+// Declares the extent and role of a GM buffer passed to the next launch on this thread: the simulator bounds-checks
+// every GM access against these, poisons outputs and scratch, and rejects writes to inputs; the NPU definitions
+// ignore it.
+void launch_note_buffer(const void* base, uint64_t bytes, const char* name, BufferRole role);
 
 // Tensors as in op_kernel/flash_attention/flash_attention.cpp; tiling: a FlashAttentionTiling in device memory.
 void launch_flash_attention(uint32_t block_dim, void* stream, uint8_t* q, uint8_t* k, uint8_t* v, uint8_t* cu_seqlens_q,

@@ -72,8 +72,11 @@ if [ "$cann_major" -lt 9 ]; then
 else
   command -v bisheng >/dev/null || die "bisheng not found: source CANN's set_env.sh (CANN >= 9 compiles kernels with it)"
   mkdir -p "$build/out/lib"
-  bisheng -x asc --npu-arch=dav-2201 -O2 -std=c++17 -fPIC -shared -I op_kernel op_kernel/launch_bisheng.cpp \
-    -o "$build/out/lib/libascend_attn_kernels.so"
+  # ASCEND_ATTN_ASC_FLOW: kernel types as __mix__(1, 2) / __vector__ and the workspace marked __kfc_workspace__
+  # (op_kernel/common/kernel_entry.h). --cce-auto-sync: the kernels rely on the compiler ordering scalar <-> vector/DMA
+  # accesses (the default for kernel direct launch; said here so no configuration turns it off).
+  bisheng -x asc --npu-arch=dav-2201 -O2 -std=c++17 -fPIC -shared --cce-auto-sync -DASCEND_ATTN_ASC_FLOW \
+    -I op_kernel op_kernel/launch_bisheng.cpp -o "$build/out/lib/libascend_attn_kernels.so"
   kernel_include=""
   launcher=bisheng
 fi

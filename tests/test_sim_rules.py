@@ -1,5 +1,5 @@
 """The simulator enforces the hardware's rules: one purpose-built kernel per rule (tests/sim/rule_kernels.cpp), each
-violation caught with a message naming the rule and the kernel source line."""
+violation caught with a message naming the rule and the kernel source line; the correct variants run and compute."""
 
 from __future__ import annotations
 
@@ -10,54 +10,159 @@ import torch
 from torch.utils.cpp_extension import load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIM = os.path.join(ROOT, "csrc", "sim")
 
 
 @pytest.fixture(scope="module")
 def kernels():
-    kernel_file = os.path.join(ROOT, "tests", "sim", "rule_kernels.cpp")
-    sources = [kernel_file, os.path.join(ROOT, "csrc", "sim", "sim_runtime.cpp")]
+    sources = [os.path.join(ROOT, "tests", "sim", "rule_kernels.cpp")]
+    sources += [os.path.join(SIM, f) for f in ("sim_runtime.cpp", "sim_sync.cpp", "sim_cache.cpp", "sim_events.cpp")]
     return load(
         name="ascend_attn_sim_rule_kernels",
         sources=sources,
-        extra_include_paths=[os.path.join(ROOT, "csrc", "sim")],
+        extra_include_paths=[SIM],
         extra_cflags=["-O1", "-std=c++17"],
     )
 
 
-def run(kernels, name, cores=1):
-    gm = torch.zeros(64 if name != "row_broadcast" else 128)
-    kernels.run(name, gm, cores)
-    return gm
+def run(kernels, name, buffers=None, roles=None, cores=1, seed=None):
+    buffers = buffers if buffers is not None else [torch.zeros(256)]
+    roles = roles if roles is not None else ["inout"] * len(buffers)
+    kernels.run(name, buffers, roles, cores, seed)
+    return buffers
 
 
-@pytest.mark.parametrize(
-    "name, message",
-    [
-        ("ub_capacity", r"UB capacity exceeded: InitBuffer of 40960 bytes"),
-        ("l1_capacity", r"L1 capacity exceeded"),
-        ("matmul_l1", r"depthA1/depthB1 need 524288 bytes of L1"),
-        ("unaligned", r"local source at byte offset 12 is not 32-byte aligned"),
-        ("copy_length", r"DataCopy of 5 elements \(20 bytes\) is not a whole number of 32-byte blocks"),
-        ("repeat_limit", r"repeatTime 300 outside 0..255"),
-        ("unmatched_set_flag", r"SetFlag without a matching WaitFlag for event 0 id 0 at kernel exit"),
-        ("wait_without_set", r"WaitFlag for event 2 id 1 with no prior SetFlag"),
-        ("enque_without_deque", r"1 EnQue without DeQue at kernel exit"),
-        ("alloc_without_free", r"1 AllocTensor without FreeTensor at kernel exit"),
-        ("gm_out_of_bounds", r"GM access of elements \[0, 16\) is outside its GlobalTensor \(8 elements\)"),
-        ("gm_outside_buffers", r"SetGlobalBuffer of 256 bytes is not inside any GM buffer passed to the launch"),
-        ("cross_core_saturation", r"CrossCoreSetFlag id 3 has more than 15 pending sets"),
-    ],
-)
-def test_violation_is_caught_with_kernel_line(kernels, name, message):
+def matmul_buffers():
+    c = torch.zeros(512)
+    ab = torch.randn(512).half()
+    return [c, ab], ["inout", "inout"]
+
+
+VIOLATIONS = [
+    # capacities, alignment, copies, GM bounds
+    ("ub_capacity", {}, r"UB capacity exceeded: InitBuffer of 40960 bytes"),
+    ("l1_capacity", {}, r"L1 capacity exceeded"),
+    ("matmul_l1", {}, r"depthA1/depthB1 need 524288 bytes of L1"),
+    ("matmul_depth", {}, r"depthA1 3 / depthB1 2 are not stepM x stepKa / stepN x stepKb times 1 or 2"),
+    ("unaligned", {}, r"local source at byte offset 12 is not 32-byte aligned"),
+    ("copy_length", {}, r"DataCopy of 5 elements \(20 bytes\) is not a whole number of 32-byte blocks"),
+    ("repeat_limit", {}, r"repeatTime 300 outside 0..255"),
+    ("gm_out_of_bounds", {}, r"GM access of elements \[0, 16\) is outside its GlobalTensor \(8 elements\)"),
+    (
+        "gm_outside_buffers",
+        {"buffers": [torch.zeros(64)]},
+        r"SetGlobalBuffer of 256 bytes is not inside any GM buffer",
+    ),
+    # flags and event ids
+    ("unmatched_set_flag", {}, r"SetFlag<HardEvent::MTE2_V>\(0\) has no matching WaitFlag at kernel exit"),
+    ("wait_without_set", {}, r"WaitFlag<HardEvent::V_MTE3>\(1\) with no SetFlag before it"),
+    ("set_flag_twice", {}, r"SetFlag<HardEvent::MTE2_V>\(1\) twice without a WaitFlag between"),
+    ("reserved_event_id", {}, r"event ids 6 and 7 are reserved"),
+    ("cube_event_on_aiv", {}, r"SetFlag<HardEvent::M_MTE1>: no such event on the AIV"),
+    ("pipe_barrier_s", {}, r"PipeBarrier<PIPE_S>"),
+    ("hardcoded_event_id", {}, r"event ids must come from TPipe::AllocEventID or FetchEventID"),
+    ("fetched_id_collides", {}, r"SetFlag<HardEvent::V_MTE3>\(0\) twice without a WaitFlag between"),
+    # queues
+    ("enque_without_deque", {}, r"1 EnQue without DeQue at kernel exit"),
+    ("alloc_without_free", {}, r"1 AllocTensor without FreeTensor at kernel exit"),
+    ("use_after_free", {}, r"use of a LocalTensor after its FreeTensor at rule_kernels.cpp:\d+"),
+    ("enque_freed", {}, r"a LocalTensor used after its FreeTensor"),
+    # races between the pipes of one core
+    ("vecin_copy_through", {}, r"data race on UB of AIV 0 .*MTE2 write at rule_kernels.cpp:\d+ and AIV 0 MTE3 read"),
+    ("tbuf_no_flag", {}, r"data race on UB .*V write at rule_kernels.cpp:\d+ and AIV 0 MTE3 read"),
+    ("tbuf_reuse_no_flag", {}, r"data race on UB .*MTE3 read at rule_kernels.cpp:\d+ and AIV 0 V write"),
+    ("mte2_overlap", {}, r"MTE2 write .* and AIV 0 MTE2 write .* needs PipeBarrier<PIPE_MTE2>"),
+    # the scalar data cache and other cores
+    ("setvalue_then_dma", {"cores": 2}, r"MTE2 reads GM 'gm0' \+ 0 \(32 bytes\), which AIV 0 wrote with SetValue"),
+    (
+        "two_cores_one_line",
+        {"cores": 2},
+        r"data race on GM .gm0. bytes \[0, 64\): AIV [01] S write .* AIV [01] S write",
+    ),
+    ("two_cores_dirty_one_line", {"cores": 2}, r"two cores dirty one 64-byte data-cache line .*AIV 0 \(SetValue at"),
+    ("setvalue_unflushed", {}, r"SetValue\) is still in this core's data cache at kernel exit"),
+    ("stale_scalar_read", {"cores": 2}, r"hits a data-cache line this core cached before MTE3 of AIV 1 changed it"),
+    (
+        "gm_cross_core_race",
+        {"cores": 2},
+        r"data race on GM 'gm0' .*(AIV 0 MTE3 write .* AIV 1 MTE2 read|AIV 1 MTE2 read .* AIV 0 MTE3 write)",
+    ),
+    ("syncall_early_exit", {"cores": 2}, r"SyncAll .*reached by 1 of 2 AIVs: AIV 1 returned before it"),
+    ("syncall_in_aiv_only", {}, r"SyncAll needs the scheduling module of a mix launch"),
+    ("cross_core_in_aiv_only", {}, r"CrossCoreSetFlag needs the scheduling module"),
+    ("cross_core_syncall_id", {}, r"flag id 12 is one of SyncAll's"),
+    ("deadlock_flag", {}, r"deadlock: every live thread is blocked .*AIV 0 waits in CrossCoreWaitFlag\(3\) at rule_"),
+    ("cross_core_saturation", {}, r"CrossCoreSetFlag id 3 would give AIV 0 more than 15 pending sets"),
+    # Matmul
+    ("matmul_async_unwaited_read", {"mm": True}, r"data race on GM 'gm0' .*Matmul write .* MTE2 read"),
+    ("matmul_after_initbuffer", {}, r"REGIST_MATMUL_OBJ after InitBuffer"),
+    ("matmul_without_end", {"mm": True}, r"a second Matmul object used without End\(\) on the first"),
+    ("matmul_reads_dma_output", {"mm": True}, r"data race on GM 'gm1' .*MTE3 write .* Matmul read"),
+    # buffers
+    ("write_input", {"roles": ["input"]}, r"the kernel writes GM 'gm0', an input buffer of the launch"),
+]
+
+
+@pytest.mark.parametrize("name, options, message", VIOLATIONS, ids=[v[0] for v in VIOLATIONS])
+def test_violation_is_caught_with_kernel_line(kernels, name, options, message):
+    options = dict(options)
+    if options.pop("mm", False):
+        options["buffers"], options["roles"] = matmul_buffers()
     with pytest.raises(RuntimeError, match=message) as err:
-        run(kernels, name)
+        run(kernels, name, **options)
     assert "rule_kernels.cpp:" in str(err.value), str(err.value)
 
 
-def test_cross_core_flags_and_sync_all(kernels):
-    gm = run(kernels, "handshake", cores=3)
-    assert gm[:6].tolist() == [1, 2, 3, 4, 5, 6]
-    assert gm[63].item() == 21  # AIV 0 saw every AIV's write after SyncAll
+@pytest.mark.parametrize("name", ["gm_cross_core_race", "setvalue_then_dma", "stale_scalar_read"])
+@pytest.mark.parametrize("seed", [None, 1, 2, 3])
+def test_cross_core_violations_do_not_depend_on_the_interleaving(kernels, name, seed):
+    """The race detector follows the synchronisation, not the schedule: every seeded order, and free-running threads,
+    report the same rule."""
+    rule = {"gm_cross_core_race": "data race", "setvalue_then_dma": "SetValue", "stale_scalar_read": "cached before"}
+    with pytest.raises(RuntimeError, match=rule[name]):
+        run(kernels, name, cores=2, seed=seed)
+
+
+@pytest.mark.parametrize("seed", [None, 7])
+def test_ordered_variants_run_and_compute(kernels, seed):
+    x = torch.randn(256)
+    (g,) = run(kernels, "bind_copy_through", [x.clone()], seed=seed)
+    assert torch.equal(g[:64], x[:64]) and torch.equal(g[64:128], x[:64])
+    (g,) = run(kernels, "tbuf_reuse_flagged", seed=seed)
+    assert torch.equal(g[:64], torch.ones(64))
+    run(kernels, "mte2_overlap_barrier", seed=seed)
+    (g,) = run(kernels, "scalar_reads_vector", seed=seed)
+    assert g[0].item() == 8.0
+    (g,) = run(kernels, "setvalue_flushed_then_dma", cores=2, seed=seed)
+    assert g[32].item() == 5.0
+    (g,) = run(kernels, "gm_cross_core_synced", cores=2, seed=seed)
+    assert torch.equal(g[64:128], torch.full((64,), 4.0))
+    (g,) = run(kernels, "mode1_barrier", seed=seed)
+    assert torch.equal(g[64:128], torch.full((64,), 6.0))
+
+
+def test_matmul_waited_result(kernels):
+    buffers, roles = matmul_buffers()
+    c, ab = run(kernels, "matmul_async_waited", buffers, roles, cores=2)
+    ref = ab[:256].float().view(16, 16) @ ab[256:].float().view(16, 16)
+    assert torch.allclose(c[:256].view(16, 16), ref, atol=1e-3) and torch.equal(c[256:], c[:256])
+    buffers, roles = matmul_buffers()
+    c, ab = run(kernels, "matmul_reads_dma_output_flagged", buffers, roles)
+    assert torch.allclose(c[:256].view(16, 16), ab[256:].float().view(16, 16).sum(0).expand(16, 16), atol=1e-2)
+
+
+def test_outputs_are_poisoned(kernels):
+    (g,) = run(kernels, "writes_nothing", [torch.zeros(64)], ["output"])
+    assert torch.isnan(g).all()
+    (g,) = run(kernels, "writes_nothing", [torch.zeros(64)], ["inout"])
+    assert not g.any()
+
+
+@pytest.mark.parametrize("seed", [None, 5])
+def test_cross_core_flags_and_sync_all(kernels, seed):
+    (g,) = run(kernels, "handshake", [torch.zeros(128)], cores=3, seed=seed)
+    assert [g[16 * i].item() for i in range(6)] == [1, 2, 3, 4, 5, 6]
+    assert g[16 * 7 + 15].item() == 21  # AIV 0 saw every AIV's write after SyncAll
 
 
 def test_row_broadcast_and_cast_rounding(kernels):
@@ -66,7 +171,7 @@ def test_row_broadcast_and_cast_rounding(kernels):
     stats = torch.tensor([2.0, -1.0, 0.5, 3.0])
     vals = torch.randn(16) * 1000 + 0.3
     gm[:64], gm[64:68], gm[72:88] = x.flatten(), stats, vals
-    kernels.run("row_broadcast", gm, 1)
+    run(kernels, "row_broadcast", [gm])
     assert torch.equal(gm[:64].view(4, 16), x * stats[:, None])
     assert torch.equal(gm[72:88], vals.half().float())  # round to nearest even, as torch does
 
@@ -75,7 +180,7 @@ def test_compare_select_masked_duplicate_and_rounding_modes(kernels):
     gm = torch.zeros(192)
     x, y = torch.randn(64) * 100, torch.randn(64) * 100
     gm[:64], gm[64:128] = x, y
-    kernels.run("select_and_round", gm, 1)
+    run(kernels, "select_and_round", [gm])
     expect = torch.where(x < y, x, torch.tensor(-1.0))
     expect[3:6] = 7.0  # lanes 3..5 of the bitwise mask
     assert torch.equal(gm[64:128], expect)

@@ -152,3 +152,42 @@ def test_paged_single_sequence_uses_every_aiv():
 def test_paged_rejections(kwargs, message):
     with pytest.raises(ValueError, match=message):
         paged_plan([100], **kwargs)
+
+
+# The constraints every valid TCubeTiling meets (CANN docs, TCubeTiling结构体.md, table 2), for fp16/bf16 A and B in
+# GM (ND) and fp32 C, applied to the simulator's hand-filled Matmul tilings: NPU builds use CANN's own tiling API
+# instead, which this machine cannot run.
+L0A_BYTES, L0B_BYTES, L0C_BYTES, L1_BYTES = 64 * 1024, 64 * 1024, 128 * 1024, 512 * 1024 - 256
+
+
+def check_cube_tiling(t: dict, m: int, n: int, k: int) -> None:
+    assert t["usedCoreNum"] == 1  # one AIV's single-core GEMM (vector-master)
+    assert (t["singleCoreM"], t["singleCoreN"], t["singleCoreK"]) == (m, n, k)
+    for name in ("baseM", "baseN", "baseK"):
+        assert t[name] > 0 and t[name] % 16 == 0, (name, t[name])  # NZ fractals; C0 of fp16/bf16 is 16
+    for name in ("dbL0A", "dbL0B", "dbL0C"):
+        assert t[name] in (1, 2), name
+    assert t["isBias"] in (0, 1) and t["iterateOrder"] in (0, 1)
+    assert min(t[s] for s in ("stepM", "stepN", "stepKa", "stepKb")) > 0
+    assert t["depthA1"] in (t["stepM"] * t["stepKa"], 2 * t["stepM"] * t["stepKa"])
+    assert t["depthB1"] in (t["stepN"] * t["stepKb"], 2 * t["stepN"] * t["stepKb"])
+    assert t["baseM"] * t["baseK"] * 2 * t["dbL0A"] < L0A_BYTES
+    assert t["baseN"] * t["baseK"] * 2 * t["dbL0B"] < L0B_BYTES
+    assert t["baseM"] * t["baseN"] * 4 * t["dbL0C"] < L0C_BYTES
+    assert (t["baseM"] * t["depthA1"] + t["baseN"] * t["depthB1"]) * t["baseK"] * 2 <= L1_BYTES
+
+
+@pytest.mark.parametrize("d, dv", [(16, 16), (64, 64), (128, 128), (192, 128), (256, 256), (512, 512)])
+@pytest.mark.parametrize("seqlen", [16, 100, 512, 3000])
+def test_flash_matmul_tilings_meet_the_documented_constraints(d, dv, seqlen):
+    p = plan([seqlen], [seqlen], d=d, dv=dv)
+    check_cube_tiling(p["mm1"], 64, p["block_cols"], d)  # S = Q K^T: 64 rows per AIV, a KV tile of keys
+    check_cube_tiling(p["mm2"], 64, dv, p["block_cols"])  # O = P V
+
+
+@pytest.mark.parametrize("block_size", [16, 64, 128, 512])
+@pytest.mark.parametrize("d", [64, 128, 256])
+def test_paged_matmul_tilings_meet_the_documented_constraints(block_size, d):
+    p = paged_plan([1000], block_size=block_size, d=d)
+    check_cube_tiling(p["mm1"], 64, block_size, d)  # one page per GEMM
+    check_cube_tiling(p["mm2"], 64, d, block_size)

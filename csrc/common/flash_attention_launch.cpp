@@ -1,6 +1,5 @@
 #include "flash_attention_launch.h"
 
-#include "../../op_kernel/launch.h"
 #include "../tiling/flash_attention_tiling.h"
 
 namespace ascend_attn {
@@ -40,15 +39,15 @@ KernelLaunch flash_attention_varlen_launch(const AttentionArgs& a, const KernelD
   // 4. Launch.
   const uint32_t block_dim = plan.block_dim;
   device.enqueue([=]() {
-    launch_note_buffer(q.data_ptr(), q.nbytes(), "q");
-    launch_note_buffer(k.data_ptr(), k.nbytes(), "k");
-    launch_note_buffer(v.data_ptr(), v.nbytes(), "v");
-    launch_note_buffer(cu_q_dev.data_ptr(), cu_q_dev.nbytes(), "cu_seqlens_q");
-    launch_note_buffer(cu_k_dev.data_ptr(), cu_k_dev.nbytes(), "cu_seqlens_k");
-    launch_note_buffer(out.data_ptr(), out.nbytes(), "out");
-    if (lse.numel()) launch_note_buffer(lse.data_ptr(), lse.nbytes(), "lse");
-    launch_note_buffer(workspace.data_ptr(), workspace.nbytes(), "workspace");
-    launch_note_buffer(tiling.data_ptr(), tiling.nbytes(), "tiling");
+    launch_note_buffer(q.data_ptr(), q.nbytes(), "q", BufferRole::kInput);
+    launch_note_buffer(k.data_ptr(), k.nbytes(), "k", BufferRole::kInput);
+    launch_note_buffer(v.data_ptr(), v.nbytes(), "v", BufferRole::kInput);
+    launch_note_buffer(cu_q_dev.data_ptr(), cu_q_dev.nbytes(), "cu_seqlens_q", BufferRole::kInput);
+    launch_note_buffer(cu_k_dev.data_ptr(), cu_k_dev.nbytes(), "cu_seqlens_k", BufferRole::kInput);
+    launch_note_buffer(out.data_ptr(), out.nbytes(), "out", BufferRole::kOutput);
+    if (lse.numel()) launch_note_buffer(lse.data_ptr(), lse.nbytes(), "lse", BufferRole::kOutput);
+    note_workspace(workspace, device.sys_workspace_bytes);
+    launch_note_buffer(tiling.data_ptr(), tiling.nbytes(), "tiling", BufferRole::kInput);
     launch_flash_attention(block_dim, device.stream, bytes_of(q), bytes_of(k), bytes_of(v), bytes_of(cu_q_dev),
                            bytes_of(cu_k_dev), bytes_of(out), lse.numel() ? bytes_of(lse) : nullptr,
                            bytes_of(workspace), bytes_of(tiling));

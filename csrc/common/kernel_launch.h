@@ -6,6 +6,7 @@
 #include <functional>
 #include <stdexcept>
 
+#include "../../op_kernel/launch.h"
 #include "../tiling/tiling_util.h"
 
 namespace ascend_attn {
@@ -22,8 +23,9 @@ struct KernelLaunch {
   at::Tensor out, lse;  // attention: out [tokens, heads, head_dim_v], lse fp32 [heads, tokens] or empty
   uint32_t block_dim = 0;
   uint32_t kv_splits = 1;  // paged_attention: KV splits of the longest sequence (> 1: flash-decoding combine)
-  at::Tensor error_flag;   // int32 [1] in device memory, nonzero when the kernel met (and skipped) an index outside
-                           // the cache; reading it waits for the kernel. Undefined for kernels with no such index.
+  at::Tensor error_flags;  // int32 [workers * 16] in device memory, a 64-byte slot per worker, nonzero when the
+                           // kernel met (and skipped) an index outside the cache; reading it waits for the kernel.
+                           // Undefined for kernels with no such index.
 };
 
 inline uint8_t* bytes_of(const at::Tensor& t) { return static_cast<uint8_t*>(t.data_ptr()); }
@@ -49,6 +51,21 @@ at::Tensor tiling_on_device(const Tiling& tiling, const at::Device& device) {
 inline at::Tensor user_workspace(const at::Tensor& workspace, uint64_t sys_workspace_bytes) {
   const int64_t begin = int64_t(align_up(sys_workspace_bytes, kWorkspaceAlign));
   return workspace.narrow(0, begin, workspace.size(0) - begin);
+}
+
+// Notes a workspace for the launch: the library's system part and the user part are the kernel's scratch, except
+// the error flags at [error_offset, error_offset + error_bytes) of the user part, which the host zeroed.
+inline void note_workspace(const at::Tensor& workspace, uint64_t sys_workspace_bytes, uint64_t error_offset = 0,
+                           uint64_t error_bytes = 0) {
+  uint8_t* base = static_cast<uint8_t*>(workspace.data_ptr());
+  const uint64_t user = align_up(sys_workspace_bytes, kWorkspaceAlign), total = uint64_t(workspace.nbytes());
+  launch_note_buffer(base, user, "sys_workspace", BufferRole::kScratch);
+  if (error_offset > 0) launch_note_buffer(base + user, error_offset, "workspace", BufferRole::kScratch);
+  if (error_bytes > 0) launch_note_buffer(base + user + error_offset, error_bytes, "error_flags", BufferRole::kInOut);
+  const uint64_t rest = user + error_offset + error_bytes;
+  if (rest < total) {
+    launch_note_buffer(base + rest, total - rest, error_bytes ? "workspace_tail" : "workspace", BufferRole::kScratch);
+  }
 }
 
 }  // namespace ascend_attn

@@ -1,6 +1,5 @@
 #include "paged_attention_launch.h"
 
-#include "../../op_kernel/launch.h"
 #include "../tiling/paged_attention_tiling.h"
 
 namespace ascend_attn {
@@ -17,7 +16,7 @@ KernelLaunch paged_attention_launch(const PagedArgs& p, const KernelDevice& devi
 
   // 2. Tiling, from host copies of the lengths (check_paged_attention_args made them).
   PagedAttentionProblem pr;
-  pr.dtype = q.scalar_type() == at::kBFloat16 ? 1 : 0;
+  pr.dtype = q.scalar_type() == at::kBFloat16 ? kPagedBf16 : kPagedFp16;
   pr.num_seqs = uint32_t(a.batch), pr.num_heads = uint32_t(a.heads), pr.num_kv_heads = uint32_t(a.kv_heads);
   pr.head_dim = uint32_t(a.head_dim), pr.head_dim_v = uint32_t(a.head_dim_v);
   pr.num_blocks = uint32_t(p.num_blocks), pr.block_size = uint32_t(p.block_size);
@@ -39,9 +38,9 @@ KernelLaunch paged_attention_launch(const PagedArgs& p, const KernelDevice& devi
 
   // 3. Workspace (its error word zeroed) and the tiling and lengths in device memory.
   at::Tensor workspace = at::empty({int64_t(plan.workspace_bytes)}, q.options().dtype(at::kByte));
-  at::Tensor error_word =
-      user_workspace(workspace, device.sys_workspace_bytes).narrow(0, int64_t(plan.tiling.ws_error_offset), 32);
-  error_word.zero_();
+  at::Tensor error_slots = user_workspace(workspace, device.sys_workspace_bytes)
+                               .narrow(0, int64_t(plan.tiling.ws_error_offset), int64_t(plan.error_bytes));
+  error_slots.zero_();
   const at::Tensor tiling = tiling_on_device(plan.tiling, q.device());
   const at::Tensor ctx = p.context_lens.to(q.device()), cu_q = p.cu_seqlens_q.to(q.device());
   const at::Tensor k = a.k, v = a.v, out = r.out, lse = r.lse;
@@ -49,21 +48,21 @@ KernelLaunch paged_attention_launch(const PagedArgs& p, const KernelDevice& devi
   // 4. Launch.
   const uint32_t block_dim = plan.block_dim;
   device.enqueue([=]() {
-    launch_note_buffer(q.data_ptr(), q.nbytes(), "q");
-    launch_note_buffer(k.data_ptr(), k.nbytes(), "key_cache");
-    launch_note_buffer(v.data_ptr(), v.nbytes(), "value_cache");
-    launch_note_buffer(tables.data_ptr(), tables.nbytes(), "block_tables");
-    launch_note_buffer(ctx.data_ptr(), ctx.nbytes(), "context_lens");
-    launch_note_buffer(cu_q.data_ptr(), cu_q.nbytes(), "cu_seqlens_q");
-    launch_note_buffer(out.data_ptr(), out.nbytes(), "out");
-    if (lse.numel()) launch_note_buffer(lse.data_ptr(), lse.nbytes(), "lse");
-    launch_note_buffer(workspace.data_ptr(), workspace.nbytes(), "workspace");
-    launch_note_buffer(tiling.data_ptr(), tiling.nbytes(), "tiling");
+    launch_note_buffer(q.data_ptr(), q.nbytes(), "q", BufferRole::kInput);
+    launch_note_buffer(k.data_ptr(), k.nbytes(), "key_cache", BufferRole::kInput);
+    launch_note_buffer(v.data_ptr(), v.nbytes(), "value_cache", BufferRole::kInput);
+    launch_note_buffer(tables.data_ptr(), tables.nbytes(), "block_tables", BufferRole::kInput);
+    launch_note_buffer(ctx.data_ptr(), ctx.nbytes(), "context_lens", BufferRole::kInput);
+    launch_note_buffer(cu_q.data_ptr(), cu_q.nbytes(), "cu_seqlens_q", BufferRole::kInput);
+    launch_note_buffer(out.data_ptr(), out.nbytes(), "out", BufferRole::kOutput);
+    if (lse.numel()) launch_note_buffer(lse.data_ptr(), lse.nbytes(), "lse", BufferRole::kOutput);
+    note_workspace(workspace, device.sys_workspace_bytes, plan.tiling.ws_error_offset, plan.error_bytes);
+    launch_note_buffer(tiling.data_ptr(), tiling.nbytes(), "tiling", BufferRole::kInput);
     launch_paged_attention(block_dim, device.stream, bytes_of(q), bytes_of(k), bytes_of(v), bytes_of(tables),
                            bytes_of(ctx), bytes_of(cu_q), bytes_of(out), lse.numel() ? bytes_of(lse) : nullptr,
                            bytes_of(workspace), bytes_of(tiling));
   });
-  r.error_flag = error_word.narrow(0, 0, 4).view(at::kInt);
+  r.error_flags = error_slots.view(at::kInt);
   return r;
 }
 
@@ -81,21 +80,24 @@ KernelLaunch reshape_and_cache_launch(const at::Tensor& key, const at::Tensor& v
   KernelLaunch r;
   r.block_dim = plan.block_dim;
   if (plan.block_dim == 0) return r;
-  at::Tensor workspace = at::zeros({int64_t(plan.workspace_bytes)}, k.options().dtype(at::kByte));
+  at::Tensor workspace = at::empty({int64_t(plan.workspace_bytes)}, k.options().dtype(at::kByte));
+  at::Tensor error_slots =
+      user_workspace(workspace, device.sys_workspace_bytes).narrow(0, 0, int64_t(plan.error_bytes));
+  error_slots.zero_();
   const at::Tensor tiling = tiling_on_device(plan.tiling, k.device());
   const at::Tensor kc = key_cache, vc = value_cache;
   device.enqueue([=]() {
-    launch_note_buffer(k.data_ptr(), k.nbytes(), "key");
-    launch_note_buffer(v.data_ptr(), v.nbytes(), "value");
-    launch_note_buffer(kc.data_ptr(), kc.nbytes(), "key_cache");
-    launch_note_buffer(vc.data_ptr(), vc.nbytes(), "value_cache");
-    launch_note_buffer(slots.data_ptr(), slots.nbytes(), "slot_mapping");
-    launch_note_buffer(workspace.data_ptr(), workspace.nbytes(), "workspace");
-    launch_note_buffer(tiling.data_ptr(), tiling.nbytes(), "tiling");
+    launch_note_buffer(k.data_ptr(), k.nbytes(), "key", BufferRole::kInput);
+    launch_note_buffer(v.data_ptr(), v.nbytes(), "value", BufferRole::kInput);
+    launch_note_buffer(kc.data_ptr(), kc.nbytes(), "key_cache", BufferRole::kInOut);
+    launch_note_buffer(vc.data_ptr(), vc.nbytes(), "value_cache", BufferRole::kInOut);
+    launch_note_buffer(slots.data_ptr(), slots.nbytes(), "slot_mapping", BufferRole::kInput);
+    note_workspace(workspace, device.sys_workspace_bytes, 0, plan.error_bytes);
+    launch_note_buffer(tiling.data_ptr(), tiling.nbytes(), "tiling", BufferRole::kInput);
     launch_reshape_and_cache(plan.block_dim, device.stream, bytes_of(k), bytes_of(v), bytes_of(kc), bytes_of(vc),
                              bytes_of(slots), bytes_of(workspace), bytes_of(tiling));
   });
-  r.error_flag = user_workspace(workspace, device.sys_workspace_bytes).narrow(0, 0, 4).view(at::kInt);
+  r.error_flags = error_slots.view(at::kInt);
   return r;
 }
 

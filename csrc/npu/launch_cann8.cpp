@@ -14,7 +14,7 @@ void check_launch(uint32_t status, const char* kernel) {
 }
 }  // namespace
 
-void launch_note_buffer(const void*, uint64_t, const char*) {}  // the device checks its own bounds
+void launch_note_buffer(const void*, uint64_t, const char*, BufferRole) {}  // the device checks its own bounds
 
 void launch_flash_attention(uint32_t block_dim, void* stream, uint8_t* q, uint8_t* k, uint8_t* v, uint8_t* cu_seqlens_q,
                             uint8_t* cu_seqlens_k, uint8_t* out, uint8_t* lse, uint8_t* workspace, uint8_t* tiling) {

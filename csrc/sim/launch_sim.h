@@ -1,7 +1,12 @@
-// Simulator-side controls around op_kernel/launch.h: dry runs and the counters of the last launch on this thread.
+// Simulator-side controls around op_kernel/launch.h: dry runs, serialized interleavings and the counters of the last
+// launch on this thread.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <vector>
+
+#include "sim_base.h"
 
 namespace ascend_sim {
 
@@ -11,7 +16,8 @@ constexpr uint64_t kSimSysWorkspaceBytes = 512;
 static_assert(kSimSysWorkspaceBytes % 512 == 0, "the simulator's system workspace must need no rounding");
 
 struct CoreStats {
-  uint64_t gm_read_bytes = 0, gm_write_bytes = 0, cube_macs = 0, vector_elems = 0, vector_cycles = 0;
+  uint64_t gm_read_bytes = 0, gm_write_bytes = 0, cube_macs = 0, vector_elems = 0;
+  uint64_t vector_cycles[2] = {0, 0};  // per AIV of the core
   uint64_t gm_workspace_bytes = 0;
 };
 
@@ -22,7 +28,13 @@ struct LaunchStats {
 
 // While set, launches on this thread count traffic and work but skip the arithmetic (for modelling large shapes).
 void set_dry_run(bool on);
+// While set, launches on this thread run their simulated threads one at a time in an order drawn from the seed.
+void set_schedule_seed(std::optional<uint64_t> seed);
 // Counters of the last launch made on this thread.
 const LaunchStats& last_launch_stats();
+
+// Runs `kernel` as one launch on this thread, over the GM buffers noted since the previous launch; throws SimError
+// with the first violated rule.
+void run_kernel(KernelType type, uint32_t block_dim, uint8_t* workspace, const std::function<void()>& kernel);
 
 }  // namespace ascend_sim

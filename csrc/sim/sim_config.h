@@ -21,8 +21,15 @@ constexpr uint32_t kBlockBytes = 32;           // one DataBlock; local operands 
 constexpr uint32_t kRepeatBytes = 256;         // one vector repeat = 8 DataBlocks
 constexpr uint32_t kMaxRepeat = 255;           // repeatTime is a uint8_t on the hardware
 constexpr uint32_t kMaxCopyBlockCount = 4095;  // DataCopyParams::blockCount
-constexpr uint32_t kMaxCrossCoreFlagId = 10;   // CrossCoreSetFlag ids 0..10
-constexpr uint32_t kMaxCrossCorePending = 15;  // a flag counter saturates at 15 pending sets
+// CrossCoreSetFlag/WaitFlag (核间同步, CrossCoreSetFlag(ISASI).md): modes 0, 1, 2 use flag ids 0..15, each a
+// counter of 0..15; SyncAll's hardware implementation owns ids 11..14; n Matmul objects own ids 0..2n-1.
+constexpr uint32_t kMaxCrossCoreFlagId = 15;
+constexpr uint32_t kMaxCrossCorePending = 15;
+constexpr int kSyncAllFirstFlagId = 11;
+constexpr int kSyncAllLastFlagId = 14;
+// SetFlag/WaitFlag event ids 0..7 per HardEvent (SetFlag-WaitFlag(ISASI).md); a TPipe hands them out (lowest free
+// first) through AllocEventID/FetchEventID and to its TQue operations.
+constexpr int kEventIds = 8;
 
 // Atlas 910B2 time model (per-core roofline, see SIMULATOR.md "Counters and the model").
 // - 24 AIC / 48 AIV: asc-devkit A2 examples (AIC_CORE_NUM 24, AIV_CORE_NUM 48).

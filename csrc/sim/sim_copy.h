@@ -11,11 +11,17 @@ namespace AscendC {
 struct DataCopyParams {
   uint16_t blockCount = 1;
   uint16_t blockLen = 0;
-  uint16_t srcStride = 0;
-  uint16_t dstStride = 0;
+  union {
+    uint16_t srcGap = 0;
+    uint16_t srcStride;
+  };
+  union {
+    uint16_t dstGap = 0;
+    uint16_t dstStride;
+  };
   DataCopyParams() = default;
-  DataCopyParams(uint16_t count, uint16_t len, uint16_t src_stride, uint16_t dst_stride)
-      : blockCount(count), blockLen(len), srcStride(src_stride), dstStride(dst_stride) {}
+  DataCopyParams(const uint16_t count, const uint16_t len, const uint16_t srcStrideIn, const uint16_t dstStrideIn)
+      : blockCount(count), blockLen(len), srcGap(srcStrideIn), dstGap(dstStrideIn) {}
 };
 
 // Unaligned copy: blockLen in bytes; the GM-side gap in bytes, the UB-side gap in 32-byte blocks.
@@ -61,85 +67,102 @@ inline void check_params(const DataCopyParams& p, const Loc& loc) {
   ascend_sim::check(p.blockLen >= 1, loc, [] { return "DataCopyParams blockLen is 0"; });
 }
 
-// Row-by-row copy between a GM pointer range and a local tensor with byte strides; checks both sides.
+// A copy of `rows` rows of `row_bytes` between GM and local memory, with byte strides on both sides: the rows are
+// recorded as accesses of instruction `a` (the GM side read or written, the local side the other way), then moved.
 template <typename T>
-void copy_rows(T* dst, uint64_t dst_row_stride_bytes, const T* src, uint64_t src_row_stride_bytes, uint32_t rows,
-               uint32_t row_bytes) {
-  if (ascend_sim::dry_run()) return;
+void gm_local_rows(const GlobalTensor<T>& gm, uint64_t gm_stride, const LocalTensor<T>& local, uint64_t local_stride,
+                   uint32_t rows, uint64_t row_bytes, bool to_gm, const ascend_sim::Access& a) {
   for (uint32_t r = 0; r < rows; ++r) {
-    std::memcpy(reinterpret_cast<uint8_t*>(dst) + r * dst_row_stride_bytes,
-                reinterpret_cast<const uint8_t*>(src) + r * src_row_stride_bytes, row_bytes);
+    gm.sim_access(r * gm_stride / sizeof(T), row_bytes / sizeof(T), to_gm, a);
+    local.sim_record_bytes(r * local_stride, r * local_stride + row_bytes, !to_gm, a);
   }
+  if (ascend_sim::dry_run()) return;
+  auto* g = reinterpret_cast<uint8_t*>(gm.sim_data());
+  auto* l = reinterpret_cast<uint8_t*>(local.data());
+  for (uint32_t r = 0; r < rows; ++r) {
+    if (to_gm) {
+      std::memcpy(g + r * gm_stride, l + r * local_stride, row_bytes);
+    } else {
+      std::memcpy(l + r * local_stride, g + r * gm_stride, row_bytes);
+    }
+  }
+}
+
+// GM -> local memory goes through MTE2, local -> GM through MTE3.
+inline ascend_sim::Access issue_copy(bool to_gm, const Loc& loc) {
+  return ascend_sim::issue(to_gm ? ascend_sim::Pipe::kMte3 : ascend_sim::Pipe::kMte2, loc);
 }
 
 }  // namespace detail
 
 // GM -> UB/L1, count elements, count * sizeof(T) a multiple of 32 bytes.
 template <typename T>
-void DataCopy(const LocalTensor<T>& dst, const GlobalTensor<T>& src, uint32_t count, Loc loc = {}) {
+void DataCopy(const LocalTensor<T>& dst, const GlobalTensor<T>& src, const uint32_t count, Loc loc = {}) {
   detail::check_count_copy<T>(count, loc);
   dst.check_aligned(loc, "DataCopy destination");
   dst.check_elems(count, loc);
   src.check_range(0, count, loc);
-  src.count_read(uint64_t(count) * sizeof(T));
-  detail::copy_rows(dst.data(), 0, src.GetPhyAddr(), 0, 1, count * sizeof(T));
+  detail::gm_local_rows(src, 0, dst, 0, 1, uint64_t(count) * sizeof(T), false, detail::issue_copy(false, loc));
 }
 
 // UB -> GM.
 template <typename T>
-void DataCopy(const GlobalTensor<T>& dst, const LocalTensor<T>& src, uint32_t count, Loc loc = {}) {
+void DataCopy(const GlobalTensor<T>& dst, const LocalTensor<T>& src, const uint32_t count, Loc loc = {}) {
   detail::check_count_copy<T>(count, loc);
   src.check_aligned(loc, "DataCopy source");
   src.check_elems(count, loc);
   dst.check_range(0, count, loc);
-  dst.count_write(uint64_t(count) * sizeof(T));
-  detail::copy_rows(dst.GetPhyAddr(), 0, src.data(), 0, 1, count * sizeof(T));
+  detail::gm_local_rows(dst, 0, src, 0, 1, uint64_t(count) * sizeof(T), true, detail::issue_copy(true, loc));
 }
 
-// UB -> UB.
+// UB -> UB, on the vector pipe.
 template <typename T>
-void DataCopy(const LocalTensor<T>& dst, const LocalTensor<T>& src, uint32_t count, Loc loc = {}) {
+void DataCopy(const LocalTensor<T>& dst, const LocalTensor<T>& src, const uint32_t count, Loc loc = {}) {
   detail::check_count_copy<T>(count, loc);
   dst.check_aligned(loc, "DataCopy destination");
   src.check_aligned(loc, "DataCopy source");
   dst.check_elems(count, loc);
   src.check_elems(count, loc);
-  detail::copy_rows(dst.data(), 0, src.data(), 0, 1, count * sizeof(T));
+  const ascend_sim::Access a = ascend_sim::issue(ascend_sim::Pipe::kV, loc);
+  src.sim_record(0, count, false, a);
+  dst.sim_record(0, count, true, a);
+  if (!ascend_sim::dry_run()) std::memmove(dst.data(), src.data(), uint64_t(count) * sizeof(T));
 }
 
 // Strided GM -> UB: blockCount rows of blockLen blocks, gaps in blocks on both sides.
 template <typename T>
-void DataCopy(const LocalTensor<T>& dst, const GlobalTensor<T>& src, const DataCopyParams& p, Loc loc = {}) {
+void DataCopy(const LocalTensor<T>& dst, const GlobalTensor<T>& src, const DataCopyParams& repeatParams, Loc loc = {}) {
+  const DataCopyParams& p = repeatParams;
   detail::check_params(p, loc);
   dst.check_aligned(loc, "DataCopy destination");
   const uint64_t row = uint64_t(p.blockLen) * detail::kBlock, per = sizeof(T);
-  const uint64_t src_stride = row + uint64_t(p.srcStride) * detail::kBlock;
-  const uint64_t dst_stride = row + uint64_t(p.dstStride) * detail::kBlock;
+  const uint64_t src_stride = row + uint64_t(p.srcGap) * detail::kBlock;
+  const uint64_t dst_stride = row + uint64_t(p.dstGap) * detail::kBlock;
   src.check_range(0, ((p.blockCount - 1) * src_stride + row) / per, loc);
   dst.check_elems(((p.blockCount - 1) * dst_stride + row) / per, loc);
-  src.count_read(p.blockCount * row);
-  detail::copy_rows(dst.data(), dst_stride, src.GetPhyAddr(), src_stride, p.blockCount, uint32_t(row));
+  detail::gm_local_rows(src, src_stride, dst, dst_stride, p.blockCount, row, false, detail::issue_copy(false, loc));
 }
 
 // Strided UB -> GM.
 template <typename T>
-void DataCopy(const GlobalTensor<T>& dst, const LocalTensor<T>& src, const DataCopyParams& p, Loc loc = {}) {
+void DataCopy(const GlobalTensor<T>& dst, const LocalTensor<T>& src, const DataCopyParams& repeatParams, Loc loc = {}) {
+  const DataCopyParams& p = repeatParams;
   detail::check_params(p, loc);
   src.check_aligned(loc, "DataCopy source");
   const uint64_t row = uint64_t(p.blockLen) * detail::kBlock, per = sizeof(T);
-  const uint64_t src_stride = row + uint64_t(p.srcStride) * detail::kBlock;
-  const uint64_t dst_stride = row + uint64_t(p.dstStride) * detail::kBlock;
+  const uint64_t src_stride = row + uint64_t(p.srcGap) * detail::kBlock;
+  const uint64_t dst_stride = row + uint64_t(p.dstGap) * detail::kBlock;
   src.check_elems(((p.blockCount - 1) * src_stride + row) / per, loc);
   dst.check_range(0, ((p.blockCount - 1) * dst_stride + row) / per, loc);
-  dst.count_write(p.blockCount * row);
-  detail::copy_rows(dst.GetPhyAddr(), dst_stride, src.data(), src_stride, p.blockCount, uint32_t(row));
+  detail::gm_local_rows(dst, dst_stride, src, src_stride, p.blockCount, row, true, detail::issue_copy(true, loc));
 }
 
 // Unaligned GM -> UB: each of blockCount rows of blockLen bytes lands at a 32-byte-aligned UB row; the rest of the
 // row's last block gets paddingValue when isPad (else it is left as it was).
 template <typename T>
-void DataCopyPad(const LocalTensor<T>& dst, const GlobalTensor<T>& src, const DataCopyExtParams& p,
-                 const DataCopyPadExtParams<T>& pad, Loc loc = {}) {
+void DataCopyPad(const LocalTensor<T>& dst, const GlobalTensor<T>& src, const DataCopyExtParams& dataCopyParams,
+                 const DataCopyPadExtParams<T>& padParams, Loc loc = {}) {
+  const DataCopyExtParams& p = dataCopyParams;
   ascend_sim::check(p.blockCount >= 1 && p.blockCount <= ascend_sim::kMaxCopyBlockCount && p.blockLen >= 1, loc,
                     [&] { return "DataCopyPad blockCount must be 1..4095 and blockLen >= 1"; });
   ascend_sim::check(p.blockLen % sizeof(T) == 0, loc, [&] {
@@ -151,19 +174,27 @@ void DataCopyPad(const LocalTensor<T>& dst, const GlobalTensor<T>& src, const Da
   const uint64_t dst_stride = row_ub + uint64_t(p.dstStride) * detail::kBlock;
   src.check_range(0, ((p.blockCount - 1) * src_stride + p.blockLen) / sizeof(T), loc);
   dst.check_elems(((p.blockCount - 1) * dst_stride + row_ub) / sizeof(T), loc);
-  src.count_read(uint64_t(p.blockCount) * p.blockLen);
-  detail::copy_rows(dst.data(), dst_stride, src.GetPhyAddr(), src_stride, p.blockCount, p.blockLen);
-  if (pad.isPad && !ascend_sim::dry_run()) {
+  const ascend_sim::Access a = detail::issue_copy(false, loc);
+  detail::gm_local_rows(src, src_stride, dst, dst_stride, p.blockCount, p.blockLen, false, a);
+  if (padParams.isPad || row_ub > p.blockLen) {
+    // The padded tail of each UB row is written too (with the pad value, or left as it was).
+    for (uint32_t r = 0; r < p.blockCount; ++r) {
+      dst.sim_record_bytes(r * dst_stride + p.blockLen, r * dst_stride + row_ub, true, a);
+    }
+  }
+  if (padParams.isPad && !ascend_sim::dry_run()) {
     for (uint32_t r = 0; r < p.blockCount; ++r) {
       T* row = reinterpret_cast<T*>(reinterpret_cast<uint8_t*>(dst.data()) + r * dst_stride);
-      for (uint64_t i = p.blockLen / sizeof(T); i < row_ub / sizeof(T); ++i) row[i] = pad.paddingValue;
+      for (uint64_t i = p.blockLen / sizeof(T); i < row_ub / sizeof(T); ++i) row[i] = padParams.paddingValue;
     }
   }
 }
 
 // Unaligned UB -> GM: writes exactly blockLen bytes per row; the UB-side gap in blocks, the GM-side gap in bytes.
 template <typename T>
-void DataCopyPad(const GlobalTensor<T>& dst, const LocalTensor<T>& src, const DataCopyExtParams& p, Loc loc = {}) {
+void DataCopyPad(const GlobalTensor<T>& dst, const LocalTensor<T>& src, const DataCopyExtParams& dataCopyParams,
+                 Loc loc = {}) {
+  const DataCopyExtParams& p = dataCopyParams;
   ascend_sim::check(p.blockCount >= 1 && p.blockCount <= ascend_sim::kMaxCopyBlockCount && p.blockLen >= 1, loc,
                     [&] { return "DataCopyPad blockCount must be 1..4095 and blockLen >= 1"; });
   ascend_sim::check(p.blockLen % sizeof(T) == 0, loc, [&] {
@@ -175,8 +206,8 @@ void DataCopyPad(const GlobalTensor<T>& dst, const LocalTensor<T>& src, const Da
   const uint64_t dst_stride = uint64_t(p.blockLen) + p.dstStride;
   src.check_elems(((p.blockCount - 1) * src_stride + row_ub) / sizeof(T), loc);
   dst.check_range(0, ((p.blockCount - 1) * dst_stride + p.blockLen) / sizeof(T), loc);
-  dst.count_write(uint64_t(p.blockCount) * p.blockLen);
-  detail::copy_rows(dst.GetPhyAddr(), dst_stride, src.data(), src_stride, p.blockCount, p.blockLen);
+  detail::gm_local_rows(dst, dst_stride, src, src_stride, p.blockCount, p.blockLen, true,
+                        detail::issue_copy(true, loc));
 }
 
 }  // namespace AscendC

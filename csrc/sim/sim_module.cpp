@@ -30,20 +30,19 @@ auto torch_errors_as_python(F f) -> decltype(f()) {
 
 py::dict stats_dict(const ascend_sim::LaunchStats& s) {
   py::list per_core;
-  std::vector<ascend_sim::CoreCounters> counters(s.per_core.size());
-  for (size_t c = 0; c < s.per_core.size(); ++c) {
-    const auto& x = s.per_core[c];
+  std::vector<ascend_sim::CoreWork> work;
+  for (const ascend_sim::CoreStats& x : s.per_core) {
     py::dict d;
     d["gm_read_bytes"] = x.gm_read_bytes;
     d["gm_write_bytes"] = x.gm_write_bytes;
     d["cube_macs"] = x.cube_macs;
     d["vector_elems"] = x.vector_elems;
+    d["vector_cycles"] = std::vector<uint64_t>{x.vector_cycles[0], x.vector_cycles[1]};  // per AIV
     d["gm_workspace_bytes"] = x.gm_workspace_bytes;  // included in the read/write bytes above
     per_core.append(d);
-    counters[c].gm_read_bytes = x.gm_read_bytes, counters[c].gm_write_bytes = x.gm_write_bytes;
-    counters[c].cube_macs = x.cube_macs, counters[c].vector_cycles = x.vector_cycles;
+    work.push_back({x.gm_read_bytes + x.gm_write_bytes, x.cube_macs, std::max(x.vector_cycles[0], x.vector_cycles[1])});
   }
-  const ascend_sim::ModelledTime m = ascend_sim::model_time(counters, s.block_dim);
+  const ascend_sim::ModelledTime m = ascend_sim::model_time(work);
   py::dict d;
   d["block_dim"] = s.block_dim;
   d["per_core"] = per_core;
@@ -53,8 +52,22 @@ py::dict stats_dict(const ascend_sim::LaunchStats& s) {
   return d;
 }
 
+// The TCubeTiling fields the documented constraints speak of (tests/test_tiling.py checks the hand fill against them).
+py::dict cube_tiling_dict(const TCubeTiling& t) {
+  py::dict d;
+  d["usedCoreNum"] = t.usedCoreNum, d["M"] = t.M, d["N"] = t.N, d["Ka"] = t.Ka, d["Kb"] = t.Kb;
+  d["singleCoreM"] = t.singleCoreM, d["singleCoreN"] = t.singleCoreN, d["singleCoreK"] = t.singleCoreK;
+  d["baseM"] = t.baseM, d["baseN"] = t.baseN, d["baseK"] = t.baseK;
+  d["depthA1"] = t.depthA1, d["depthB1"] = t.depthB1;
+  d["stepM"] = t.stepM, d["stepN"] = t.stepN, d["stepKa"] = t.stepKa, d["stepKb"] = t.stepKb;
+  d["isBias"] = t.isBias, d["iterateOrder"] = t.iterateOrder;
+  d["dbL0A"] = t.dbL0A, d["dbL0B"] = t.dbL0B, d["dbL0C"] = t.dbL0C;
+  return d;
+}
+
 ascend_attn::KernelDevice sim_device(int64_t num_cores) {
   TORCH_CHECK(num_cores >= 1, "num_cores must be >= 1, got ", num_cores);
+  TORCH_CHECK(num_cores <= 64, "num_cores must be in [1, 64], got ", num_cores);  // the kernels' tiling limit
   ascend_attn::KernelDevice device;
   device.core_num = uint32_t(num_cores);
   device.sys_workspace_bytes = ascend_sim::kSimSysWorkspaceBytes;
@@ -62,19 +75,24 @@ ascend_attn::KernelDevice sim_device(int64_t num_cores) {
   return device;
 }
 
-// Runs a host flow in the simulator (dry or not) and returns its launch with the counters of its kernel.
+// Runs a host flow in the simulator (dry or not, free-running or serialized by a seed) and returns its launch with
+// the counters of its kernel.
 template <typename F>
-std::pair<ascend_attn::KernelLaunch, py::dict> simulate(bool dry_run, const char* what, F launch) {
+std::pair<ascend_attn::KernelLaunch, py::dict> simulate(bool dry_run, std::optional<uint64_t> seed, const char* what,
+                                                        F launch) {
   ascend_sim::set_dry_run(dry_run);
+  ascend_sim::set_schedule_seed(seed);
   ascend_attn::KernelLaunch r;
   try {
     r = launch();
   } catch (...) {
     ascend_sim::set_dry_run(false);
+    ascend_sim::set_schedule_seed(std::nullopt);
     throw;
   }
   ascend_sim::set_dry_run(false);
-  TORCH_CHECK(dry_run || !r.error_flag.defined() || r.error_flag.item<int32_t>() == 0, what,
+  ascend_sim::set_schedule_seed(std::nullopt);
+  TORCH_CHECK(dry_run || !r.error_flags.defined() || !r.error_flags.ne(0).any().item<bool>(), what,
               ": the kernel met an index outside the cache and skipped it");
   ascend_sim::LaunchStats none;
   py::dict stats = stats_dict(r.block_dim ? ascend_sim::last_launch_stats() : none);
@@ -86,15 +104,15 @@ py::tuple flash_attention_varlen(const at::Tensor& q, const at::Tensor& k, const
                                  const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k, int64_t max_seqlen_q,
                                  int64_t max_seqlen_k, std::optional<double> softmax_scale, bool causal,
                                  std::vector<int64_t> window_size, double softcap, bool return_lse, int64_t num_cores,
-                                 bool dry_run) {
+                                 bool dry_run, std::optional<uint64_t> schedule_seed) {
   return torch_errors_as_python([&] {
     TORCH_CHECK(q.device().is_cpu(), "q: the simulator runs on CPU tensors, got ", q.device());
     const ascend_attn::AttentionArgs a = ascend_attn::check_flash_attention_varlen_args(
         q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale, causal, window_size, softcap,
         std::nullopt, return_lse);
     const ascend_attn::KernelDevice device = sim_device(num_cores);
-    auto [r, stats] =
-        simulate(dry_run, "flash_attention", [&] { return ascend_attn::flash_attention_varlen_launch(a, device); });
+    auto [r, stats] = simulate(dry_run, schedule_seed, "flash_attention",
+                               [&] { return ascend_attn::flash_attention_varlen_launch(a, device); });
     return py::make_tuple(r.out, r.lse, stats);
   });
 }
@@ -103,27 +121,28 @@ py::tuple paged_attention(const at::Tensor& q, const at::Tensor& key_cache, cons
                           const at::Tensor& block_tables, const at::Tensor& context_lens,
                           const std::optional<at::Tensor>& cu_seqlens_q, std::optional<double> softmax_scale,
                           bool causal, std::vector<int64_t> window_size, double softcap, bool return_lse,
-                          int64_t num_cores, bool dry_run) {
+                          int64_t num_cores, bool dry_run, std::optional<uint64_t> schedule_seed) {
   return torch_errors_as_python([&] {
     TORCH_CHECK(q.device().is_cpu(), "q: the simulator runs on CPU tensors, got ", q.device());
     const ascend_attn::PagedArgs p =
         ascend_attn::check_paged_attention_args(q, key_cache, value_cache, block_tables, context_lens, cu_seqlens_q,
                                                 softmax_scale, causal, window_size, softcap, std::nullopt, return_lse);
     const ascend_attn::KernelDevice device = sim_device(num_cores);
-    auto [r, stats] = simulate(dry_run, "block_tables", [&] { return ascend_attn::paged_attention_launch(p, device); });
+    auto [r, stats] = simulate(dry_run, schedule_seed, "block_tables",
+                               [&] { return ascend_attn::paged_attention_launch(p, device); });
     return py::make_tuple(r.out, r.lse, stats);
   });
 }
 
 py::dict reshape_and_cache(const at::Tensor& key, const at::Tensor& value, at::Tensor key_cache, at::Tensor value_cache,
-                           const at::Tensor& slot_mapping, int64_t num_cores) {
+                           const at::Tensor& slot_mapping, int64_t num_cores, std::optional<uint64_t> schedule_seed) {
   return torch_errors_as_python([&] {
     TORCH_CHECK(key.device().is_cpu(), "key: the simulator runs on CPU tensors, got ", key.device());
     ascend_attn::check_reshape_and_cache_args(key, value, key_cache, value_cache, slot_mapping);
     TORCH_CHECK(key.scalar_type() == at::kHalf || key.scalar_type() == at::kBFloat16,
                 "key: the Ascend C reshape_and_cache kernel takes float16 or bfloat16, got ", key.scalar_type());
     const ascend_attn::KernelDevice device = sim_device(num_cores);
-    auto [r, stats] = simulate(false, "slot_mapping", [&] {
+    auto [r, stats] = simulate(false, schedule_seed, "slot_mapping", [&] {
       return ascend_attn::reshape_and_cache_launch(key, value, key_cache, value_cache, slot_mapping, device);
     });
     return stats;
@@ -155,6 +174,8 @@ py::dict flash_attention_plan(int64_t dtype, int64_t heads, int64_t kv_heads, in
   d["ub_bytes"] =
       ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, t.chunk_rows, 2, t.softcap > 0).total();
   d["ub_budget"] = ascend_attn_kernel::kAivUbBudget;
+  d["mm1"] = cube_tiling_dict(t.mm1);
+  d["mm2"] = cube_tiling_dict(t.mm2);
   return d;
 }
 
@@ -183,6 +204,8 @@ py::dict paged_attention_plan(int64_t heads, int64_t kv_heads, int64_t head_dim,
   d["tokens_per_item"] = t.tokens_per_item;
   d["block_cols"] = t.block_cols;
   d["ws_per_aiv"] = t.ws_per_aiv;
+  d["mm1"] = cube_tiling_dict(t.mm1);
+  d["mm2"] = cube_tiling_dict(t.mm2);
   return d;
 }
 

@@ -1,11 +1,12 @@
 #include "sim_runtime.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <exception>
 #include <sstream>
 #include <thread>
+
+#include "sim_events.h"
 
 namespace ascend_sim {
 
@@ -16,20 +17,29 @@ const char* basename_of(const char* path) {
   const char* slash = std::strrchr(path, '/');
   return slash ? slash + 1 : path;
 }
-
-uint32_t thread_index(const ThreadCtx& c) { return c.type == CoreType::kAic ? c.core : 2 * c.core + c.sub; }
-
-std::string describe(const ThreadCtx& c) {
-  std::ostringstream s;
-  s << (c.type == CoreType::kAic ? "AIC " : "AIV ") << thread_index(c);
-  return s.str();
-}
 }  // namespace
+
+std::string where(const Loc& loc) { return std::string(basename_of(loc.file)) + ":" + std::to_string(loc.line); }
+
+const char* pipe_name(Pipe p) {
+  static const char* names[] = {"S", "V", "M", "MTE1", "MTE2", "MTE3", "FIX", "Matmul"};
+  return names[size_t(p)];
+}
+
+const char* memory_name(Memory m) {
+  static const char* names[] = {"UB", "L1", "L0A", "L0B", "L0C"};
+  return names[size_t(m)];
+}
+
+std::string ThreadCtx::describe() const {
+  const bool mix = launch && launch->type() == KernelType::kMixAic1To2;
+  return type == CoreType::kAic ? "AIC " + std::to_string(core) : "AIV " + std::to_string(mix ? 2 * core + sub : core);
+}
 
 [[noreturn]] void fail(const Loc& loc, const std::string& message) {
   std::ostringstream s;
-  s << "Ascend C simulator: " << message << " (at " << basename_of(loc.file) << ":" << loc.line;
-  if (t_ctx) s << ", " << describe(*t_ctx);
+  s << "Ascend C simulator: " << message << " (at " << where(loc);
+  if (t_ctx) s << ", " << t_ctx->describe();
   s << ")";
   throw SimError(s.str());
 }
@@ -41,13 +51,51 @@ ThreadCtx& ctx() {
 
 bool dry_run() { return ctx().launch->is_dry_run(); }
 
-Launch::Launch(KernelType type, uint32_t block_dim, std::vector<GmBuffer> buffers, bool dry_run)
-    : type_(type), block_dim_(block_dim), buffers_(std::move(buffers)), dry_run_(dry_run), counters_(block_dim) {}
+void record_local(ThreadCtx& c, Memory m, uint64_t lo, uint64_t hi, bool write, const Access& a) {
+  c.local[size_t(m)].access(
+      lo, hi, write, a, [&](const Access& e) { return c.sync.ordered(e, a); },
+      [&](const Access& e, bool e_wrote, uint64_t l, uint64_t h) {
+        c.launch->race(c, std::string(memory_name(m)) + " of " + c.describe(), e, e_wrote, a, write, l, h);
+      });
+}
 
-const GmBuffer* Launch::find_buffer(const void* p, uint64_t bytes) const {
-  auto* b = static_cast<const uint8_t*>(p);
-  for (const GmBuffer& buf : buffers_) {
-    if (b >= buf.base && b + bytes <= buf.base + buf.bytes) return &buf;
+Launch::Launch(KernelType type, uint32_t block_dim, LaunchOptions options)
+    : type_(type), block_dim_(block_dim), options_(options), counters_(block_dim), rng_(options.seed) {
+  for (uint32_t core = 0; core < block_dim_; ++core) {
+    auto add = [&](CoreType t, uint32_t sub) {
+      auto c = std::make_unique<ThreadCtx>();
+      c->launch = this;
+      c->type = t;
+      c->core = core;
+      c->sub = sub;
+      c->index = uint32_t(contexts_.size());
+      c->counters = &counters_[core];
+      const bool aic = t == CoreType::kAic;
+      c->arenas[int(Memory::kUb)].capacity = aic ? 0 : kUbUsableBytes;
+      c->arenas[int(Memory::kL1)].capacity = aic ? kL1UsableBytes : 0;
+      c->arenas[int(Memory::kL0a)].capacity = aic ? kL0aBytes : 0;
+      c->arenas[int(Memory::kL0b)].capacity = aic ? kL0bBytes : 0;
+      c->arenas[int(Memory::kL0c)].capacity = aic ? kL0cBytes : 0;
+      contexts_.push_back(std::move(c));
+    };
+    if (type_ == KernelType::kAicOnly || type_ == KernelType::kMixAic1To2) add(CoreType::kAic, 0);
+    if (type_ == KernelType::kMixAic1To2) add(CoreType::kAiv, 0), add(CoreType::kAiv, 1);
+    if (type_ == KernelType::kAivOnly || type_ == KernelType::kMixAiv1To0) add(CoreType::kAiv, 0);
+  }
+}
+
+Launch::~Launch() = default;
+
+void Launch::add_buffer(const uint8_t* base, uint64_t bytes, std::string name, GmRole role) {
+  auto b = std::make_unique<GmBuffer>();
+  b->base = base, b->bytes = bytes, b->name = std::move(name), b->role = role;
+  buffers_.push_back(std::move(b));
+}
+
+GmBuffer* Launch::find_buffer(const void* p, uint64_t bytes) {
+  auto* q = static_cast<const uint8_t*>(p);
+  for (auto& buf : buffers_) {
+    if (q >= buf->base && q + bytes <= buf->base + buf->bytes) return buf.get();
   }
   return nullptr;
 }
@@ -61,138 +109,375 @@ void Launch::record_failure(const std::string& message) {
   cv_.notify_all();
 }
 
-void Launch::wait_or_abort(std::unique_lock<std::mutex>& lock, const std::function<bool()>& ready) {
-  cv_.wait(lock, [&] { return failed_ || ready(); });
-  if (failed_) throw SimError("");  // released because another thread failed; its message is the one reported
+void Launch::race(ThreadCtx& c, const std::string& region, const Access& earlier, bool earlier_wrote, const Access& now,
+                  bool now_writes, uint64_t lo, uint64_t hi) {
+  auto describe = [&](const Access& a, bool wrote) {
+    return contexts_[thread_of(a.comp)]->describe() + " " + pipe_name(pipe_of(a.comp)) + (wrote ? " write" : " read") +
+           " at " + where(a.loc);
+  };
+  std::string hint;
+  if (thread_of(earlier.comp) != c.index) {
+    hint = "cross-core accesses are ordered only by SyncAll, CrossCoreSetFlag/WaitFlag or Matmul waits";
+  } else if (pipe_of(earlier.comp) == pipe_of(now.comp)) {
+    hint = std::string("DMA to overlapping addresses on one pipe needs PipeBarrier<PIPE_") +
+           pipe_name(pipe_of(now.comp)) + "> (PipeBarrier(ISASI).md)";
+  } else {
+    hint =
+        "pipes are ordered only by SetFlag/WaitFlag, TQue events (EnQue/DeQue, AllocTensor/FreeTensor), "
+        "PipeBarrier or Matmul waits";
+  }
+  fail(now.loc, "data race on " + region + " bytes [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                    "): " + describe(earlier, earlier_wrote) + " and " + describe(now, now_writes) +
+                    " are not ordered; " + hint);
+}
+
+void Launch::gm_access(GmBuffer& b, uint64_t lo, uint64_t hi, bool write, const Access& a, bool scalar) {
+  ThreadCtx& c = ctx();
+  if (b.role == GmRole::kInput) {
+    check(!write, a.loc, [&] { return "the kernel writes GM '" + b.name + "', an input buffer of the launch"; });
+    return;  // nobody writes inputs, so their reads cannot race
+  }
+  const uint8_t* p = b.base + lo;
+  if (scalar) {
+    if (write) {
+      caches_.scalar_write(c.index, b.name.c_str(), b.base, p, hi - lo, a.loc);
+    } else {
+      caches_.scalar_read(c.index, b.name.c_str(), b.base, p, hi - lo, a.loc);
+    }
+  } else {
+    const std::string what = std::string(pipe_name(pipe_of(a.comp)));
+    if (write) {
+      caches_.dma_write(c.index, what.c_str(), b.name.c_str(), b.base, p, hi - lo, a.loc);
+    } else {
+      caches_.dma_read(c.index, what.c_str(), b.name.c_str(), b.base, p, hi - lo, a.loc);
+    }
+  }
+  if (scalar && write) {
+    // A dirty line is written back whole, over whatever other cores wrote to its other bytes meanwhile: for the race
+    // detector a scalar write covers its whole 64-byte line.
+    const uint64_t base = uint64_t(reinterpret_cast<uintptr_t>(b.base));
+    const uint64_t first = (base + lo) / kCacheLineBytes * kCacheLineBytes;
+    const uint64_t end = (base + hi + kCacheLineBytes - 1) / kCacheLineBytes * kCacheLineBytes;
+    lo = first > base ? first - base : 0;
+    hi = std::min<uint64_t>(b.bytes, end - base);
+  }
+  std::lock_guard<std::mutex> lock(b.mutex);
+  b.shadow.access(
+      lo, hi, write, a, [&](const Access& e) { return c.sync.ordered(e, a); },
+      [&](const Access& e, bool e_wrote, uint64_t l, uint64_t h) {
+        race(c, "GM '" + b.name + "'", e, e_wrote, a, write, l, h);
+      });
+}
+
+void Launch::clean_invalidate(GmBuffer* b, uint64_t offset, bool entire, const Loc& loc) {
+  caches_.clean_invalidate(ctx().index, b ? b->base + offset : nullptr, entire, loc);
+}
+
+bool Launch::any_runnable_other(const ThreadCtx& self) const {
+  for (const auto& t : contexts_) {
+    if (t.get() == &self || exited_[t->index]) continue;
+    bool waiting = false, ready = false;
+    for (const Waiter* w : waiters_) {
+      if (w->thread == t.get()) waiting = true, ready = (*w->ready)();
+    }
+    if (!waiting || ready) return true;
+  }
+  return false;
+}
+
+[[noreturn]] void Launch::deadlock(std::unique_lock<std::mutex>&) {
+  std::ostringstream s;
+  s << "Ascend C simulator: deadlock: every live thread is blocked and nothing can release them:";
+  for (const Waiter* w : waiters_) s << " " << w->thread->describe() << " waits in " << w->what << ";";
+  if (!failed_) {
+    failed_ = true;
+    failure_ = s.str();
+  }
+  cv_.notify_all();
+  throw SimError("");
+}
+
+// Serialized mode: gives the baton to a random other runnable thread (or keeps it when there is none and the caller
+// can go on), then waits for it to come back.
+void Launch::hand_over(std::unique_lock<std::mutex>& lock, ThreadCtx& c, bool keep_if_alone) {
+  std::vector<uint32_t> runnable;
+  for (const auto& t : contexts_) {
+    if (t.get() == &c || exited_[t->index]) continue;
+    bool waiting = false, ready = false;
+    for (const Waiter* w : waiters_) {
+      if (w->thread == t.get()) waiting = true, ready = (*w->ready)();
+    }
+    if (!waiting || ready) runnable.push_back(t->index);
+  }
+  if (runnable.empty()) {
+    if (keep_if_alone) return;
+    if (!waiters_.empty()) deadlock(lock);
+    return;
+  }
+  running_ = runnable[rng_() % runnable.size()];
+  cv_.notify_all();
+}
+
+void Launch::wait_until(std::unique_lock<std::mutex>& lock, ThreadCtx& c, const std::string& what,
+                        const std::function<bool()>& ready) {
+  if (ready()) return;
+  Waiter w{&c, &ready, what};
+  waiters_.push_back(&w);
+  auto leave = [&] { waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &w)); };
+  try {
+    if (!options_.serialize) {
+      if (!any_runnable_other(c)) deadlock(lock);
+      cv_.wait(lock, [&] { return failed_ || ready(); });
+    } else {
+      hand_over(lock, c, false);
+      cv_.wait(lock, [&] { return failed_ || (running_ == c.index && ready()); });
+    }
+  } catch (...) {
+    leave();
+    throw;
+  }
+  leave();
+  if (failed_) throw SimError("");
+}
+
+void Launch::yield() {
+  if (!options_.serialize) return;
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (rng_() % 4 != 0) return;
+  ThreadCtx& c = ctx();
+  hand_over(lock, c, true);
+  cv_.wait(lock, [&] { return failed_ || running_ == c.index; });
+  if (failed_) throw SimError("");
+}
+
+void Launch::check_exit(ThreadCtx& c) {
+  caches_.check_exit(c.index);
+  for (const auto& [key, pending] : c.flags) {
+    if (!pending.by_queue) {
+      fail(pending.loc, "SetFlag<HardEvent::" + event_name(AscendC::HardEvent(key.first)) + ">(" +
+                            std::to_string(key.second) + ") has no matching WaitFlag at kernel exit");
+    }
+  }
+}
+
+void Launch::thread_main(ThreadCtx& c, const std::function<void()>& kernel) {
+  t_ctx = &c;
+  try {
+    if (options_.serialize) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      cv_.wait(lock, [&] { return failed_ || running_ == c.index; });
+      if (failed_) throw SimError("");
+    }
+    kernel();
+    check_exit(c);
+  } catch (const SimError& e) {
+    if (e.what()[0]) record_failure(e.what());
+  } catch (const std::exception& e) {
+    record_failure(std::string("Ascend C simulator: ") + e.what());
+  }
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    exited_[c.index] = 1;
+    --live_;
+    if (!failed_ && barrier_arrived_ > 0 && (barrier_aiv_only_ ? c.type == CoreType::kAiv : true)) {
+      failed_ = true;
+      failure_ = "Ascend C simulator: SyncAll at " + where(barrier_loc_) + " reached by " +
+                 std::to_string(barrier_arrived_) + " of " + std::to_string(barrier_expected_) + " " +
+                 (barrier_aiv_only_ ? "AIVs" : "cores") + ": " + c.describe() + " returned before it";
+    }
+    try {
+      if (!failed_ && live_ > 0) {
+        if (options_.serialize) {
+          hand_over(lock, c, false);
+        } else if (!waiters_.empty() && !any_runnable_other(c)) {
+          deadlock(lock);
+        }
+      }
+    } catch (const SimError&) {
+    }
+    cv_.notify_all();
+  }
+  t_ctx = nullptr;
 }
 
 void Launch::run(const std::function<void()>& kernel) {
-  std::vector<std::unique_ptr<ThreadCtx>> contexts;
-  for (uint32_t core = 0; core < block_dim_; ++core) {
-    auto add = [&](CoreType t, uint32_t sub) {
-      auto c = std::make_unique<ThreadCtx>();
-      c->launch = this;
-      c->type = t;
-      c->core = core;
-      c->sub = sub;
-      c->counters = &counters_[core];
-      const bool aic = t == CoreType::kAic;
-      c->arenas[int(Memory::kUb)].capacity = aic ? 0 : kUbUsableBytes;
-      c->arenas[int(Memory::kL1)].capacity = aic ? kL1UsableBytes : 0;
-      c->arenas[int(Memory::kL0a)].capacity = aic ? kL0aBytes : 0;
-      c->arenas[int(Memory::kL0b)].capacity = aic ? kL0bBytes : 0;
-      c->arenas[int(Memory::kL0c)].capacity = aic ? kL0cBytes : 0;
-      contexts.push_back(std::move(c));
-    };
-    if (type_ != KernelType::kAivOnly) add(CoreType::kAic, 0);
-    if (type_ == KernelType::kMixAic1To2) add(CoreType::kAiv, 0), add(CoreType::kAiv, 1);
-    if (type_ == KernelType::kAivOnly) add(CoreType::kAiv, 0);
+  const uint32_t n = uint32_t(contexts_.size());
+  std::vector<std::string> names;
+  for (auto& c : contexts_) {
+    c->sync.init(c->index, n, c->type == CoreType::kAiv);
+    names.push_back(c->describe());
   }
-  barrier_expected_ = uint32_t(contexts.size());
+  caches_.init(names);
+  barrier_clock_ = Clock(size_t(n) * kPipeCount);
+  barrier_result_.assign(n, barrier_clock_);
+  exited_.assign(n, 0);
+  live_ = n;
+  if (!options_.dry_run) {
+    // Output and scratch buffers start as NaN / 0xff garbage, so a row the kernel forgets to write fails the test.
+    for (auto& b : buffers_) {
+      if (b->role == GmRole::kOutput || b->role == GmRole::kScratch)
+        std::memset(const_cast<uint8_t*>(b->base), 0xff, b->bytes);
+    }
+  }
+  if (options_.serialize) running_ = uint32_t(rng_() % n);
   std::vector<std::thread> threads;
-  threads.reserve(contexts.size());
-  for (auto& c : contexts) {
-    threads.emplace_back([this, &kernel, c = c.get()] {
-      t_ctx = c;
-      try {
-        kernel();
-        for (const auto& [key, pending] : c->pipe_flags) {
-          if (pending != 0) {
-            std::ostringstream s;
-            s << (pending > 0 ? "SetFlag without a matching WaitFlag" : "WaitFlag without a prior SetFlag")
-              << " for event " << key.first << " id " << key.second << " at kernel exit";
-            fail(c->last_flag_loc, s.str());
-          }
-        }
-      } catch (const SimError& e) {
-        if (e.what()[0]) record_failure(e.what());
-      } catch (const std::exception& e) {
-        record_failure(std::string("Ascend C simulator: ") + e.what());
-      }
-      {
-        // A finished thread no longer takes part in SyncAll barriers.
-        std::lock_guard<std::mutex> lock(mutex_);
-        --barrier_expected_;
-        if (barrier_expected_ > 0 && barrier_arrived_ == barrier_expected_) {
-          barrier_arrived_ = 0;
-          ++barrier_generation_;
-        }
-        cv_.notify_all();
-      }
-      t_ctx = nullptr;
-    });
-  }
+  threads.reserve(n);
+  for (auto& c : contexts_) threads.emplace_back([this, &kernel, c = c.get()] { thread_main(*c, kernel); });
   for (auto& t : threads) t.join();
   if (failed_) throw SimError(failure_);
 }
 
-void Launch::sync_all(const Loc& loc) {
+void Launch::sync_all(bool aiv_only, const Loc& loc) {
+  ThreadCtx& c = ctx();
+  check(type_ != KernelType::kAivOnly && type_ != KernelType::kAicOnly, loc, [] {
+    return "SyncAll needs the scheduling module of a mix launch: a vector-only kernel must be KERNEL_TYPE_MIX_AIV_1_0 "
+           "(__mix__(0, 1)), not AIV_ONLY (SyncAll.md, 约束说明)";
+  });
+  check(aiv_only || type_ == KernelType::kMixAic1To2, loc,
+        [] { return "SyncAll<false> in a vector-only kernel hangs: isAIVOnly must be true (SyncAll.md)"; });
+  check(!aiv_only || c.type == CoreType::kAiv, loc,
+        [] { return "SyncAll<true> synchronises the AIVs only; the AIC of a mix kernel must not call it"; });
+  uint32_t expected = 0;
+  for (const auto& t : contexts_) expected += !aiv_only || t->type == CoreType::kAiv;
+  const Clock mine = c.sync.completion_all();
   std::unique_lock<std::mutex> lock(mutex_);
+  for (const auto& t : contexts_) {
+    if ((!aiv_only || t->type == CoreType::kAiv) && exited_[t->index]) {
+      fail(loc, "SyncAll reached by " + std::to_string(barrier_arrived_ + 1) + " of " + std::to_string(expected) + " " +
+                    (aiv_only ? "AIVs" : "cores") + ": " + t->describe() + " returned before it");
+    }
+  }
+  if (barrier_arrived_ == 0) {
+    barrier_clock_ = mine;
+    barrier_loc_ = loc;
+    barrier_aiv_only_ = aiv_only;
+    barrier_expected_ = expected;
+  } else {
+    check(barrier_aiv_only_ == aiv_only, loc, [&] {
+      return "SyncAll<" + std::string(aiv_only ? "true" : "false") + "> meets SyncAll<" +
+             (aiv_only ? "false" : "true") + "> at " + where(barrier_loc_);
+    });
+    barrier_clock_.join(mine);
+  }
   const uint64_t generation = barrier_generation_;
-  if (++barrier_arrived_ == barrier_expected_) {
+  if (++barrier_arrived_ == expected) {
+    for (const auto& t : contexts_) {
+      if (!aiv_only || t->type == CoreType::kAiv) barrier_result_[t->index] = barrier_clock_;
+    }
     barrier_arrived_ = 0;
     ++barrier_generation_;
     cv_.notify_all();
-    return;
+  } else {
+    wait_until(lock, c, "SyncAll at " + where(loc), [&] { return barrier_generation_ != generation; });
   }
-  wait_or_abort(lock, [&] { return barrier_generation_ != generation; });
+  const Clock got = barrier_result_[c.index];
+  lock.unlock();
+  c.sync.wait_all(got);
 }
 
-int64_t& Launch::semaphore(CoreType type, uint32_t thread_index, int flag_id) {
-  return semaphores_[{int(type), thread_index, flag_id}];
+void Launch::note_matmul_objects(int n) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  matmul_flag_ids_ = std::max(matmul_flag_ids_, 2 * n);
 }
 
-// Modes (Ascend C CrossCoreSetFlag): 0 all cores of the caller's type, 1 the two AIVs of one core, 2 AIC <-> AIV of
-// one core (an AIC set releases both AIVs; an AIV set counts once towards its AIC).
-void Launch::cross_core_set(int mode, int flag_id, const Loc& loc) {
+void Launch::cross_core_set(int mode, Pipe pipe, int flag_id, const Loc& loc) {
   ThreadCtx& c = ctx();
-  check(flag_id >= 0 && uint32_t(flag_id) <= kMaxCrossCoreFlagId, loc, [&] {
-    return "CrossCoreSetFlag flag id " + std::to_string(flag_id) + " outside 0.." + std::to_string(kMaxCrossCoreFlagId);
+  check(type_ != KernelType::kAivOnly && type_ != KernelType::kAicOnly, loc, [] {
+    return "CrossCoreSetFlag needs the scheduling module of a mix launch: KERNEL_TYPE_AIV_ONLY / AIC_ONLY start none "
+           "(CrossCoreSetFlag(ISASI).md, 约束说明)";
   });
   check(mode >= 0 && mode <= 2, loc,
-        [&] { return "CrossCoreSetFlag mode " + std::to_string(mode) + " is not 0, 1 or 2"; });
-  std::lock_guard<std::mutex> lock(mutex_);
-  std::vector<std::pair<CoreType, uint32_t>> targets;
+        [&] { return "CrossCoreSetFlag mode " + std::to_string(mode) + ": Atlas A2 supports modes 0, 1 and 2"; });
+  check(mode == 0 || type_ == KernelType::kMixAic1To2, loc,
+        [&] { return "CrossCoreSetFlag mode " + std::to_string(mode) + " needs a mix AIC:AIV kernel"; });
+  check(flag_id >= 0 && flag_id <= int(kMaxCrossCoreFlagId), loc, [&] {
+    return "CrossCoreSetFlag flag id " + std::to_string(flag_id) + " outside 0.." + std::to_string(kMaxCrossCoreFlagId);
+  });
+  check(flag_id < kSyncAllFirstFlagId || flag_id > kSyncAllLastFlagId, loc,
+        [&] { return "CrossCoreSetFlag flag id " + std::to_string(flag_id) + " is one of SyncAll's (11..14)"; });
+  check(mode != 1 || c.type == CoreType::kAiv, loc,
+        [] { return "CrossCoreSetFlag mode 1 synchronises the two AIVs of a core; the AIC cannot use it"; });
+  const uint32_t n = uint32_t(contexts_.size());
+  const Clock contribution = c.sync.completion(pipe);
+  std::unique_lock<std::mutex> lock(mutex_);
+  check(flag_id >= matmul_flag_ids_, loc, [&] {
+    return "CrossCoreSetFlag flag id " + std::to_string(flag_id) + " is reserved by the Matmul objects (ids 0.." +
+           std::to_string(matmul_flag_ids_ - 1) + ", CrossCoreSetFlag(ISASI).md)";
+  });
+  // Which threads must set for a round to complete, and whom a completed round releases.
+  std::vector<uint32_t> setters, targets;
+  uint32_t group = 0;
+  int side = 0;
+  auto core_thread = [&](CoreType t, uint32_t sub) {
+    for (const auto& x : contexts_) {
+      if (x->core == c.core && x->type == t && x->sub == sub) return x->index;
+    }
+    return 0u;
+  };
   if (mode == 0) {
-    const uint32_t n = c.type == CoreType::kAic ? block_dim_ : (type_ == KernelType::kMixAic1To2 ? 2 : 1) * block_dim_;
-    for (uint32_t i = 0; i < n; ++i) targets.push_back({c.type, i});
+    for (const auto& x : contexts_) {
+      if (x->type == c.type) setters.push_back(x->index);
+    }
+    targets = setters;
+    group = uint32_t(c.type);
   } else if (mode == 1) {
-    check(c.type == CoreType::kAiv, loc, [] { return "CrossCoreSetFlag mode 1 is for the two AIVs of a core"; });
-    targets.push_back({CoreType::kAiv, 2 * c.core + (1 - c.sub)});
+    setters = {core_thread(CoreType::kAiv, 0), core_thread(CoreType::kAiv, 1)};
+    targets = setters;
+    group = c.core;
   } else if (c.type == CoreType::kAic) {
-    targets.push_back({CoreType::kAiv, 2 * c.core}), targets.push_back({CoreType::kAiv, 2 * c.core + 1});
+    setters = {c.index};
+    targets = {core_thread(CoreType::kAiv, 0), core_thread(CoreType::kAiv, 1)};
+    group = c.core;
   } else {
-    targets.push_back({CoreType::kAic, c.core});
+    setters = {core_thread(CoreType::kAiv, 0), core_thread(CoreType::kAiv, 1)};
+    targets = {core_thread(CoreType::kAic, 0)};
+    group = c.core;
+    side = 1;
   }
-  for (auto [type, index] : targets) {
-    int64_t& s = semaphore(type, index, flag_id);
-    check(s < int64_t(kMaxCrossCorePending), loc, [&] {
-      return "CrossCoreSetFlag id " + std::to_string(flag_id) + " has more than " +
-             std::to_string(kMaxCrossCorePending) + " pending sets (the hardware counter saturates)";
+  FlagGroup& g = flag_groups_[{mode, group, flag_id, side}];
+  const uint64_t round = g.sets_by[c.index]++;
+  while (g.first + g.rounds.size() <= round) g.rounds.push_back(Round{0, Clock(size_t(n) * kPipeCount)});
+  Round& r = g.rounds[round - g.first];
+  r.clock.join(contribution);
+  if (++r.sets < setters.size()) return;
+  for (uint32_t t : targets) {
+    std::vector<Clock>& pending = semaphores_[{t, flag_id}];
+    check(pending.size() < kMaxCrossCorePending, loc, [&] {
+      return "CrossCoreSetFlag id " + std::to_string(flag_id) + " would give " + contexts_[t]->describe() +
+             " more than " + std::to_string(kMaxCrossCorePending) + " pending sets (the hardware counter counts 0..15)";
     });
-    ++s;
+    pending.push_back(r.clock);
   }
+  g.rounds.erase(g.rounds.begin());
+  ++g.first;
   cv_.notify_all();
 }
 
 void Launch::cross_core_wait(int flag_id, const Loc& loc) {
   ThreadCtx& c = ctx();
-  check(flag_id >= 0 && uint32_t(flag_id) <= kMaxCrossCoreFlagId, loc,
+  check(type_ != KernelType::kAivOnly && type_ != KernelType::kAicOnly, loc,
+        [] { return "CrossCoreWaitFlag needs the scheduling module of a mix launch (CrossCoreWaitFlag(ISASI).md)"; });
+  check(flag_id >= 0 && flag_id <= int(kMaxCrossCoreFlagId), loc,
         [&] { return "CrossCoreWaitFlag flag id " + std::to_string(flag_id) + " out of range"; });
   std::unique_lock<std::mutex> lock(mutex_);
-  int64_t& s = semaphore(c.type, thread_index(c), flag_id);
-  wait_or_abort(lock, [&] { return s > 0; });
-  --s;
+  std::vector<Clock>& pending = semaphores_[{c.index, flag_id}];
+  wait_until(lock, c, "CrossCoreWaitFlag(" + std::to_string(flag_id) + ") at " + where(loc),
+             [&] { return !pending.empty(); });
+  const Clock got = pending.front();
+  pending.erase(pending.begin());
+  lock.unlock();
+  c.sync.wait_all(got);  // on A2 the wait blocks every pipe (CrossCoreWaitFlag(ISASI).md)
 }
 
-ModelledTime model_time(const std::vector<CoreCounters>& counters, uint32_t cores_in_model) {
+ModelledTime model_time(const std::vector<CoreWork>& work) {
   ModelledTime m;
-  const double gm_per_core = kModelGmBytesPerSecond / std::max<uint32_t>(cores_in_model, 1);
+  // A core's share of the chip's GM bandwidth, whatever the block dim: the other cores belong to other work.
+  const double gm_per_core = kModelGmBytesPerSecond / kModelCores;
   double worst = 0.0;
-  for (const CoreCounters& c : counters) {
-    const double cube = double(c.cube_macs) / (kModelCubeMacsPerCycle * kModelClockHz);
-    const double vec = double(c.vector_cycles) / (kModelAivPerCore * kModelClockHz);
-    const double gm = double(c.gm_read_bytes + c.gm_write_bytes) / gm_per_core;
+  for (const CoreWork& w : work) {
+    const double cube = double(w.cube_macs) / (kModelCubeMacsPerCycle * kModelClockHz);
+    const double vec = double(w.vector_cycles_max) / kModelClockHz;
+    const double gm = double(w.gm_bytes) / gm_per_core;
     const double t = std::max({cube, vec, gm});
     m.core_us.push_back(t * 1e6);
     m.bound.push_back(t == 0.0 ? "idle" : t == cube ? "cube" : t == vec ? "vector" : "gm");

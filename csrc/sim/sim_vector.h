@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "sim_memory.h"
 
@@ -37,14 +38,27 @@ struct BrcbRepeatParams {
   BrcbRepeatParams(uint16_t db, uint16_t dr) : dstBlkStride(db), dstRepStride(dr) {}
 };
 
-enum class RoundMode { CAST_NONE, CAST_RINT, CAST_FLOOR, CAST_CEIL, CAST_ROUND, CAST_TRUNC, CAST_ODD };
+enum class RoundMode : uint8_t {
+  CAST_NONE = 0,
+  CAST_RINT,
+  CAST_FLOOR,
+  CAST_CEIL,
+  CAST_ROUND,
+  CAST_TRUNC,
+  CAST_ODD,
+  UNKNOWN = 0xFF
+};
 
 namespace detail {
 
-inline void count_vector(uint64_t elems, uint64_t cycles) {
-  auto& c = *ascend_sim::ctx().counters;
-  c.vector_elems += elems;
-  c.vector_cycles += cycles;
+using ascend_sim::Access;
+
+// A vector instruction of the calling AIV: counted (elements, cycles of its AIV) and issued on the V pipe.
+inline Access issue_vector(uint64_t elems, uint64_t cycles, const Loc& loc) {
+  ascend_sim::ThreadCtx& c = ascend_sim::ctx();
+  c.counters->vector_elems += elems;
+  c.counters->vector_cycles[c.sub] += cycles;
+  return ascend_sim::issue(ascend_sim::Pipe::kV, loc);
 }
 
 template <typename T>
@@ -65,12 +79,22 @@ uint64_t level2_cycles(int32_t count) {
   return (uint64_t(count) * sizeof(T) + ascend_sim::kRepeatBytes - 1) / ascend_sim::kRepeatBytes;
 }
 
-// Elementwise level-2 over `count` elements: dst[i] = f(i).
-template <typename T, typename F>
-void level2(const LocalTensor<T>& dst, int32_t count, const Loc& loc, F f) {
+// A source operand read over its own element count (e.g. a bit mask), for level2's sources.
+template <typename T>
+struct Span {
+  const LocalTensor<T>& tensor;
+  uint64_t count;
+  void sim_record(uint64_t, uint64_t, bool write, const Access& a) const { tensor.sim_record(0, count, write, a); }
+};
+
+// Elementwise level-2 over `count` elements: dst[i] = f(i), reading `sources` (checked by the caller).
+template <typename T, typename F, typename... Sources>
+void level2(const LocalTensor<T>& dst, int32_t count, const Loc& loc, F f, const Sources&... sources) {
   check_count<T>(count, loc);
   check_operand(dst, count, loc, "destination");
-  count_vector(count, level2_cycles<T>(count));
+  const Access a = issue_vector(count, level2_cycles<T>(count), loc);
+  (sources.sim_record(0, count, false, a), ...);
+  dst.sim_record(0, count, true, a);
   if (ascend_sim::dry_run()) return;
   T* d = dst.data();
   for (int32_t i = 0; i < count; ++i) d[i] = ascend_sim::from_f32<T>(f(i));
@@ -89,7 +113,7 @@ struct Mask {
     for (uint32_t i = 0; i < continuous; ++i) on[i] = true;
     active = last = uint32_t(continuous);
   }
-  Mask(const uint64_t bits[2], const Loc& loc) {
+  Mask(const uint64_t bits[], const Loc& loc) {
     ascend_sim::check(kLanes > 64 || bits[1] == 0, loc,
                       [] { return "bitwise mask[1] must be 0 for 32-bit types (64 lanes)"; });
     for (uint32_t i = 0; i < kLanes; ++i) {
@@ -119,6 +143,32 @@ void check_level0_operand(const LocalTensor<T>& t, const Mask<T>& m, int32_t rep
   check_operand(t, lane_offset<T>(0, m.last - 1, blk, rep) + 1, loc, what);
 }
 
+// Records the elements a level-0 operand touches: per repeat, the enabled lanes of each 32-byte block.
+template <typename T>
+void record_level0(const LocalTensor<T>& t, const Mask<T>& m, int32_t repeat, uint32_t blk, uint32_t rep, bool write,
+                   const Access& a) {
+  constexpr uint32_t per_block = ascend_sim::kBlockBytes / sizeof(T);
+  uint64_t lo = 0, hi = 0;  // the current run of contiguous elements
+  for (int32_t r = 0; r < repeat; ++r) {
+    for (uint32_t b = 0; b * per_block < m.last; ++b) {
+      uint32_t first = per_block, last = 0;
+      for (uint32_t l = b * per_block; l < (b + 1) * per_block && l < m.last; ++l) {
+        if (m.on[l]) first = std::min(first, l), last = l + 1;
+      }
+      if (first >= last) continue;
+      const uint64_t x = lane_offset<T>(uint32_t(r), first, blk, rep),
+                     y = lane_offset<T>(uint32_t(r), last - 1, blk, rep) + 1;
+      if (hi > lo && x >= lo && x <= hi) {
+        hi = std::max(hi, y);
+        continue;
+      }
+      if (hi > lo) t.sim_record(lo, hi - lo, write, a);
+      lo = x, hi = y;
+    }
+  }
+  if (hi > lo) t.sim_record(lo, hi - lo, write, a);
+}
+
 // Level-0 elementwise: for every repeat and enabled lane, dst = f(src0, src1) at their strided addresses.
 template <typename T, typename F>
 void level0_binary(const LocalTensor<T>& dst, const LocalTensor<T>& a, const LocalTensor<T>& b, const Mask<T>& m,
@@ -128,7 +178,10 @@ void level0_binary(const LocalTensor<T>& dst, const LocalTensor<T>& a, const Loc
   check_level0_operand(dst, m, repeat, p.dstBlkStride, p.dstRepStride, loc, "destination");
   check_level0_operand(a, m, repeat, p.src0BlkStride, p.src0RepStride, loc, "source 0");
   check_level0_operand(b, m, repeat, p.src1BlkStride, p.src1RepStride, loc, "source 1");
-  count_vector(uint64_t(m.active) * repeat, repeat);
+  const Access in = issue_vector(uint64_t(m.active) * repeat, repeat, loc);
+  record_level0(a, m, repeat, p.src0BlkStride, p.src0RepStride, false, in);
+  record_level0(b, m, repeat, p.src1BlkStride, p.src1RepStride, false, in);
+  record_level0(dst, m, repeat, p.dstBlkStride, p.dstRepStride, true, in);
   if (ascend_sim::dry_run()) return;
   for (int32_t r = 0; r < repeat; ++r) {
     for (uint32_t lane = 0; lane < m.last; ++lane) {
@@ -142,12 +195,14 @@ void level0_binary(const LocalTensor<T>& dst, const LocalTensor<T>& a, const Loc
 
 template <typename T, typename F>
 void level0_unary(const LocalTensor<T>& dst, const LocalTensor<T>& src, const Mask<T>& m, int32_t repeat,
-                  const UnaryRepeatParams& p, const Loc& loc, F f) {
+                  const UnaryRepeatParams& p, const Loc& loc, F f, bool reads_src = true) {
   check_repeat(repeat, loc);
   ascend_sim::check(p.dstBlkStride != 0, loc, [] { return "dstBlkStride must not be 0"; });
   check_level0_operand(dst, m, repeat, p.dstBlkStride, p.dstRepStride, loc, "destination");
   check_level0_operand(src, m, repeat, p.srcBlkStride, p.srcRepStride, loc, "source");
-  count_vector(uint64_t(m.active) * repeat, repeat);
+  const Access in = issue_vector(uint64_t(m.active) * repeat, repeat, loc);
+  if (reads_src) record_level0(src, m, repeat, p.srcBlkStride, p.srcRepStride, false, in);
+  record_level0(dst, m, repeat, p.dstBlkStride, p.dstRepStride, true, in);
   if (ascend_sim::dry_run()) return;
   for (int32_t r = 0; r < repeat; ++r) {
     for (uint32_t lane = 0; lane < m.last; ++lane) {
@@ -174,10 +229,13 @@ void Duplicate(const LocalTensor<T>& dst, const T& scalar, int32_t count, Loc lo
     detail::check_operand(src, count, loc, "source");                                                             \
     const float s = ascend_sim::to_f32(scalar);                                                                   \
     const T* x = src.data();                                                                                      \
-    detail::level2(dst, count, loc, [&](int32_t i) {                                                              \
-      float a = ascend_sim::to_f32(x[i]);                                                                         \
-      return EXPR;                                                                                                \
-    });                                                                                                           \
+    detail::level2(                                                                                               \
+        dst, count, loc,                                                                                          \
+        [&](int32_t i) {                                                                                          \
+          float a = ascend_sim::to_f32(x[i]);                                                                     \
+          return EXPR;                                                                                            \
+        },                                                                                                        \
+        src);                                                                                                     \
   }
 ASCEND_SIM_SCALAR_OP(Adds, a + s)
 ASCEND_SIM_SCALAR_OP(Muls, a* s)
@@ -185,29 +243,32 @@ ASCEND_SIM_SCALAR_OP(Maxs, std::max(a, s))
 ASCEND_SIM_SCALAR_OP(Mins, std::min(a, s))
 #undef ASCEND_SIM_SCALAR_OP
 
-#define ASCEND_SIM_BINARY_OP(NAME, EXPR)                                                                               \
-  template <typename T>                                                                                                \
-  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, int32_t count,          \
-            Loc loc = {}) {                                                                                            \
-    detail::check_operand(src0, count, loc, "source 0");                                                               \
-    detail::check_operand(src1, count, loc, "source 1");                                                               \
-    const T *x = src0.data(), *y = src1.data();                                                                        \
-    detail::level2(dst, count, loc, [&](int32_t i) {                                                                   \
-      float a = ascend_sim::to_f32(x[i]), b = ascend_sim::to_f32(y[i]);                                                \
-      return EXPR;                                                                                                     \
-    });                                                                                                                \
-  }                                                                                                                    \
-  template <typename T, bool isSetMask = true>                                                                         \
-  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, uint64_t mask,          \
-            int32_t repeatTime, const BinaryRepeatParams& params, Loc loc = {}) {                                      \
-    detail::level0_binary(dst, src0, src1, detail::Mask<T>(mask, loc), repeatTime, params, loc,                        \
-                          [](float a, float b) { return EXPR; });                                                      \
-  }                                                                                                                    \
-  template <typename T, bool isSetMask = true>                                                                         \
-  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, const uint64_t mask[2], \
-            int32_t repeatTime, const BinaryRepeatParams& params, Loc loc = {}) {                                      \
-    detail::level0_binary(dst, src0, src1, detail::Mask<T>(mask, loc), repeatTime, params, loc,                        \
-                          [](float a, float b) { return EXPR; });                                                      \
+#define ASCEND_SIM_BINARY_OP(NAME, EXPR)                                                                        \
+  template <typename T>                                                                                         \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, int32_t count,   \
+            Loc loc = {}) {                                                                                     \
+    detail::check_operand(src0, count, loc, "source 0");                                                        \
+    detail::check_operand(src1, count, loc, "source 1");                                                        \
+    const T *x = src0.data(), *y = src1.data();                                                                 \
+    detail::level2(                                                                                             \
+        dst, count, loc,                                                                                        \
+        [&](int32_t i) {                                                                                        \
+          float a = ascend_sim::to_f32(x[i]), b = ascend_sim::to_f32(y[i]);                                     \
+          return EXPR;                                                                                          \
+        },                                                                                                      \
+        src0, src1);                                                                                            \
+  }                                                                                                             \
+  template <typename T, bool isSetMask = true>                                                                  \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, uint64_t mask,   \
+            int32_t repeatTime, const BinaryRepeatParams& params, Loc loc = {}) {                               \
+    detail::level0_binary(dst, src0, src1, detail::Mask<T>(mask, loc), repeatTime, params, loc,                 \
+                          [](float a, float b) { return EXPR; });                                               \
+  }                                                                                                             \
+  template <typename T, bool isSetMask = true>                                                                  \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, uint64_t mask[], \
+            int32_t repeatTime, const BinaryRepeatParams& params, Loc loc = {}) {                               \
+    detail::level0_binary(dst, src0, src1, detail::Mask<T>(mask, loc), repeatTime, params, loc,                 \
+                          [](float a, float b) { return EXPR; });                                               \
   }
 ASCEND_SIM_BINARY_OP(Add, a + b)
 ASCEND_SIM_BINARY_OP(Sub, a - b)
@@ -222,10 +283,13 @@ ASCEND_SIM_BINARY_OP(Min, std::min(a, b))
   void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, int32_t count, Loc loc = {}) {                       \
     detail::check_operand(src, count, loc, "source");                                                                  \
     const T* x = src.data();                                                                                           \
-    detail::level2(dst, count, loc, [&](int32_t i) {                                                                   \
-      float a = ascend_sim::to_f32(x[i]);                                                                              \
-      return EXPR;                                                                                                     \
-    });                                                                                                                \
+    detail::level2(                                                                                                    \
+        dst, count, loc,                                                                                               \
+        [&](int32_t i) {                                                                                               \
+          float a = ascend_sim::to_f32(x[i]);                                                                          \
+          return EXPR;                                                                                                 \
+        },                                                                                                             \
+        src);                                                                                                          \
   }                                                                                                                    \
   template <typename T, bool isSetMask = true>                                                                         \
   void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, uint64_t mask, int32_t repeatTime,                   \
@@ -240,18 +304,18 @@ ASCEND_SIM_UNARY_OP(Reciprocal, 1.0f / a)
 
 // Level-0 Duplicate: fills the enabled lanes of every repeat.
 template <typename T, bool isSetMask = true>
-void Duplicate(const LocalTensor<T>& dst, const T& scalar, const uint64_t mask[2], int32_t repeatTime,
-               uint16_t dstBlockStride, uint8_t dstRepeatStride, Loc loc = {}) {
+void Duplicate(const LocalTensor<T>& dst, const T& scalar, uint64_t mask[], int32_t repeatTime, uint16_t dstBlockStride,
+               uint8_t dstRepeatStride, Loc loc = {}) {
   const float v = ascend_sim::to_f32(scalar);
   const UnaryRepeatParams p(dstBlockStride, dstBlockStride, dstRepeatStride, dstRepeatStride);
-  detail::level0_unary(dst, dst, detail::Mask<T>(mask, loc), repeatTime, p, loc, [v](float) { return v; });
+  detail::level0_unary(dst, dst, detail::Mask<T>(mask, loc), repeatTime, p, loc, [v](float) { return v; }, false);
 }
 template <typename T, bool isSetMask = true>
 void Duplicate(const LocalTensor<T>& dst, const T& scalar, uint64_t mask, int32_t repeatTime, uint16_t dstBlockStride,
                uint8_t dstRepeatStride, Loc loc = {}) {
   const float v = ascend_sim::to_f32(scalar);
   const UnaryRepeatParams p(dstBlockStride, dstBlockStride, dstRepeatStride, dstRepeatStride);
-  detail::level0_unary(dst, dst, detail::Mask<T>(mask, loc), repeatTime, p, loc, [v](float) { return v; });
+  detail::level0_unary(dst, dst, detail::Mask<T>(mask, loc), repeatTime, p, loc, [v](float) { return v; }, false);
 }
 
 namespace detail {
@@ -308,7 +372,9 @@ void Cast(const LocalTensor<D>& dst, const LocalTensor<S>& src, RoundMode mode, 
   const S* x = src.data();
   detail::check_count<D>(count, loc);
   detail::check_operand(dst, count, loc, "destination");
-  detail::count_vector(count, detail::level2_cycles<float>(count));
+  const detail::Access a = detail::issue_vector(count, detail::level2_cycles<float>(count), loc);
+  src.sim_record(0, count, false, a);
+  dst.sim_record(0, count, true, a);
   if (ascend_sim::dry_run()) return;
   for (int32_t i = 0; i < count; ++i) {
     dst.data()[i] = ascend_sim::from_f32<D>(detail::cast_value<D>(ascend_sim::to_f32(x[i]), mode));
@@ -324,7 +390,10 @@ void reduce(const LocalTensor<T>& dst, const LocalTensor<T>& src, const LocalTen
   constexpr uint32_t per_repeat = ascend_sim::kRepeatBytes / sizeof(T);
   check_operand(tmp, (count + per_repeat - 1) / per_repeat, loc, "work buffer");
   check_operand(dst, index ? 2 : 1, loc, "destination");
-  count_vector(count, level2_cycles<T>(count) + 1);
+  const Access a = issue_vector(count, level2_cycles<T>(count) + 1, loc);
+  src.sim_record(0, count, false, a);
+  tmp.sim_record(0, (count + per_repeat - 1) / per_repeat, true, a);  // the per-repeat partial results
+  dst.sim_record(0, index ? 2 : 1, true, a);
   if (ascend_sim::dry_run()) return;
   float acc = init;
   uint32_t at = 0;
@@ -365,7 +434,14 @@ void Brcb(const LocalTensor<T>& dst, const LocalTensor<T>& src, int32_t repeatTi
     detail::check_operand(dst, (uint64_t(repeatTime - 1) * p.dstRepStride + 7ull * p.dstBlkStride + 1) * per_block, loc,
                           "destination");
   }
-  detail::count_vector(uint64_t(repeatTime) * 8 * per_block, repeatTime);
+  const detail::Access a = detail::issue_vector(uint64_t(repeatTime) * 8 * per_block, repeatTime, loc);
+  src.sim_record(0, uint64_t(repeatTime) * 8, false, a);
+  for (int32_t r = 0; r < repeatTime; ++r) {
+    for (uint32_t b = 0; b < 8; ++b) {
+      const uint64_t at = (uint64_t(r) * p.dstRepStride + uint64_t(b) * p.dstBlkStride) * per_block;
+      dst.sim_record(at, per_block, true, a);
+    }
+  }
   if (ascend_sim::dry_run()) return;
   for (int32_t r = 0; r < repeatTime; ++r) {
     for (uint32_t b = 0; b < 8; ++b) {
@@ -376,21 +452,26 @@ void Brcb(const LocalTensor<T>& dst, const LocalTensor<T>& src, int32_t repeatTi
   }
 }
 
-enum class CMPMODE { LT, GT, EQ, LE, GE, NE };
-enum class SELMODE { VSEL_CMPMASK_SPR, VSEL_TENSOR_SCALAR_MODE, VSEL_TENSOR_TENSOR_MODE };
+enum class CMPMODE : uint8_t { LT = 0, GT, EQ, LE, GE, NE };
+enum class SELMODE : uint8_t { VSEL_CMPMASK_SPR = 0, VSEL_TENSOR_SCALAR_MODE, VSEL_TENSOR_TENSOR_MODE };
 
 // Bit i of the packed result (bit i % 8 of byte i / 8) is the comparison of element i; count * sizeof(T) must be a
 // multiple of 256 bytes.
-template <typename T>
-void Compare(const LocalTensor<uint8_t>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, CMPMODE mode,
+template <typename T, typename U>
+void Compare(const LocalTensor<U>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, CMPMODE cmpMode,
              uint32_t count, Loc loc = {}) {
+  static_assert(std::is_same_v<U, uint8_t>, "the simulator writes Compare's bit mask as uint8_t");
+  const CMPMODE mode = cmpMode;
   ascend_sim::check(uint64_t(count) * sizeof(T) % ascend_sim::kRepeatBytes == 0, loc, [&] {
     return "Compare count " + std::to_string(count) + " is not a multiple of 256 bytes of operands";
   });
   detail::check_operand(src0, count, loc, "source 0");
   detail::check_operand(src1, count, loc, "source 1");
   detail::check_operand(dst, (count + 7) / 8, loc, "destination");
-  detail::count_vector(count, detail::level2_cycles<T>(count));
+  const detail::Access in = detail::issue_vector(count, detail::level2_cycles<T>(count), loc);
+  src0.sim_record(0, count, false, in);
+  src1.sim_record(0, count, false, in);
+  dst.sim_record(0, (count + 7) / 8, true, in);
   if (ascend_sim::dry_run()) return;
   for (uint32_t i = 0; i < count; ++i) {
     const float a = ascend_sim::to_f32(src0.data()[i]), b = ascend_sim::to_f32(src1.data()[i]);
@@ -421,9 +502,12 @@ void Compare(const LocalTensor<uint8_t>& dst, const LocalTensor<T>& src0, const 
 }
 
 // VSEL_TENSOR_SCALAR_MODE: dst[i] = bit i of selMask ? src0[i] : scalar.
-template <typename T>
-void Select(const LocalTensor<T>& dst, const LocalTensor<uint8_t>& selMask, const LocalTensor<T>& src0, T scalar,
-            SELMODE mode, uint32_t count, Loc loc = {}) {
+template <typename T, typename U>
+void Select(const LocalTensor<T>& dst, const LocalTensor<U>& selMask, const LocalTensor<T>& src0, T src1,
+            SELMODE selMode, uint32_t count, Loc loc = {}) {
+  static_assert(std::is_same_v<U, uint8_t>, "the simulator reads Select's bit mask as uint8_t");
+  const SELMODE mode = selMode;
+  const T scalar = src1;
   ascend_sim::check(mode == SELMODE::VSEL_TENSOR_SCALAR_MODE, loc,
                     [] { return "only Select VSEL_TENSOR_SCALAR_MODE is simulated"; });
   detail::check_operand(selMask, (count + 7) / 8, loc, "selection mask");
@@ -431,8 +515,9 @@ void Select(const LocalTensor<T>& dst, const LocalTensor<uint8_t>& selMask, cons
   const float s = ascend_sim::to_f32(scalar);
   const uint8_t* bits = selMask.data();
   const T* x = src0.data();
-  detail::level2(dst, int32_t(count), loc,
-                 [&](int32_t i) { return (bits[i / 8] >> (i % 8)) & 1 ? ascend_sim::to_f32(x[i]) : s; });
+  detail::level2(
+      dst, int32_t(count), loc, [&](int32_t i) { return (bits[i / 8] >> (i % 8)) & 1 ? ascend_sim::to_f32(x[i]) : s; },
+      src0, detail::Span<uint8_t>{selMask, (count + 7) / 8});
 }
 
 }  // namespace AscendC

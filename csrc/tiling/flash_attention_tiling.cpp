@@ -121,8 +121,9 @@ FlashAttentionPlan plan_flash_attention(const FlashAttentionProblem& p, uint32_t
   plan.workspace_bytes = align_up(sys_workspace_bytes, kWorkspaceAlign) + 2ull * plan.block_dim * t.ws_per_aiv;
 
   // 7. Matmul tilings of one AIV's GEMMs.
-  t.mm1 = matmul_tiling(kFlashRowsPerAiv, int32_t(t.block_cols), int32_t(t.head_dim));
-  t.mm2 = matmul_tiling(kFlashRowsPerAiv, int32_t(t.head_dim_v), int32_t(t.block_cols));
+  const bool bf16 = p.dtype == kFlashBf16;
+  t.mm1 = matmul_tiling(kFlashRowsPerAiv, int32_t(t.block_cols), int32_t(t.head_dim), bf16, true);  // K transposed
+  t.mm2 = matmul_tiling(kFlashRowsPerAiv, int32_t(t.head_dim_v), int32_t(t.block_cols), bf16, false);
   return plan;
 }
 

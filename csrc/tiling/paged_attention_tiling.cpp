@@ -20,7 +20,7 @@ constexpr uint32_t kMinSplitKeys = 512;  // a split shorter than this costs more
 PagedAttentionPlan plan_paged_attention(const PagedAttentionProblem& p, uint32_t core_num,
                                         uint64_t sys_workspace_bytes) {
   // 1. Validate what the kernel supports beyond the op contract.
-  require(p.dtype <= 1, "q: the Ascend C paged_attention kernel takes fp16 or bf16");
+  require(p.dtype == kPagedFp16 || p.dtype == kPagedBf16, "q: the Ascend C paged_attention kernel takes fp16 or bf16");
   require_multiple_of_16(p.head_dim, "q: head_dim");
   require_multiple_of_16(p.head_dim_v, "value_cache: head_dim_v");
   require_multiple_of_16(p.block_size, "key_cache: block_size");
@@ -69,7 +69,7 @@ PagedAttentionPlan plan_paged_attention(const PagedAttentionProblem& p, uint32_t
   t.max_splits = uint32_t((std::max<int64_t>(max_ctx, 1) + split - 1) / split);
 
   // 4. Rows per UB chunk, with the combine phase's buffers beside the softmax state.
-  const uint32_t combine = t.max_splits > 1 ? PagedCombineUbBytes(t.max_splits, t.head_dim_v, 2) : 0;
+  const uint32_t combine = t.max_splits > 1 ? PagedCombineLayout(t.max_splits, t.head_dim_v, 2).total() : 0;
   t.chunk_rows = 0;
   for (uint32_t rows = ascend_attn_kernel::kMaxRowsPerAiv; rows >= 1; rows /= 2) {
     if (ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, rows, 2, p.softcap > 0).total() + combine <=
@@ -114,11 +114,16 @@ PagedAttentionPlan plan_paged_attention(const PagedAttentionProblem& p, uint32_t
   t.ws_part_o_offset = 2ull * std::max<uint32_t>(plan.block_dim, 1) * t.ws_per_aiv;
   t.ws_part_lse_offset = t.ws_part_o_offset + align_up(part_rows * t.head_dim_v * 4, kWorkspaceAlign);
   t.ws_error_offset = t.ws_part_lse_offset + align_up(part_rows * 4, kWorkspaceAlign);
-  plan.workspace_bytes = align_up(sys_workspace_bytes, kWorkspaceAlign) + t.ws_error_offset + kWorkspaceAlign;
+  plan.error_bytes = 2ull * plan.block_dim * kPagedErrorSlotBytes;
+  plan.workspace_bytes = align_up(sys_workspace_bytes, kWorkspaceAlign) + t.ws_error_offset +
+                         align_up(std::max<uint64_t>(plan.error_bytes, 1), kWorkspaceAlign);
 
   // 7. Matmul tilings: one page per GEMM.
-  t.mm1 = matmul_tiling(int32_t(ascend_attn_kernel::kMaxRowsPerAiv), int32_t(p.block_size), int32_t(p.head_dim));
-  t.mm2 = matmul_tiling(int32_t(ascend_attn_kernel::kMaxRowsPerAiv), int32_t(p.head_dim_v), int32_t(p.block_size));
+  const bool bf16 = p.dtype == kPagedBf16;
+  t.mm1 = matmul_tiling(int32_t(ascend_attn_kernel::kMaxRowsPerAiv), int32_t(p.block_size), int32_t(p.head_dim), bf16,
+                        true);
+  t.mm2 = matmul_tiling(int32_t(ascend_attn_kernel::kMaxRowsPerAiv), int32_t(p.head_dim_v), int32_t(p.block_size), bf16,
+                        false);
   return plan;
 }
 
@@ -136,7 +141,9 @@ ReshapeAndCachePlan plan_reshape_and_cache(uint32_t num_tokens, uint32_t num_kv_
                             head_dim_v, num_blocks,           block_size,
                             elem_bytes, slot_int64 ? 1u : 0u, std::min(aiv_num, std::max(num_tokens, 1u))};
   plan.block_dim = num_tokens ? t.used_workers : 0;
-  plan.workspace_bytes = align_up(sys_workspace_bytes, kWorkspaceAlign) + kWorkspaceAlign;
+  plan.error_bytes = uint64_t(plan.block_dim) * kPagedErrorSlotBytes;  // a slot per worker, as in paged_attention
+  plan.workspace_bytes = align_up(sys_workspace_bytes, kWorkspaceAlign) +
+                         align_up(std::max<uint64_t>(plan.error_bytes, 1), kWorkspaceAlign);
   return plan;
 }
 

@@ -10,7 +10,7 @@
 namespace ascend_attn {
 
 struct PagedAttentionProblem {
-  uint32_t dtype = 0;  // 0 fp16, 1 bf16
+  uint32_t dtype = kPagedFp16;  // PagedDtype
   uint32_t num_seqs = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0, head_dim_v = 0;
   uint32_t num_blocks = 0, block_size = 0, max_blocks_per_seq = 0;
   float scale = 1.0f, softcap = 0.0f;
@@ -24,6 +24,7 @@ struct PagedAttentionPlan {
   PagedAttentionTiling tiling;
   uint32_t block_dim = 0;
   uint64_t workspace_bytes = 0;
+  uint64_t error_bytes = 0;  // the per-worker error slots at tiling.ws_error_offset of the user workspace
   std::vector<uint32_t> item_weights;
 };
 
@@ -35,6 +36,7 @@ struct ReshapeAndCachePlan {
   ReshapeAndCacheTiling tiling;
   uint32_t block_dim = 0;  // AIVs (vector-only kernel)
   uint64_t workspace_bytes = 0;
+  uint64_t error_bytes = 0;  // the per-worker error slots at the start of the user workspace
 };
 
 ReshapeAndCachePlan plan_reshape_and_cache(uint32_t num_tokens, uint32_t num_kv_heads, uint32_t head_dim,

@@ -1,6 +1,8 @@
 // The vector side of a C+V attention kernel for up to 64 query rows of one AIV: fp32 online softmax over KV tiles
 // whose scores the cube wrote to a GM slot, P written back for the cube, O accumulated in UB. Row statistics are
-// kept as [rows, 8] fp32 so each row's factor can be broadcast with a block stride of 0.
+// kept as [rows, 8] fp32 so each row's factor can be broadcast with a block stride of 0. Synchronisation: the TQues
+// order MTE2 -> V -> MTE3; the compiler's auto-sync orders the scalar reads of vector results (on by default for
+// kernel direct launch; scripts/build.sh passes --cce-auto-sync); what neither sees is ordered here by hand.
 #pragma once
 #include "kernel_operator.h"
 #include "row_ops.h"
@@ -40,14 +42,13 @@ class OnlineSoftmaxRows {
     row_max_ = stat_buf_.Get<float>();
     row_sum_ = row_max_[kStat];
     row_alpha_ = row_max_[2 * kStat];
-    lse_rows_ = row_max_[3 * kStat];
+    lse_ = row_max_[3 * kStat];
+    row_mask_ = row_max_[4 * kStat].template ReinterpretCast<uint8_t>();
     reduce_out_ = work_buf_.Get<float>();
     reduce_tmp_ = reduce_out_[8];
   }
 
   __aicore__ inline uint32_t ChunkRows() const { return shape_.chunk_rows; }
-  // Packed lse of every row, valid after Normalize of its chunk.
-  __aicore__ inline const AscendC::LocalTensor<float>& LseRows() const { return lse_rows_; }
 
   __aicore__ inline void Reset(uint32_t rows) {
     AscendC::Duplicate(row_max_, kNoScore, int32_t(rows * kStatLanes));
@@ -56,7 +57,8 @@ class OnlineSoftmaxRows {
   }
 
   // One KV tile of `cols` keys: scale, softcap, mask, update the running max and sum, write P = exp(S - max).
-  // visible(i, lo, hi) sets the keys row i may see as [lo, hi) relative to the tile's first key.
+  // visible(i, lo, hi), an __aicore__ functor, sets the keys row i may see as [lo, hi) relative to the tile's first
+  // key.
   template <class Visible>
   __aicore__ inline void Tile(uint32_t rows, uint32_t cols, const Visible& visible) {
     for (uint32_t r0 = 0; r0 < rows; r0 += shape_.chunk_rows) {
@@ -80,21 +82,39 @@ class OnlineSoftmaxRows {
     }
   }
 
-  // O[r0 : r0 + n] /= l and lse = max + ln(l); rows that saw no key keep O = 0 and get lse -inf. Returns the fp32
-  // rows [n, dv].
+  // After the last tile of `rows` rows: lse = max + ln(l) per row as [rows, 8] (-inf for rows that saw no key) and
+  // the divisor max(l, 1) in alpha. A row that saw a key has l >= 1 (its max contributes exp(0)); one that saw none
+  // has l = 0 and O = 0, which stays 0. No scalar work, so the instruction stream never depends on the data.
+  __aicore__ inline void Finish(uint32_t rows) {
+    const int32_t n = int32_t((rows + 7) / 8 * 8 * kStatLanes);  // whole 256-byte groups, as Compare needs
+    AscendC::Maxs(row_alpha_, row_sum_, 1.0f, n);
+    AscendC::Compare(row_mask_, row_sum_, row_alpha_, AscendC::CMPMODE::EQ, uint32_t(n));
+    AscendC::Ln(lse_, row_alpha_, n);
+    AscendC::Add(lse_, lse_, row_max_, n);
+    AscendC::Select(lse_, row_mask_, lse_, -kInf, AscendC::SELMODE::VSEL_TENSOR_SCALAR_MODE, uint32_t(n));
+  }
+
+  // O[r0 : r0 + n] /= max(l, 1), after Finish; returns the fp32 rows [n, dv].
   __aicore__ inline AscendC::LocalTensor<float> Normalize(uint32_t r0, uint32_t n) {
-    AscendC::LocalTensor<float> ln = reduce_out_;
-    for (uint32_t i = r0; i < r0 + n; ++i) {
-      AscendC::LocalTensor<float> l = row_sum_[i * kStatLanes];
-      AscendC::Ln(ln, l, int32_t(kStatLanes));
-      VectorToScalar();
-      const bool empty = l.GetValue(0) == 0.0f;
-      lse_rows_.SetValue(i, empty ? -kInf : row_max_.GetValue(i * kStatLanes) + ln.GetValue(0));
-      if (empty) AscendC::Duplicate(l, 1.0f, int32_t(kStatLanes));
-    }
     AscendC::LocalTensor<float> o = o_acc_[r0 * shape_.head_dim_v];
-    ScaleRows<true>(o, row_sum_[r0 * kStatLanes], n, shape_.head_dim_v);
+    ScaleRows<true>(o, row_alpha_[r0 * kStatLanes], n, shape_.head_dim_v);
     return o;
+  }
+
+  // lse of rows first, first + step, ... (count of them, after Finish) to consecutive GM places `gm_gap_bytes`
+  // apart. The stats live in a TBuf, so the MTE3 read is ordered by hand: after the vector wrote them, and before the
+  // vector writes them again.
+  __aicore__ inline void StoreLse(const AscendC::GlobalTensor<float>& dst, uint32_t first, uint32_t count,
+                                  uint32_t step, uint32_t gm_gap_bytes) {
+    const AscendC::TEventID v_mte3 = GetTPipePtr()->FetchEventID(AscendC::HardEvent::V_MTE3);
+    AscendC::SetFlag<AscendC::HardEvent::V_MTE3>(v_mte3);
+    AscendC::WaitFlag<AscendC::HardEvent::V_MTE3>(v_mte3);
+    // One 4-byte value per UB row of 32 bytes: the UB-side gap between selected rows is step - 1 blocks.
+    AscendC::DataCopyPad(dst, lse_[first * kStatLanes],
+                         AscendC::DataCopyExtParams(uint16_t(count), 4, step - 1, gm_gap_bytes, 0));
+    const AscendC::TEventID mte3_v = GetTPipePtr()->FetchEventID(AscendC::HardEvent::MTE3_V);
+    AscendC::SetFlag<AscendC::HardEvent::MTE3_V>(mte3_v);
+    AscendC::WaitFlag<AscendC::HardEvent::MTE3_V>(mte3_v);
   }
 
   // fp32 rows -> the output dtype in the out queue; the caller copies them out and calls FreeOut.
@@ -104,7 +124,7 @@ class OnlineSoftmaxRows {
     out_que_.EnQue(y);
     return out_que_.DeQue<T>();
   }
-  __aicore__ inline void FreeOut(const AscendC::LocalTensor<T>& y) { out_que_.FreeTensor(y); }
+  __aicore__ inline void FreeOut(AscendC::LocalTensor<T>& y) { out_que_.FreeTensor(y); }
 
  private:
   static __aicore__ inline uint32_t Min(uint32_t a, uint32_t b) { return a < b ? a : b; }
@@ -137,9 +157,11 @@ class OnlineSoftmaxRows {
     AscendC::DataCopy(ws_p_[r0 * width], p,
                       AscendC::DataCopyParams(uint16_t(n), uint16_t(padded * sizeof(T) / 32), gap, gap));
     out_que_.FreeTensor(p);
-    // P leaves through MTE3 and the cube reads it from GM next.
-    AscendC::SetFlag<AscendC::HardEvent::MTE3_S>(0);
-    AscendC::WaitFlag<AscendC::HardEvent::MTE3_S>(0);
+    // P leaves through MTE3 and the cube reads it from GM next: the scalar unit, which sends the Matmul request,
+    // waits for the copy (the compiler cannot see that dependency, so it inserts no sync for it).
+    const AscendC::TEventID mte3_s = GetTPipePtr()->FetchEventID(AscendC::HardEvent::MTE3_S);
+    AscendC::SetFlag<AscendC::HardEvent::MTE3_S>(mte3_s);
+    AscendC::WaitFlag<AscendC::HardEvent::MTE3_S>(mte3_s);
   }
 
   // s = softcap * tanh(s / softcap), with tanh(y) = 1 - 2 / (exp(2y) + 1) (saturates correctly at +-inf).
@@ -165,7 +187,6 @@ class OnlineSoftmaxRows {
   // m' = max(m, rowmax s); p = exp(s - m'); alpha = exp(m - m'); l' = alpha l + rowsum p.
   __aicore__ inline void UpdateRowStats(uint32_t i, const AscendC::LocalTensor<float>& row, uint32_t n) {
     AscendC::ReduceMax(reduce_out_, row, reduce_tmp_, int32_t(n));
-    VectorToScalar();
     const float m_old = row_max_.GetValue(i * kStatLanes), tile_max = reduce_out_.GetValue(0);
     const float m_new = tile_max > m_old ? tile_max : m_old;
     AscendC::Adds(row, row, -m_new, int32_t(n));
@@ -174,7 +195,6 @@ class OnlineSoftmaxRows {
     AscendC::LocalTensor<float> alpha = row_alpha_[i * kStatLanes];
     AscendC::Duplicate(alpha, m_old - m_new, int32_t(kStatLanes));
     AscendC::Exp(alpha, alpha, int32_t(kStatLanes));
-    VectorToScalar();
     const float l_new = alpha.GetValue(0) * row_sum_.GetValue(i * kStatLanes) + reduce_out_.GetValue(0);
     AscendC::Duplicate(row_sum_[i * kStatLanes], l_new, int32_t(kStatLanes));
     AscendC::Duplicate(row_max_[i * kStatLanes], m_new, int32_t(kStatLanes));
@@ -186,7 +206,8 @@ class OnlineSoftmaxRows {
   AscendC::TQue<AscendC::TPosition::VECIN, 1> in_que_;
   AscendC::TQue<AscendC::TPosition::VECOUT, 1> out_que_;
   AscendC::TBuf<AscendC::TPosition::VECCALC> o_acc_buf_, stat_buf_, work_buf_, cap_buf_;
-  AscendC::LocalTensor<float> o_acc_, row_max_, row_sum_, row_alpha_, lse_rows_, reduce_out_, reduce_tmp_;
+  AscendC::LocalTensor<float> o_acc_, row_max_, row_sum_, row_alpha_, lse_, reduce_out_, reduce_tmp_;
+  AscendC::LocalTensor<uint8_t> row_mask_;
 };
 
 }  // namespace ascend_attn_kernel

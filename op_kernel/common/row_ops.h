@@ -20,7 +20,7 @@ __aicore__ inline void FillColumns(const AscendC::LocalTensor<float>& row, uint3
     }
     const uint32_t end = to < group + kFp32PerRepeat ? to : group + kFp32PerRepeat;
     const uint32_t lo = from - group, n = end - from;
-    uint64_t mask[2] = {(n == 64 ? ~0ull : ((1ull << n) - 1)) << lo, 0};
+    uint64_t mask[2] = {(n == 64 ? ~0ull : ((1ull << n) - 1)) << lo, 0};  // non-const: the API takes uint64_t[]
     AscendC::Duplicate(row[group], value, mask, 1, 1, 8);
     from = end;
   }
@@ -40,12 +40,6 @@ __aicore__ inline void ScaleRows(const AscendC::LocalTensor<float>& block, const
       AscendC::Mul(block[c], block[c], stat, lanes, int32_t(rows), params);
     }
   }
-}
-
-// Scalar reads of vector results wait for the vector pipe; vector reads of scalar writes wait for the scalar pipe.
-__aicore__ inline void VectorToScalar() {
-  AscendC::SetFlag<AscendC::HardEvent::V_S>(0);
-  AscendC::WaitFlag<AscendC::HardEvent::V_S>(0);
 }
 
 }  // namespace ascend_attn_kernel

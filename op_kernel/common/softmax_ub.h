@@ -3,26 +3,35 @@
 #pragma once
 #include <cstdint>
 
+// Kernel builds get __host_aicore__ from kernel_operator.h (included before this header); host builds
+// (csrc/tiling) see plain functions.
+#ifndef __host_aicore__
+#define __host_aicore__
+#endif
+
 namespace ascend_attn_kernel {
 
 constexpr uint32_t kMaxRowsPerAiv = 64;
 constexpr uint32_t kStatLanes = 8;
+// Row statistics of one AIV as [kMaxRowsPerAiv, 8] fp32 each: max, sum, the rescale factor alpha, and lse.
+constexpr uint32_t kStatBytes = kMaxRowsPerAiv * kStatLanes * 4;
+
 // UB one AIV carves for OnlineSoftmaxRows (bytes); the host tilings use it to choose chunk_rows.
 struct SoftmaxUbPlan {
   uint32_t in_bytes, out_bytes, o_acc_bytes, stat_bytes, work_bytes, softcap_bytes;
-  constexpr uint32_t total() const {
+  __host_aicore__ constexpr uint32_t total() const {
     return in_bytes + out_bytes + o_acc_bytes + stat_bytes + work_bytes + softcap_bytes;
   }
 };
-constexpr uint32_t Round32(uint32_t n) { return (n + 31) / 32 * 32; }
-constexpr SoftmaxUbPlan SoftmaxUbLayout(uint32_t block_cols, uint32_t head_dim_v, uint32_t chunk_rows,
-                                        uint32_t elem_bytes, bool softcap) {
+__host_aicore__ constexpr uint32_t Round32(uint32_t n) { return (n + 31) / 32 * 32; }
+__host_aicore__ constexpr SoftmaxUbPlan SoftmaxUbLayout(uint32_t block_cols, uint32_t head_dim_v, uint32_t chunk_rows,
+                                                        uint32_t elem_bytes, bool softcap) {
   const uint32_t width = block_cols > head_dim_v ? block_cols : head_dim_v;  // S rows and O_tmp rows share a buffer
   return SoftmaxUbPlan{Round32(chunk_rows * width * 4),
                        Round32(chunk_rows * width * elem_bytes),
                        Round32(kMaxRowsPerAiv * head_dim_v * 4),
-                       3 * kMaxRowsPerAiv * kStatLanes * 4 + kMaxRowsPerAiv * 4,  // max, sum, alpha; lse rows
-                       2 * 1024,                                                  // reduction results, work
+                       4 * kStatBytes + kMaxRowsPerAiv * kStatLanes / 8,  // max, sum, alpha, lse; a row-mask of bits
+                       2 * 1024,                                          // reduction results, work
                        softcap ? Round32(block_cols * 4) : 0};
 }
 

@@ -19,6 +19,18 @@ struct RowBlock {
   int64_t key_lo, key_hi;  // keys [key_lo, key_hi) some row of the block may see
 };
 
+// The keys each row of a row block may see, relative to the first key k0 of the current KV tile (device code needs a
+// functor with an __aicore__ call operator: bisheng rejects a lambda called from aicore code).
+struct FlashVisible {
+  int64_t q_row0, seqlen_q, seqlen_k, k0;
+  int32_t window_left, window_right;
+  __aicore__ inline void operator()(uint32_t i, int64_t& lo, int64_t& hi) const {
+    const int64_t pos = q_row0 + i + seqlen_k - seqlen_q;  // bottom-right aligned
+    lo = FirstVisibleKey(pos, window_left) - k0;
+    hi = EndVisibleKey(pos, seqlen_k, window_right) - k0;
+  }
+};
+
 template <typename T>
 class FlashAttentionKernel {
  public:
@@ -106,18 +118,19 @@ class FlashAttentionKernel {
     for (int64_t k0 = b.key_lo; k0 < b.key_hi; k0 += t_->block_cols) {  // fully masked KV tiles never start
       const uint32_t cols = uint32_t(b.key_hi - k0 < t_->block_cols ? b.key_hi - k0 : t_->block_cols);
       ComputeScores(b, uint32_t(k0), cols);
-      softmax_.Tile(b.rows, cols, [&](uint32_t i, int64_t& lo, int64_t& hi) {
-        lo = FirstKey(b, b.q_row0 + i) - k0;
-        hi = EndKey(b, b.q_row0 + i) - k0;
-      });
+      softmax_.Tile(b.rows, cols,
+                    FlashVisible{b.q_row0, b.seqlen_q, b.seqlen_k, k0, t_->window_left, t_->window_right});
       ComputePV(b, uint32_t(k0), cols);
       softmax_.AccumulatePV(b.rows);
     }
+    softmax_.Finish(b.rows);
     for (uint32_t r0 = 0; r0 < b.rows; r0 += softmax_.ChunkRows()) {
       const uint32_t n = b.rows - r0 < softmax_.ChunkRows() ? b.rows - r0 : softmax_.ChunkRows();
       StoreO(b, r0, n, softmax_.Normalize(r0, n));
     }
-    if (t_->return_lse) StoreLse(b);
+    // lse [heads, total_q]: this block's rows are contiguous.
+    if (t_->return_lse)
+      softmax_.StoreLse(lse_[uint64_t(b.head) * t_->total_q + b.q_token0 + b.q_row0], 0, b.rows, 1, 0);
   }
 
   // S[rows, cols] = Q[rows, d] K[k0 : k0 + cols, d]^T into the S slot (row stride Bc).
@@ -150,14 +163,6 @@ class FlashAttentionKernel {
     AscendC::DataCopyPad(out_[token * row_stride + uint64_t(b.head) * dv], y,
                          AscendC::DataCopyExtParams(uint16_t(n), dv * sizeof(T), 0, (row_stride - dv) * sizeof(T), 0));
     softmax_.FreeOut(y);
-  }
-
-  // lse [heads, total_q]: this block's rows are contiguous.
-  __aicore__ inline void StoreLse(const RowBlock& b) {
-    AscendC::SetFlag<AscendC::HardEvent::S_MTE3>(0);
-    AscendC::WaitFlag<AscendC::HardEvent::S_MTE3>(0);
-    const uint64_t at = uint64_t(b.head) * t_->total_q + b.q_token0 + b.q_row0;
-    AscendC::DataCopyPad(lse_[at], softmax_.LseRows(), AscendC::DataCopyExtParams(1, b.rows * sizeof(float), 0, 0, 0));
   }
 
   const FlashAttentionTiling* t_ = nullptr;

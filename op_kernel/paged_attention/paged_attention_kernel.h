@@ -9,6 +9,7 @@
 #include "kernel_operator.h"
 #include "lib/matmul_intf.h"
 #include "paged_attention_tiling.h"
+#include "paged_combine.h"
 
 namespace ascend_attn_kernel {
 
@@ -20,6 +21,20 @@ struct PagedItem {
   int64_t q_len, ctx;             // the sequence's query tokens and keys; token t sits at position ctx - q_len + t
   uint32_t first_q;               // token index of the item's first query within the sequence
   int64_t key_lo, key_hi;
+};
+
+// The keys row i of an item may see, relative to the first key k0 of the current KV tile (a functor: device code
+// cannot call a lambda). Row i is query token first_q + i / group of the sequence, at position ctx - q_len + token.
+struct PagedVisible {
+  int64_t ctx, q_len, first_q, key_lo, key_hi, k0;
+  uint32_t group;
+  int32_t window_left, window_right;
+  __aicore__ inline void operator()(uint32_t i, int64_t& lo, int64_t& hi) const {
+    const int64_t pos = ctx - q_len + first_q + i / group;
+    const int64_t first = FirstVisibleKey(pos, window_left), end = EndVisibleKey(pos, ctx, window_right);
+    lo = (first > key_lo ? first : key_lo) - k0;
+    hi = (end < key_hi ? end : key_hi) - k0;
+  }
 };
 
 template <typename T>
@@ -60,12 +75,13 @@ class PagedAttentionKernel {
       part_o_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(user + t_->ws_part_o_offset), parts * t_->head_dim_v);
       part_lse_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(user + t_->ws_part_lse_offset), parts);
     }
-    error_.SetGlobalBuffer(reinterpret_cast<__gm__ uint32_t*>(user + t_->ws_error_offset), 8);
+    // One 64-byte data-cache line per worker: cores writing one line would overwrite each other's flag.
+    error_.SetGlobalBuffer(
+        reinterpret_cast<__gm__ uint32_t*>(user + t_->ws_error_offset + AscendC::GetBlockIdx() * kPagedErrorSlotBytes),
+        kPagedErrorSlotBytes / 4);
     softmax_.Init(pipe, SoftmaxShape{t_->block_cols, t_->head_dim_v, t_->chunk_rows, t_->scale, t_->softcap}, ws_s_,
                   ws_p_, ws_o_);
-    if (t_->max_splits > 1) {
-      pipe->InitBuffer(combine_buf_, PagedCombineUbBytes(t_->max_splits, t_->head_dim_v, sizeof(T)));
-    }
+    if (t_->max_splits > 1) combine_.Init(pipe, t_->max_splits, t_->head_dim_v, part_o_, part_lse_);
   }
 
   __aicore__ inline void Process() {
@@ -82,7 +98,7 @@ class PagedAttentionKernel {
       if (MakeItem(seq, item - first, it)) ComputeItem(it);
     }
     if (t_->max_splits > 1) {
-      AscendC::SyncAll();
+      AscendC::SyncAll();  // every split's partial O and lse are in GM
       Combine(worker);
     }
   }
@@ -135,15 +151,13 @@ class PagedAttentionKernel {
     for (int64_t k0 = it.key_lo / bs * bs; k0 < it.key_hi; k0 += t_->block_cols) {  // tiles of whole pages
       const uint32_t cols = uint32_t(it.key_hi - k0 < t_->block_cols ? it.key_hi - k0 : t_->block_cols);
       ComputeScores(it, k0, cols);
-      softmax_.Tile(it.rows, cols, [&](uint32_t i, int64_t& lo, int64_t& hi) {
-        const int64_t t = it.first_q + i / Group();
-        const int64_t first = FirstKey(it, t), end = EndKey(it, t);
-        lo = (first > it.key_lo ? first : it.key_lo) - k0;
-        hi = (end < it.key_hi ? end : it.key_hi) - k0;
-      });
+      softmax_.Tile(it.rows, cols,
+                    PagedVisible{it.ctx, it.q_len, it.first_q, it.key_lo, it.key_hi, k0, Group(), t_->window_left,
+                                 t_->window_right});
       ComputePV(it, k0, cols);
       softmax_.AccumulatePV(it.rows);
     }
+    softmax_.Finish(it.rows);
     for (uint32_t r0 = 0; r0 < it.rows; r0 += softmax_.ChunkRows()) {
       const uint32_t n = it.rows - r0 < softmax_.ChunkRows() ? it.rows - r0 : softmax_.ChunkRows();
       const AscendC::LocalTensor<float> o = softmax_.Normalize(r0, n);
@@ -153,14 +167,21 @@ class PagedAttentionKernel {
         StoreO(it, r0, n, o);
       }
     }
-    if (t_->return_lse && t_->max_splits == 1) StoreLse(it);
+    if (t_->max_splits > 1) {
+      StorePartialLse(it);
+    } else if (t_->return_lse) {
+      StoreLse(it);
+    }
   }
 
   // Cache row of key `key` of the item's sequence, or -1 (and the error flag) for a block index outside the cache.
   __aicore__ inline int64_t PageBlock(const PagedItem& it, int64_t key) {
     const int32_t block = tables_.GetValue(uint64_t(it.seq) * t_->max_blocks_per_seq + key / t_->block_size);
     if (block < 0 || uint32_t(block) >= t_->num_blocks) {
+      // The host reads the flag after the launch: write the line back (the scalar write sits in the data cache).
       error_.SetValue(0, 1);
+      AscendC::DataCacheCleanAndInvalid<uint32_t, AscendC::CacheLine::SINGLE_CACHE_LINE,
+                                        AscendC::DcciDst::CACHELINE_OUT>(error_);
       return -1;
     }
     return block;
@@ -179,9 +200,9 @@ class PagedAttentionKernel {
         mm_qk.SetTensorB(k_[(uint64_t(block) * bs * hk + it.kv_head) * d], true);
         mm_qk.SetTail(int(g), int(keys), int(d));
         mm_qk.IterateAll(ws_s_[uint64_t(tt) * g * t_->block_cols + off]);
-        mm_qk.End();
       }
     }
+    mm_qk.End();
   }
 
   // O_tmp[rows, dv] = sum over the tile's pages of P[:, page] V_page.
@@ -197,9 +218,9 @@ class PagedAttentionKernel {
       mm_pv.SetTensorB(v_[(uint64_t(block) * bs * hk + it.kv_head) * dv]);
       mm_pv.SetTail(int(it.rows), int(dv), int(keys));
       mm_pv.IterateAll(ws_o_, first ? 0 : 1);  // later pages accumulate into O_tmp
-      mm_pv.End();
       first = false;
     }
+    mm_pv.End();
   }
 
   // Rows [r0, r0 + n) are (token, head-in-group) pairs; the group's heads of one token are contiguous in out.
@@ -216,78 +237,55 @@ class PagedAttentionKernel {
     softmax_.FreeOut(y);
   }
 
+  // lse [heads, num_tokens]: for each head of the group, the item's tokens are contiguous.
   __aicore__ inline void StoreLse(const PagedItem& it) {
     const uint32_t g = Group();
-    for (uint32_t r = 0; r < it.rows; ++r) {
-      const uint64_t head = uint64_t(it.kv_head) * g + r % g;
-      lse_.SetValue(head * t_->num_tokens + it.token0 + r / g, softmax_.LseRows().GetValue(r));
+    for (uint32_t hh = 0; hh < g; ++hh) {
+      softmax_.StoreLse(lse_[(uint64_t(it.kv_head) * g + hh) * t_->num_tokens + it.token0], hh, it.tokens, g, 0);
     }
   }
 
-  // Partial O rows (fp32, normalized over this split) and their lse, at [token, head, split].
+  // Partial O rows (fp32, normalized over this split) at [token, head, split]: the group's heads of one token are
+  // one strided copy. o lives in a TBuf, so the MTE3 read is ordered by hand after the vector's writes and before its
+  // next ones (the next item's Reset).
   __aicore__ inline void StorePartial(const PagedItem& it, uint32_t r0, uint32_t n,
                                       const AscendC::LocalTensor<float>& o) {
-    const uint32_t g = Group(), dv = t_->head_dim_v;
-    AscendC::SetFlag<AscendC::HardEvent::V_MTE3>(0);
-    AscendC::WaitFlag<AscendC::HardEvent::V_MTE3>(0);
-    for (uint32_t r = r0; r < r0 + n; ++r) {
-      const uint64_t row = ((it.token0 + r / g) * uint64_t(t_->num_heads) + it.kv_head * g + r % g);
-      const uint64_t at = row * t_->max_splits + it.split;
-      part_lse_.SetValue(at, softmax_.LseRows().GetValue(r));
-      AscendC::DataCopy(part_o_[at * dv], o[(r - r0) * dv], dv);
+    const uint32_t g = Group(), dv = t_->head_dim_v, splits = t_->max_splits;
+    const AscendC::TEventID v_mte3 = GetTPipePtr()->FetchEventID(AscendC::HardEvent::V_MTE3);
+    AscendC::SetFlag<AscendC::HardEvent::V_MTE3>(v_mte3);
+    AscendC::WaitFlag<AscendC::HardEvent::V_MTE3>(v_mte3);
+    for (uint32_t r = r0; r < r0 + n;) {
+      const uint32_t tt = r / g, seg = (tt + 1) * g < r0 + n ? (tt + 1) * g - r : r0 + n - r;
+      const uint64_t row = (it.token0 + tt) * uint64_t(t_->num_heads) + it.kv_head * g + r % g;
+      const uint16_t blocks = uint16_t(dv * 4 / 32), gap = uint16_t((splits - 1) * dv * 4 / 32);
+      AscendC::DataCopy(part_o_[(row * splits + it.split) * dv], o[(r - r0) * dv],
+                        AscendC::DataCopyParams(uint16_t(seg), blocks, 0, gap));
+      r += seg;
+    }
+    const AscendC::TEventID mte3_v = GetTPipePtr()->FetchEventID(AscendC::HardEvent::MTE3_V);
+    AscendC::SetFlag<AscendC::HardEvent::MTE3_V>(mte3_v);
+    AscendC::WaitFlag<AscendC::HardEvent::MTE3_V>(mte3_v);
+  }
+
+  // Partial lse at [token, head, split]: per token, the group's heads are `splits` floats apart.
+  __aicore__ inline void StorePartialLse(const PagedItem& it) {
+    const uint32_t g = Group(), splits = t_->max_splits;
+    for (uint32_t tt = 0; tt < it.tokens; ++tt) {
+      const uint64_t row = (it.token0 + tt) * uint64_t(t_->num_heads) + it.kv_head * g;
+      softmax_.StoreLse(part_lse_[row * splits + it.split], tt * g, g, 1, (splits - 1) * 4);
     }
   }
 
-  // out = sum_j exp(lse_j - lse) O_j with lse = log sum_j exp(lse_j), for this worker's share of (token, head) rows.
+  // This worker's share of the (token, head) rows, combined over their sequence's splits.
   __aicore__ inline void Combine(uint32_t worker) {
-    const uint32_t dv = t_->head_dim_v, workers = uint32_t(AscendC::GetBlockNum()) * 2;
+    const uint32_t workers = uint32_t(AscendC::GetBlockNum()) * 2;
     const uint64_t rows = uint64_t(t_->num_tokens) * t_->num_heads;
-    const uint64_t begin = rows * worker / workers, end = rows * (worker + 1) / workers;
-    AscendC::LocalTensor<float> parts = combine_buf_.Get<float>();
-    AscendC::LocalTensor<float> lse = parts[Round32(t_->max_splits * dv * 4) / 4];
-    AscendC::LocalTensor<float> acc = lse[Round32(t_->max_splits * 4) / 4];
-    AscendC::LocalTensor<float> scratch = acc[Round32(dv * 4) / 4];
-    AscendC::LocalTensor<T> y = scratch[Round32(dv * 4) / 4].template ReinterpretCast<T>();
-    AscendC::LocalTensor<float> ln = scratch;
     uint32_t seq = 0;
-    for (uint64_t row = begin; row < end; ++row) {
+    for (uint64_t row = rows * worker / workers; row < rows * (worker + 1) / workers; ++row) {
       const uint32_t token = uint32_t(row / t_->num_heads);
       while (uint32_t(cu_q_.GetValue(seq + 1)) <= token) ++seq;
-      const uint32_t splits = SplitsOf(ctx_.GetValue(seq));
-      AscendC::DataCopy(parts, part_o_[row * t_->max_splits * dv], splits * dv);
-      AscendC::DataCopyPad(lse, part_lse_[row * t_->max_splits], AscendC::DataCopyExtParams(1, splits * 4, 0, 0, 0),
-                           AscendC::DataCopyPadExtParams<float>(false, 0, 0, 0.0f));
-      AscendC::SetFlag<AscendC::HardEvent::MTE2_S>(0);
-      AscendC::WaitFlag<AscendC::HardEvent::MTE2_S>(0);
-      AscendC::SetFlag<AscendC::HardEvent::MTE2_V>(0);
-      AscendC::WaitFlag<AscendC::HardEvent::MTE2_V>(0);
-      float m = -kInf;
-      for (uint32_t j = 0; j < splits; ++j) m = lse.GetValue(j) > m ? lse.GetValue(j) : m;
-      AscendC::Duplicate(acc, 0.0f, int32_t(dv));
-      float total = 0.0f, row_lse = -kInf;
-      if (m != -kInf) {
-        AscendC::Adds(lse, lse, -m, int32_t(splits));
-        AscendC::Exp(lse, lse, int32_t(splits));  // weights exp(lse_j - m); an empty split weighs 0
-        VectorToScalar();
-        for (uint32_t j = 0; j < splits; ++j) {
-          const float w = lse.GetValue(j);
-          total += w;
-          AscendC::Muls(scratch, parts[j * dv], w, int32_t(dv));
-          AscendC::Add(acc, acc, scratch, int32_t(dv));
-        }
-        AscendC::Muls(acc, acc, 1.0f / total, int32_t(dv));
-        AscendC::Duplicate(ln, total, int32_t(kStatLanes));
-        AscendC::Ln(ln, ln, int32_t(kStatLanes));
-        VectorToScalar();
-        row_lse = m + ln.GetValue(0);
-      }
-      AscendC::Cast(y, acc, AscendC::RoundMode::CAST_RINT, int32_t(dv));
-      AscendC::SetFlag<AscendC::HardEvent::V_MTE3>(0);
-      AscendC::WaitFlag<AscendC::HardEvent::V_MTE3>(0);
-      AscendC::DataCopyPad(out_[row * dv], y, AscendC::DataCopyExtParams(1, dv * sizeof(T), 0, 0, 0));
-      if (t_->return_lse) lse_.SetValue(uint64_t(row % t_->num_heads) * t_->num_tokens + token, row_lse);
-      AscendC::SetFlag<AscendC::HardEvent::MTE3_MTE2>(0);  // the next row's loads reuse the buffers
-      AscendC::WaitFlag<AscendC::HardEvent::MTE3_MTE2>(0);
+      const AscendC::GlobalTensor<float> lse = lse_[uint64_t(row % t_->num_heads) * t_->num_tokens + token];
+      combine_.Row(row, SplitsOf(ctx_.GetValue(seq)), out_[row * t_->head_dim_v], t_->return_lse ? &lse : nullptr);
     }
   }
 
@@ -296,8 +294,8 @@ class PagedAttentionKernel {
   AscendC::GlobalTensor<int32_t> tables_, ctx_, cu_q_;
   AscendC::GlobalTensor<float> lse_, ws_s_, ws_o_, part_o_, part_lse_;
   AscendC::GlobalTensor<uint32_t> error_;
-  AscendC::TBuf<AscendC::TPosition::VECCALC> combine_buf_;
   OnlineSoftmaxRows<T> softmax_;
+  PagedCombine<T> combine_;
 };
 
 }  // namespace ascend_attn_kernel

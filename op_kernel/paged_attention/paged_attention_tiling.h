@@ -11,8 +11,10 @@ constexpr uint32_t kPagedMaxCores = 64;
 constexpr uint32_t kPagedMaxWorkers = 2 * kPagedMaxCores;  // every AIV is a worker
 constexpr uint32_t kPagedMaxSplits = 32;                   // KV splits of one sequence (flash-decoding)
 
+enum PagedDtype : uint32_t { kPagedFp16 = 0, kPagedBf16 = 1 };
+
 struct PagedAttentionTiling {
-  uint32_t dtype;  // 0 fp16, 1 bf16 (q, caches and out)
+  uint32_t dtype;  // PagedDtype of q, the caches and out
   uint32_t num_seqs, num_heads, num_kv_heads, head_dim, head_dim_v;
   uint32_t num_tokens, num_blocks, block_size, max_blocks_per_seq;
   float scale, softcap;
@@ -30,14 +32,30 @@ struct PagedAttentionTiling {
   uint64_t ws_p_offset, ws_o_offset;
   uint64_t ws_part_o_offset;    // after all AIV slots: partial O fp32 [num_tokens, heads, max_splits, dv]
   uint64_t ws_part_lse_offset;  // partial lse fp32 [num_tokens, heads, max_splits]
-  uint64_t ws_error_offset;     // uint32 flag: a block index outside the cache was met (and skipped)
+  uint64_t ws_error_offset;     // per worker a 64-byte slot; word 0 nonzero: a block index outside the cache was met
   TCubeTiling mm1;              // S = Q K_page^T: m rows, n = block_size, k = head_dim
   TCubeTiling mm2;              // O_tmp (+)= P_page V_page: m rows, n = head_dim_v, k = block_size
 };
 static_assert(std::is_trivially_copyable<PagedAttentionTiling>::value, "tiling is copied to the device as bytes");
 
-// UB of the combine phase of one AIV: partial O rows of one (token, head), their lse, the sum and the output row.
-constexpr uint32_t PagedCombineUbBytes(uint32_t max_splits, uint32_t head_dim_v, uint32_t elem_bytes) {
-  return ascend_attn_kernel::Round32(max_splits * head_dim_v * 4) + ascend_attn_kernel::Round32(max_splits * 4) +
-         2 * ascend_attn_kernel::Round32(head_dim_v * 4) + ascend_attn_kernel::Round32(head_dim_v * elem_bytes) + 32;
+// Each worker (AIV) flags a block index outside the cache in its own 64-byte line of the error region: a scalar GM
+// write lands in the core's data cache, and cores writing one line would overwrite each other's.
+constexpr uint32_t kPagedErrorSlotBytes = 64;
+
+// UB of the combine phase of one AIV (op_kernel/paged_attention/paged_combine.h): the partial O rows and lse of one
+// (token, head) in, the output row and its lse out, the fp32 sum, a scratch row and the reduction results.
+struct PagedCombineUb {
+  uint32_t parts_bytes, lse_bytes, y_bytes, lse_out_bytes, acc_bytes, calc_bytes;
+  __host_aicore__ constexpr uint32_t total() const {
+    return parts_bytes + lse_bytes + y_bytes + lse_out_bytes + calc_bytes;
+  }
+};
+__host_aicore__ constexpr PagedCombineUb PagedCombineLayout(uint32_t max_splits, uint32_t head_dim_v,
+                                                            uint32_t elem_bytes) {
+  return PagedCombineUb{ascend_attn_kernel::Round32(max_splits * head_dim_v * 4),
+                        ascend_attn_kernel::Round32(max_splits * 4),
+                        ascend_attn_kernel::Round32(head_dim_v * elem_bytes),
+                        32,
+                        ascend_attn_kernel::Round32(head_dim_v * 4),
+                        2 * ascend_attn_kernel::Round32(head_dim_v * 4) + 64};
 }

@@ -1,7 +1,11 @@
 // Kernel entry of reshape_and_cache (vector only): writes each token's K and V rows into the paged caches at its
 // slot, skipping negative slots (padding tokens). A slot past the cache is skipped and flagged in the workspace
-// (the host validated the slots first; the kernel still never writes outside the cache).
+// (the host validated the slots first; the kernel still never writes outside the cache). Rows go GM -> UB -> GM
+// through a TQueBind<VECIN, VECOUT>, whose events order the MTE2 copy in before the MTE3 copy out, and the next
+// copy into a buffer after the previous copy out of it.
 #include "../common/copy_tiling.h"
+#include "../common/kernel_entry.h"
+#include "../paged_attention/paged_attention_tiling.h"
 #include "kernel_operator.h"
 #include "reshape_and_cache_tiling.h"
 
@@ -26,7 +30,10 @@ class ReshapeAndCacheKernel {
     } else {
       slot32_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(slot_mapping), t_->num_tokens);
     }
-    error_.SetGlobalBuffer(reinterpret_cast<__gm__ uint32_t*>(AscendC::GetUserWorkspace(workspace)), 8);
+    // One 64-byte data-cache line per worker, as in paged_attention.
+    error_.SetGlobalBuffer(reinterpret_cast<__gm__ uint32_t*>(AscendC::GetUserWorkspace(workspace) +
+                                                              AscendC::GetBlockIdx() * kPagedErrorSlotBytes),
+                           kPagedErrorSlotBytes / 4);
     pipe->InitBuffer(que_, 2, k_row_ > v_row_ ? k_row_ : v_row_);  // double buffered
   }
 
@@ -38,7 +45,9 @@ class ReshapeAndCacheKernel {
       const int64_t slot = t_->slot_int64 ? slot64_.GetValue(token) : slot32_.GetValue(token);
       if (slot < 0) continue;  // padding token
       if (uint64_t(slot) >= slots) {
-        error_.SetValue(0, 1);
+        error_.SetValue(0, 1);  // the host reads it after the launch: write the line back
+        AscendC::DataCacheCleanAndInvalid<uint32_t, AscendC::CacheLine::SINGLE_CACHE_LINE,
+                                          AscendC::DcciDst::CACHELINE_OUT>(error_);
         continue;
       }
       CopyRow(key_[token * k_row_], key_cache_[uint64_t(slot) * k_row_], k_row_);
@@ -64,14 +73,13 @@ class ReshapeAndCacheKernel {
   AscendC::GlobalTensor<int32_t> slot32_;
   AscendC::GlobalTensor<int64_t> slot64_;
   AscendC::GlobalTensor<uint32_t> error_;
-  AscendC::TQue<AscendC::TPosition::VECIN, 1> que_;
+  AscendC::TQueBind<AscendC::TPosition::VECIN, AscendC::TPosition::VECOUT, 1> que_;
 };
 
 }  // namespace
 
-extern "C" __global__ __aicore__ void reshape_and_cache(GM_ADDR key, GM_ADDR value, GM_ADDR key_cache,
-                                                        GM_ADDR value_cache, GM_ADDR slot_mapping, GM_ADDR workspace,
-                                                        GM_ADDR tiling) {
+ASCEND_ATTN_VECTOR_KERNEL void reshape_and_cache(GM_ADDR key, GM_ADDR value, GM_ADDR key_cache, GM_ADDR value_cache,
+                                                 GM_ADDR slot_mapping, GM_ADDR workspace, GM_ADDR tiling) {
   KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_AIV_ONLY);
   ReshapeAndCacheTiling t;
   ascend_attn_kernel::CopyTiling(&t, tiling);

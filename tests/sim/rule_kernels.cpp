@@ -1,7 +1,10 @@
 // Purpose-built kernels for the simulator's unit tests: each breaks (or exercises) one hardware rule.
 #include <torch/extension.h>
 
+#include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "kernel_operator.h"
 #include "lib/matmul_intf.h"
@@ -10,21 +13,23 @@ using namespace AscendC;
 
 namespace {
 
-// Runs `kernel` as a launch of `cores` cores over the GM buffer `gm` (fp32), re-raising the simulator's error.
-void launch(ascend_sim::KernelType type, uint32_t cores, at::Tensor& gm, const std::function<void(float*)>& kernel) {
-  ascend_sim::Launch l(type, cores, {{reinterpret_cast<uint8_t*>(gm.data_ptr()), uint64_t(gm.nbytes()), "gm"}}, false);
-  float* p = gm.data_ptr<float>();
-  l.run([&] { kernel(p); });
-}
+// The GM buffers a test passes: fp32 unless the kernel reinterprets them.
+struct Bufs {
+  std::vector<uint8_t*> p;
+  float* f(size_t i) const { return reinterpret_cast<float*>(p.at(i)); }
+  half* h(size_t i) const { return reinterpret_cast<half*>(p.at(i)); }
+};
 
-void ub_capacity(float*) {
+// ---- capacities, alignment, copy rules (one core) ----
+
+void ub_capacity(const Bufs&) {
   TPipe pipe;
   TBuf<TPosition::VECCALC> a, b;
   pipe.InitBuffer(a, 150 * 1024);
   pipe.InitBuffer(b, 40 * 1024);  // 190 KB > usable UB
 }
 
-void l1_capacity(float*) {
+void l1_capacity(const Bufs&) {
   if ASCEND_IS_AIV {
     return;
   }
@@ -33,16 +38,33 @@ void l1_capacity(float*) {
   pipe.InitBuffer(l1, 600 * 1024);
 }
 
-void matmul_l1(float*) {
-  using T = matmul::MatmulType<TPosition::GM, CubeFormat::ND, half>;
-  using C = matmul::MatmulType<TPosition::GM, CubeFormat::ND, float>;
-  matmul::Matmul<T, T, C> mm;
-  TCubeTiling t{1, 128, 128, 128, 128, 128, 128, 128, 128, 128, 64, 16, 16, 1, 1, 1, 1, 0, 0, 1, 1, 1};
+void matmul_l1(const Bufs&) {
+  using T = MatmulType<TPosition::GM, CubeFormat::ND, half>;
+  using C = MatmulType<TPosition::GM, CubeFormat::ND, float>;
+  Matmul<T, T, C> mm;
+  TCubeTiling t;
+  t.usedCoreNum = 1, t.M = t.N = t.Ka = t.Kb = 128, t.singleCoreM = t.singleCoreN = t.singleCoreK = 128;
+  t.baseM = 128, t.baseN = 128, t.baseK = 64;
+  t.depthA1 = t.depthB1 = 16;  // 16 base blocks each: 512 KB of L1
+  t.stepM = t.stepN = 1, t.stepKa = t.stepKb = 8, t.dbL0A = t.dbL0B = t.dbL0C = 1;
   TPipe pipe;
-  REGIST_MATMUL_OBJ(&pipe, nullptr, mm, &t);  // depthA1 = depthB1 = 16 base blocks: 512 KB of L1
+  REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), mm, &t);
 }
 
-void unaligned(float*) {
+void matmul_depth(const Bufs&) {
+  using T = MatmulType<TPosition::GM, CubeFormat::ND, half>;
+  using C = MatmulType<TPosition::GM, CubeFormat::ND, float>;
+  Matmul<T, T, C> mm;
+  TCubeTiling t;
+  t.usedCoreNum = 1, t.M = t.N = t.Ka = t.Kb = 64, t.singleCoreM = t.singleCoreN = t.singleCoreK = 64;
+  t.baseM = t.baseN = t.baseK = 64;
+  t.depthA1 = 3, t.depthB1 = 2;  // 3 is not stepM x stepKa x (1 or 2)
+  t.stepM = t.stepN = t.stepKa = t.stepKb = 1, t.dbL0A = t.dbL0B = t.dbL0C = 2;
+  TPipe pipe;
+  REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), mm, &t);
+}
+
+void unaligned(const Bufs&) {
   TPipe pipe;
   TBuf<TPosition::VECCALC> buf;
   pipe.InitBuffer(buf, 1024);
@@ -50,16 +72,16 @@ void unaligned(float*) {
   Adds(x[3], x[3], 1.0f, 16);
 }
 
-void copy_length(float* gm) {
+void copy_length(const Bufs& b) {
   TPipe pipe;
   TBuf<TPosition::VECCALC> buf;
   pipe.InitBuffer(buf, 1024);
   GlobalTensor<float> g;
-  g.SetGlobalBuffer(gm, 64);
+  g.SetGlobalBuffer(b.f(0), 64);
   DataCopy(buf.Get<float>(), g, 5);  // 20 bytes: not whole 32-byte blocks
 }
 
-void repeat_limit(float*) {
+void repeat_limit(const Bufs&) {
   TPipe pipe;
   TBuf<TPosition::VECCALC> buf;
   pipe.InitBuffer(buf, 160 * 1024);
@@ -67,11 +89,68 @@ void repeat_limit(float*) {
   Mul(x, x, x, 64, 300, BinaryRepeatParams());
 }
 
-void unmatched_set_flag(float*) { SetFlag<HardEvent::MTE2_V>(0); }
+void gm_out_of_bounds(const Bufs& b) {
+  TPipe pipe;
+  TBuf<TPosition::VECCALC> buf;
+  pipe.InitBuffer(buf, 1024);
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0), 64);
+  LocalTensor<float> x = buf.Get<float>();
+  Duplicate(x, 0.0f, 16);
+  const TEventID id = GetTPipePtr()->FetchEventID(HardEvent::V_MTE3);
+  SetFlag<HardEvent::V_MTE3>(id);
+  WaitFlag<HardEvent::V_MTE3>(id);
+  DataCopy(g[56], x, 16);  // elements 56..71 of a 64-element tensor
+}
 
-void wait_without_set(float*) { WaitFlag<HardEvent::V_MTE3>(1); }
+void gm_outside_buffers(const Bufs& b) {
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0) + 32, 64);  // the host passed 64 elements
+}
 
-void enque_without_deque(float*) {
+// ---- flags and queues ----
+
+void unmatched_set_flag(const Bufs&) { SetFlag<HardEvent::MTE2_V>(0); }
+
+void wait_without_set(const Bufs&) { WaitFlag<HardEvent::V_MTE3>(1); }
+
+void set_flag_twice(const Bufs&) {
+  SetFlag<HardEvent::MTE2_V>(1);
+  SetFlag<HardEvent::MTE2_V>(1);
+}
+
+void reserved_event_id(const Bufs&) {
+  SetFlag<HardEvent::MTE2_V>(7);
+  WaitFlag<HardEvent::MTE2_V>(7);
+}
+
+void cube_event_on_aiv(const Bufs&) { SetFlag<HardEvent::M_MTE1>(0); }
+
+void pipe_barrier_s(const Bufs&) { PipeBarrier<PIPE_S>(); }
+
+// With a TPipe, a hard-coded id bypasses the pool the TQue operations draw from (issue finding 6).
+void hardcoded_event_id(const Bufs&) {
+  TPipe pipe;
+  SetFlag<HardEvent::V_MTE3>(0);
+  WaitFlag<HardEvent::V_MTE3>(0);
+}
+
+// FetchEventID does not hold its id: an EnQue in between takes the same one.
+void fetched_id_collides(const Bufs&) {
+  TPipe pipe;
+  TQue<TPosition::VECOUT, 1> que;
+  pipe.InitBuffer(que, 1, 256);
+  const TEventID id = GetTPipePtr()->FetchEventID(HardEvent::V_MTE3);
+  SetFlag<HardEvent::V_MTE3>(id);
+  LocalTensor<float> y = que.AllocTensor<float>();
+  Duplicate(y, 1.0f, 64);
+  que.EnQue(y);
+  y = que.DeQue<float>();
+  que.FreeTensor(y);
+  WaitFlag<HardEvent::V_MTE3>(id);
+}
+
+void enque_without_deque(const Bufs&) {
   TPipe pipe;
   TQue<TPosition::VECIN, 1> que;
   pipe.InitBuffer(que, 1, 256);
@@ -79,7 +158,7 @@ void enque_without_deque(float*) {
   que.EnQue(t);
 }
 
-void alloc_without_free(float*) {
+void alloc_without_free(const Bufs&) {
   TPipe pipe;
   TQue<TPosition::VECOUT, 1> que;
   pipe.InitBuffer(que, 2, 256);
@@ -88,127 +167,592 @@ void alloc_without_free(float*) {
   t = que.DeQue<float>();
 }
 
-void gm_out_of_bounds(float* gm) {
+void use_after_free(const Bufs&) {
+  TPipe pipe;
+  TQue<TPosition::VECIN, 1> que;
+  pipe.InitBuffer(que, 1, 256);
+  LocalTensor<float> x = que.AllocTensor<float>();
+  que.FreeTensor(x);
+  Duplicate(x, 1.0f, 64);
+}
+
+void enque_freed(const Bufs&) {
+  TPipe pipe;
+  TQue<TPosition::VECOUT, 1> que;
+  pipe.InitBuffer(que, 1, 256);
+  LocalTensor<float> x = que.AllocTensor<float>();
+  que.FreeTensor(x);
+  que.EnQue(x);
+}
+
+// ---- races between the pipes of one core ----
+
+// GM -> UB through a VECIN queue and straight back out: EnQue/DeQue order MTE2 -> V only (issue finding 4).
+void vecin_copy_through(const Bufs& b) {
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0), 128);
+  TPipe pipe;
+  TQue<TPosition::VECIN, 1> que;
+  pipe.InitBuffer(que, 1, 256);
+  LocalTensor<float> x = que.AllocTensor<float>();
+  DataCopy(x, g, 64);
+  que.EnQue(x);
+  x = que.DeQue<float>();
+  DataCopy(g[64], x, 64);
+  que.FreeTensor(x);
+}
+
+// The same through TQueBind<VECIN, VECOUT>, twice through one buffer: ordered both ways. gm[64:128] = gm[0:64],
+// then gm[0:64] = gm[64:128].
+void bind_copy_through(const Bufs& b) {
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0), 128);
+  TPipe pipe;
+  TQueBind<TPosition::VECIN, TPosition::VECOUT, 1> que;
+  pipe.InitBuffer(que, 1, 256);
+  for (int i = 0; i < 2; ++i) {
+    LocalTensor<float> x = que.AllocTensor<float>();
+    DataCopy(x, g[64 * i], 64);
+    que.EnQue(x);
+    x = que.DeQue<float>();
+    DataCopy(g[64 * (1 - i)], x, 64);
+    que.FreeTensor(x);
+  }
+}
+
+// A TBuf written by V and copied out by MTE3 with no flag between.
+void tbuf_no_flag(const Bufs& b) {
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0), 64);
   TPipe pipe;
   TBuf<TPosition::VECCALC> buf;
-  pipe.InitBuffer(buf, 1024);
-  GlobalTensor<float> g;
-  g.SetGlobalBuffer(gm, 64);
-  DataCopy(g[56], buf.Get<float>(), 16);  // elements 56..71 of a 64-element tensor
+  pipe.InitBuffer(buf, 256);
+  LocalTensor<float> x = buf.Get<float>();
+  Duplicate(x, 1.0f, 64);
+  DataCopy(g, x, 64);
 }
 
-void gm_outside_buffers(float* gm) {
+// V -> MTE3 ordered, but the next vector write of the buffer is not ordered after the copy out (issue finding 5).
+// With `reuse_flag`, it is, and gm ends as 1.
+template <bool reuse_flag>
+void tbuf_reuse(const Bufs& b) {
   GlobalTensor<float> g;
-  g.SetGlobalBuffer(gm + 32, 64);  // the host passed 64 elements
+  g.SetGlobalBuffer(b.f(0), 64);
+  TPipe pipe;
+  TBuf<TPosition::VECCALC> buf;
+  pipe.InitBuffer(buf, 256);
+  LocalTensor<float> x = buf.Get<float>();
+  Duplicate(x, 1.0f, 64);
+  const TEventID v_mte3 = GetTPipePtr()->FetchEventID(HardEvent::V_MTE3);
+  SetFlag<HardEvent::V_MTE3>(v_mte3);
+  WaitFlag<HardEvent::V_MTE3>(v_mte3);
+  DataCopy(g, x, 64);
+  if (reuse_flag) {
+    const TEventID mte3_v = GetTPipePtr()->FetchEventID(HardEvent::MTE3_V);
+    SetFlag<HardEvent::MTE3_V>(mte3_v);
+    WaitFlag<HardEvent::MTE3_V>(mte3_v);
+  }
+  Duplicate(x, 2.0f, 64);
 }
 
-void cross_core_saturation(float*) {
+// Two DMA copies into one UB range on MTE2: the pipe needs a PipeBarrier between them (PipeBarrier(ISASI).md).
+template <bool barrier>
+void mte2_overlap(const Bufs& b) {
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0), 128);
+  TPipe pipe;
+  TQue<TPosition::VECIN, 1> que;
+  pipe.InitBuffer(que, 1, 256);
+  LocalTensor<float> x = que.AllocTensor<float>();
+  DataCopy(x, g, 64);
+  if (barrier) PipeBarrier<PIPE_MTE2>();
+  DataCopy(x, g[64], 64);
+  que.EnQue(x);
+  x = que.DeQue<float>();
+  que.FreeTensor(x);
+}
+
+// The scalar unit reads a vector result: the compiler's auto-sync orders it (no flag needed).
+void scalar_reads_vector(const Bufs& b) {
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0), 64);
+  TPipe pipe;
+  TBuf<TPosition::VECCALC> buf;
+  pipe.InitBuffer(buf, 256);
+  LocalTensor<float> x = buf.Get<float>();
+  Duplicate(x, 3.0f, 64);
+  Adds(x, x, 1.0f, 64);
+  x.SetValue(1, x.GetValue(0) * 2.0f);
+  g.SetValue(0, x.GetValue(1));
+  DataCacheCleanAndInvalid<float, CacheLine::SINGLE_CACHE_LINE, DcciDst::CACHELINE_OUT>(g);
+}
+
+// ---- the scalar data cache and other cores (vector-only mix launch, 2 cores) ----
+
+// Core 0 writes gm[0] with SetValue; after SyncAll core 1 copies it in by DMA. Without the clean-and-invalidate the
+// value is still in core 0's data cache (issue finding 3); with it, core 1 copies 5 back to gm[32].
+template <bool flush>
+void setvalue_then_dma(const Bufs& b) {
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0), 64);
+  TPipe pipe;
+  TQueBind<TPosition::VECIN, TPosition::VECOUT, 1> que;
+  pipe.InitBuffer(que, 1, 256);
+  if (GetBlockIdx() == 0) {
+    g.SetValue(0, 5.0f);
+    if (flush) DataCacheCleanAndInvalid<float, CacheLine::SINGLE_CACHE_LINE, DcciDst::CACHELINE_OUT>(g);
+  }
+  SyncAll();
+  if (GetBlockIdx() == 1) {
+    LocalTensor<float> x = que.AllocTensor<float>();
+    DataCopy(x, g, 8);
+    que.EnQue(x);
+    x = que.DeQue<float>();
+    DataCopy(g[32], x, 8);
+    que.FreeTensor(x);
+  }
+  SyncAll();  // core 0 waits here, so core 1's copy is what meets its unflushed write
+  if (!flush && GetBlockIdx() == 0) {
+    DataCacheCleanAndInvalid<float, CacheLine::SINGLE_CACHE_LINE, DcciDst::CACHELINE_OUT>(g);
+  }
+}
+
+// Both cores write one 64-byte line (different words) with SetValue.
+void two_cores_one_line(const Bufs& b) {
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0), 64);
+  g.SetValue(GetBlockIdx(), 1.0f);
+  DataCacheCleanAndInvalid<float, CacheLine::SINGLE_CACHE_LINE, DcciDst::CACHELINE_OUT>(g);
+}
+
+// Both cores write one line with SetValue, ordered by SyncAll, but core 0 never wrote its line back: the second
+// core dirties a line the first still holds dirty.
+void two_cores_dirty_one_line(const Bufs& b) {
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0), 64);
+  if (GetBlockIdx() == 0) g.SetValue(0, 1.0f);
+  SyncAll();
+  if (GetBlockIdx() == 1) g.SetValue(1, 2.0f);
+  SyncAll();
+  DataCacheCleanAndInvalid<float, CacheLine::SINGLE_CACHE_LINE, DcciDst::CACHELINE_OUT>(g);
+}
+
+// A scalar GM write never written back.
+void setvalue_unflushed(const Bufs& b) {
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0), 64);
+  g.SetValue(3, 1.0f);
+}
+
+// Core 0 reads gm[0] (caching its line); core 1 then overwrites it by DMA; core 0 reads it again without
+// invalidating its cache first.
+void stale_scalar_read(const Bufs& b) {
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0), 64);
+  TPipe pipe;
+  TQue<TPosition::VECOUT, 1> que;
+  pipe.InitBuffer(que, 1, 256);
+  float seen = 0.0f;
+  if (GetBlockIdx() == 0) seen = g.GetValue(0);
+  SyncAll();
+  if (GetBlockIdx() == 1) {
+    LocalTensor<float> y = que.AllocTensor<float>();
+    Duplicate(y, 9.0f, 64);
+    que.EnQue(y);
+    y = que.DeQue<float>();
+    DataCopy(g, y, 64);
+    que.FreeTensor(y);
+  }
+  SyncAll();
+  if (GetBlockIdx() == 0) seen += g.GetValue(0);
+  (void)seen;
+}
+
+// Core 0 writes gm[0:64) by DMA, core 1 reads it by DMA; ordered only with SyncAll (then gm[0:64) = 4 and core 1
+// copies it to gm[64:128)).
+template <bool sync>
+void gm_cross_core(const Bufs& b) {
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0), 128);
+  TPipe pipe;
+  TQue<TPosition::VECOUT, 1> out;
+  TQueBind<TPosition::VECIN, TPosition::VECOUT, 1> through;
+  pipe.InitBuffer(out, 1, 256);
+  pipe.InitBuffer(through, 1, 256);
+  if (GetBlockIdx() == 0) {
+    LocalTensor<float> y = out.AllocTensor<float>();
+    Duplicate(y, 4.0f, 64);
+    out.EnQue(y);
+    y = out.DeQue<float>();
+    DataCopy(g, y, 64);
+    out.FreeTensor(y);
+  }
+  if (sync) SyncAll();
+  if (GetBlockIdx() == 1) {
+    LocalTensor<float> x = through.AllocTensor<float>();
+    DataCopy(x, g, 64);
+    through.EnQue(x);
+    x = through.DeQue<float>();
+    DataCopy(g[64], x, 64);
+    through.FreeTensor(x);
+  }
+}
+
+void syncall_early_exit(const Bufs&) {
+  if (GetBlockIdx() == 1) return;
+  SyncAll();
+}
+
+void syncall_in_aiv_only(const Bufs&) { SyncAll(); }
+
+void cross_core_in_aiv_only(const Bufs&) { CrossCoreSetFlag<0, PIPE_MTE3>(1); }
+
+void cross_core_syncall_id(const Bufs&) { CrossCoreSetFlag<0, PIPE_MTE3>(12); }
+
+// ---- mix launches (AIC + 2 AIV per core) ----
+
+// Nobody sets flag 3.
+void deadlock_flag(const Bufs&) {
+  if ASCEND_IS_AIV {
+    CrossCoreWaitFlag(3);
+  }
+}
+
+void cross_core_saturation(const Bufs&) {
   if ASCEND_IS_AIC {
     for (int i = 0; i < 16; ++i) CrossCoreSetFlag<2, PIPE_FIX>(3);
   }
 }
 
-// Correct kernels whose results the tests check.
-
-// Cross-core handshake and SyncAll: AIC sets flag 1 for both AIVs; each AIV writes its index, all sync, AIV 0 of
-// core 0 sums everything into gm[63].
-void handshake(float* gm) {
+// Cross-core handshake and SyncAll: the AIC releases both AIVs (mode 2); each AIV writes its index + 1 into its own
+// 64-byte slot and writes it back; after SyncAll AIV 0 sums every slot into gm[63].
+void handshake(const Bufs& b) {
   GlobalTensor<float> g;
-  g.SetGlobalBuffer(gm, 64);
+  g.SetGlobalBuffer(b.f(0), 16 * 8);
   if ASCEND_IS_AIC {
     CrossCoreSetFlag<2, PIPE_FIX>(1);
     return;
   }
   CrossCoreWaitFlag(1);
-  g.SetValue(GetBlockIdx(), float(GetBlockIdx() + 1));
+  g[16 * GetBlockIdx()].SetValue(0, float(GetBlockIdx() + 1));
+  DataCacheCleanAndInvalid<float, CacheLine::SINGLE_CACHE_LINE, DcciDst::CACHELINE_OUT>(g[16 * GetBlockIdx()]);
   SyncAll();
   if (GetBlockIdx() == 0) {
     float s = 0;
-    for (int64_t i = 0; i < 2 * GetBlockNum(); ++i) s += g.GetValue(i);
-    g.SetValue(63, s);
+    for (int64_t i = 0; i < 2 * GetBlockNum(); ++i) s += g.GetValue(16 * i);
+    g.SetValue(16 * 7 + 15, s);
+    DataCacheCleanAndInvalid<float, CacheLine::SINGLE_CACHE_LINE, DcciDst::CACHELINE_OUT>(g[16 * 7]);
   }
 }
 
-// Per-row broadcast: rows of x [4, 16] (gm[0..64)) scaled by stats gm[64..68) via Brcb + level-0 Mul; result to
-// gm[0..64). Also Cast fp32 -> half with CAST_RINT of gm[68..84) written back as floats to gm[68..84).
-void row_broadcast(float* gm) {
+// Mode 1: the two AIVs of a core meet. AIV 1 writes gm[0:64) by DMA before setting; AIV 0 reads it after waiting.
+void mode1_barrier(const Bufs& b) {
+  if ASCEND_IS_AIC {
+    return;
+  }
   GlobalTensor<float> g;
-  g.SetGlobalBuffer(gm, 128);
+  g.SetGlobalBuffer(b.f(0), 128);
   TPipe pipe;
-  TQue<TPosition::VECIN, 1> in;
-  TBuf<TPosition::VECCALC> stat, wide, h;
-  pipe.InitBuffer(in, 1, 128 * sizeof(float));
-  pipe.InitBuffer(stat, 4 * 8 * sizeof(float));
+  TQue<TPosition::VECOUT, 1> out;
+  TQueBind<TPosition::VECIN, TPosition::VECOUT, 1> through;
+  pipe.InitBuffer(out, 1, 256);
+  pipe.InitBuffer(through, 1, 256);
+  if (GetSubBlockIdx() == 1) {
+    LocalTensor<float> y = out.AllocTensor<float>();
+    Duplicate(y, 6.0f, 64);
+    out.EnQue(y);
+    y = out.DeQue<float>();
+    DataCopy(g, y, 64);
+    out.FreeTensor(y);
+  }
+  CrossCoreSetFlag<1, PIPE_MTE3>(2);
+  CrossCoreWaitFlag(2);
+  if (GetSubBlockIdx() == 0) {
+    LocalTensor<float> x = through.AllocTensor<float>();
+    DataCopy(x, g, 64);
+    through.EnQue(x);
+    x = through.DeQue<float>();
+    DataCopy(g[64], x, 64);
+    through.FreeTensor(x);
+  }
+}
+
+// ---- Matmul (vector-master) ----
+// gm 0: C fp32 [16, 16]; gm 1: A and B fp16 [16, 16] each (A at 0, B at 256).
+
+using HalfType = MatmulType<TPosition::GM, CubeFormat::ND, half>;
+using FloatType = MatmulType<TPosition::GM, CubeFormat::ND, float>;
+using Mm = Matmul<HalfType, HalfType, FloatType>;
+
+TCubeTiling tiling16() {
+  TCubeTiling t;
+  t.usedCoreNum = 1, t.M = t.N = t.Ka = t.Kb = 16, t.singleCoreM = t.singleCoreN = t.singleCoreK = 16;
+  t.baseM = t.baseN = t.baseK = 16, t.depthA1 = t.depthB1 = 1;
+  t.stepM = t.stepN = t.stepKa = t.stepKb = 1, t.dbL0A = t.dbL0B = t.dbL0C = 1;  // all valid, no double buffers
+  return t;
+}
+
+// C = A B asynchronously; C is copied to gm 0 [256, 512) by DMA before (race) or after WaitIterateAll.
+template <bool wait>
+void matmul_async(const Bufs& b) {
+  GlobalTensor<float> c;
+  GlobalTensor<half> ab;
+  c.SetGlobalBuffer(b.f(0), 512);
+  ab.SetGlobalBuffer(b.h(1), 512);
+  TPipe pipe;
+  Mm mm;
+  const TCubeTiling t = tiling16();
+  REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), mm, &t);
+  TQueBind<TPosition::VECIN, TPosition::VECOUT, 1> through;
+  pipe.InitBuffer(through, 1, 1024);
+  if (GetBlockIdx() != 0) return;
+  mm.SetOrgShape(16, 16, 16);
+  mm.SetTensorA(ab);
+  mm.SetTensorB(ab[256]);
+  mm.template IterateAll<false>(c, 0, false, true);
+  if (wait) mm.WaitIterateAll();
+  LocalTensor<float> x = through.AllocTensor<float>();
+  DataCopy(x, c, 256);
+  through.EnQue(x);
+  x = through.DeQue<float>();
+  DataCopy(c[256], x, 256);
+  through.FreeTensor(x);
+  if (!wait) mm.WaitIterateAll();
+  mm.End();
+}
+
+void matmul_after_initbuffer(const Bufs&) {
+  TPipe pipe;
+  TBuf<TPosition::VECCALC> buf;
+  if ASCEND_IS_AIV {
+    pipe.InitBuffer(buf, 256);
+  }
+  Mm mm;
+  const TCubeTiling t = tiling16();
+  REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), mm, &t);
+}
+
+void matmul_without_end(const Bufs& b) {
+  GlobalTensor<float> c;
+  GlobalTensor<half> ab;
+  c.SetGlobalBuffer(b.f(0), 512);
+  ab.SetGlobalBuffer(b.h(1), 512);
+  TPipe pipe;
+  Mm mm1, mm2;
+  const TCubeTiling t = tiling16();
+  REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), mm1, &t, mm2, &t);
+  if (GetBlockIdx() != 0) return;
+  mm1.SetOrgShape(16, 16, 16);
+  mm1.SetTensorA(ab);
+  mm1.SetTensorB(ab[256]);
+  mm1.IterateAll(c);
+  mm2.SetOrgShape(16, 16, 16);
+}
+
+// The AIV writes A by DMA and asks the cube to read it: the scalar unit, which sends the request, must wait for the
+// copy (MTE3 -> S); the compiler cannot see that dependency.
+template <bool flag>
+void matmul_reads_dma_output(const Bufs& b) {
+  GlobalTensor<float> c;
+  GlobalTensor<half> ab;
+  c.SetGlobalBuffer(b.f(0), 512);
+  ab.SetGlobalBuffer(b.h(1), 512);
+  TPipe pipe;
+  Mm mm;
+  const TCubeTiling t = tiling16();
+  REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), mm, &t);
+  TQue<TPosition::VECOUT, 1> out;
+  pipe.InitBuffer(out, 1, 512);
+  if (GetBlockIdx() != 0) return;
+  LocalTensor<half> y = out.AllocTensor<half>();
+  Duplicate(y, half(1.0f), 256);
+  out.EnQue(y);
+  y = out.DeQue<half>();
+  DataCopy(ab, y, 256);
+  out.FreeTensor(y);
+  if (flag) {
+    const TEventID id = GetTPipePtr()->FetchEventID(HardEvent::MTE3_S);
+    SetFlag<HardEvent::MTE3_S>(id);
+    WaitFlag<HardEvent::MTE3_S>(id);
+  }
+  mm.SetOrgShape(16, 16, 16);
+  mm.SetTensorA(ab);
+  mm.SetTensorB(ab[256]);
+  mm.IterateAll(c);
+  mm.End();
+}
+
+// ---- buffers ----
+
+void write_input(const Bufs& b) {
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0), 64);
+  g.SetValue(0, 1.0f);
+  DataCacheCleanAndInvalid<float, CacheLine::SINGLE_CACHE_LINE, DcciDst::CACHELINE_OUT>(g);
+}
+
+void writes_nothing(const Bufs&) {}
+
+// ---- arithmetic of the vector instructions (correct kernels whose results the tests check) ----
+
+// Per-row broadcast: rows of x [4, 16] (gm[0..64)) scaled by stats gm[64..68) via Brcb + level-0 Mul; result to
+// gm[0..64). Also Cast fp32 -> half with CAST_RINT of gm[72..88) written back as floats.
+void row_broadcast(const Bufs& b) {
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0), 128);
+  TPipe pipe;
+  TQueBind<TPosition::VECIN, TPosition::VECOUT, 1> que;
+  TBuf<TPosition::VECCALC> wide, h;
+  pipe.InitBuffer(que, 1, 128 * sizeof(float));
   pipe.InitBuffer(wide, 8 * 8 * sizeof(float));
   pipe.InitBuffer(h, 16 * sizeof(half));
-  LocalTensor<float> x = in.AllocTensor<float>();
+  LocalTensor<float> x = que.AllocTensor<float>();
   DataCopy(x, g, 128);
-  in.EnQue(x);
-  x = in.DeQue<float>();
-  LocalTensor<float> s = stat.Get<float>(), b = wide.Get<float>();
-  Brcb(b, x[64], 1, BrcbRepeatParams(1, 8));  // 8 scalars -> 8 blocks; rows use the first 4
-  Mul(x, x, b, 16, 4, BinaryRepeatParams(1, 1, 0, 2, 2, 1));
+  const TEventID mte2_v = GetTPipePtr()->FetchEventID(HardEvent::MTE2_V);
+  SetFlag<HardEvent::MTE2_V>(mte2_v);
+  WaitFlag<HardEvent::MTE2_V>(mte2_v);
+  LocalTensor<float> w = wide.Get<float>();
+  Brcb(w, x[64], 1, BrcbRepeatParams(1, 8));  // 8 scalars -> 8 blocks; rows use the first 4
+  Mul(x, x, w, 16, 4, BinaryRepeatParams(1, 1, 0, 2, 2, 1));
   LocalTensor<half> y = h.Get<half>();
   Cast(y, x[72], RoundMode::CAST_RINT, 16);
   Cast(x[72], y, RoundMode::CAST_NONE, 16);
-  (void)s;
+  const TEventID v_mte3 = GetTPipePtr()->FetchEventID(HardEvent::V_MTE3);
+  SetFlag<HardEvent::V_MTE3>(v_mte3);
+  WaitFlag<HardEvent::V_MTE3>(v_mte3);
+  que.EnQue(x);
+  x = que.DeQue<float>();
   DataCopy(g, x, 128);
-  in.FreeTensor(x);
+  que.FreeTensor(x);
 }
 
 // Compare + Select (gm[0..64) < gm[64..128) ? gm[0..64) : -1), then a level-0 Duplicate writing 7 into lanes
 // 3..5 of the result, and Cast of gm[0..16) to half with FLOOR / CEIL / ROUND / TRUNC into gm[128..192).
-void select_and_round(float* gm) {
+void select_and_round(const Bufs& b) {
   GlobalTensor<float> g;
-  g.SetGlobalBuffer(gm, 192);
+  g.SetGlobalBuffer(b.f(0), 192);
   TPipe pipe;
-  TBuf<TPosition::VECCALC> a, b, bits, h;
-  pipe.InitBuffer(a, 64 * sizeof(float));
-  pipe.InitBuffer(b, 64 * sizeof(float));
+  TQue<TPosition::VECIN, 1> in;
+  TQue<TPosition::VECOUT, 1> out;
+  TBuf<TPosition::VECCALC> bits, h;
+  pipe.InitBuffer(in, 1, 128 * sizeof(float));
+  pipe.InitBuffer(out, 1, 128 * sizeof(float));
   pipe.InitBuffer(bits, 32);
   pipe.InitBuffer(h, 16 * sizeof(half));
-  LocalTensor<float> x = a.Get<float>(), y = b.Get<float>();
-  DataCopy(x, g, 64);
-  DataCopy(y, g[64], 64);
+  LocalTensor<float> xy = in.AllocTensor<float>();
+  DataCopy(xy, g, 128);
+  in.EnQue(xy);
+  xy = in.DeQue<float>();
+  LocalTensor<float> x = xy, y = xy[64];
+  LocalTensor<float> r = out.AllocTensor<float>();
   LocalTensor<uint8_t> m = bits.Get<uint8_t>();
   Compare(m, x, y, CMPMODE::LT, 64);
-  Select(y, m, x, -1.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, 64);
+  Select(r, m, x, -1.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, 64);
   uint64_t lanes[2] = {0b111000, 0};
-  Duplicate(y, 7.0f, lanes, 1, 1, 8);
-  DataCopy(g[64], y, 64);
+  Duplicate(r, 7.0f, lanes, 1, 1, 8);
   const RoundMode modes[] = {RoundMode::CAST_FLOOR, RoundMode::CAST_CEIL, RoundMode::CAST_ROUND, RoundMode::CAST_TRUNC};
-  LocalTensor<half> r = h.Get<half>();
+  LocalTensor<half> rh = h.Get<half>();
   for (int i = 0; i < 4; ++i) {
-    Cast(r, x, modes[i], 16);
-    Cast(y, r, RoundMode::CAST_NONE, 16);
-    DataCopy(g[128 + 16 * i], y, 16);
+    Cast(rh, x, modes[i], 16);
+    Cast(r[64 + 16 * i], rh, RoundMode::CAST_NONE, 16);
   }
+  in.FreeTensor(xy);
+  out.EnQue(r);
+  r = out.DeQue<float>();
+  DataCopy(g[64], r, 128);
+  out.FreeTensor(r);
 }
 
-const std::map<std::string, std::pair<ascend_sim::KernelType, void (*)(float*)>> kKernels = {
+using Kernel = void (*)(const Bufs&);
+const std::map<std::string, std::pair<ascend_sim::KernelType, Kernel>> kKernels = {
     {"ub_capacity", {ascend_sim::KernelType::kAivOnly, ub_capacity}},
     {"l1_capacity", {ascend_sim::KernelType::kMixAic1To2, l1_capacity}},
-    {"matmul_l1", {ascend_sim::KernelType::kAivOnly, matmul_l1}},
+    {"matmul_l1", {ascend_sim::KernelType::kMixAic1To2, matmul_l1}},
+    {"matmul_depth", {ascend_sim::KernelType::kMixAic1To2, matmul_depth}},
     {"unaligned", {ascend_sim::KernelType::kAivOnly, unaligned}},
     {"copy_length", {ascend_sim::KernelType::kAivOnly, copy_length}},
     {"repeat_limit", {ascend_sim::KernelType::kAivOnly, repeat_limit}},
-    {"unmatched_set_flag", {ascend_sim::KernelType::kAivOnly, unmatched_set_flag}},
-    {"wait_without_set", {ascend_sim::KernelType::kAivOnly, wait_without_set}},
-    {"enque_without_deque", {ascend_sim::KernelType::kAivOnly, enque_without_deque}},
-    {"alloc_without_free", {ascend_sim::KernelType::kAivOnly, alloc_without_free}},
     {"gm_out_of_bounds", {ascend_sim::KernelType::kAivOnly, gm_out_of_bounds}},
     {"gm_outside_buffers", {ascend_sim::KernelType::kAivOnly, gm_outside_buffers}},
+    {"unmatched_set_flag", {ascend_sim::KernelType::kAivOnly, unmatched_set_flag}},
+    {"wait_without_set", {ascend_sim::KernelType::kAivOnly, wait_without_set}},
+    {"set_flag_twice", {ascend_sim::KernelType::kAivOnly, set_flag_twice}},
+    {"reserved_event_id", {ascend_sim::KernelType::kAivOnly, reserved_event_id}},
+    {"cube_event_on_aiv", {ascend_sim::KernelType::kAivOnly, cube_event_on_aiv}},
+    {"pipe_barrier_s", {ascend_sim::KernelType::kAivOnly, pipe_barrier_s}},
+    {"hardcoded_event_id", {ascend_sim::KernelType::kAivOnly, hardcoded_event_id}},
+    {"fetched_id_collides", {ascend_sim::KernelType::kAivOnly, fetched_id_collides}},
+    {"enque_without_deque", {ascend_sim::KernelType::kAivOnly, enque_without_deque}},
+    {"alloc_without_free", {ascend_sim::KernelType::kAivOnly, alloc_without_free}},
+    {"use_after_free", {ascend_sim::KernelType::kAivOnly, use_after_free}},
+    {"enque_freed", {ascend_sim::KernelType::kAivOnly, enque_freed}},
+    {"vecin_copy_through", {ascend_sim::KernelType::kAivOnly, vecin_copy_through}},
+    {"bind_copy_through", {ascend_sim::KernelType::kAivOnly, bind_copy_through}},
+    {"tbuf_no_flag", {ascend_sim::KernelType::kAivOnly, tbuf_no_flag}},
+    {"tbuf_reuse_no_flag", {ascend_sim::KernelType::kAivOnly, tbuf_reuse<false>}},
+    {"tbuf_reuse_flagged", {ascend_sim::KernelType::kAivOnly, tbuf_reuse<true>}},
+    {"mte2_overlap", {ascend_sim::KernelType::kAivOnly, mte2_overlap<false>}},
+    {"mte2_overlap_barrier", {ascend_sim::KernelType::kAivOnly, mte2_overlap<true>}},
+    {"scalar_reads_vector", {ascend_sim::KernelType::kAivOnly, scalar_reads_vector}},
+    {"setvalue_then_dma", {ascend_sim::KernelType::kMixAiv1To0, setvalue_then_dma<false>}},
+    {"setvalue_flushed_then_dma", {ascend_sim::KernelType::kMixAiv1To0, setvalue_then_dma<true>}},
+    {"two_cores_one_line", {ascend_sim::KernelType::kMixAiv1To0, two_cores_one_line}},
+    {"two_cores_dirty_one_line", {ascend_sim::KernelType::kMixAiv1To0, two_cores_dirty_one_line}},
+    {"setvalue_unflushed", {ascend_sim::KernelType::kAivOnly, setvalue_unflushed}},
+    {"stale_scalar_read", {ascend_sim::KernelType::kMixAiv1To0, stale_scalar_read}},
+    {"gm_cross_core_race", {ascend_sim::KernelType::kMixAiv1To0, gm_cross_core<false>}},
+    {"gm_cross_core_synced", {ascend_sim::KernelType::kMixAiv1To0, gm_cross_core<true>}},
+    {"syncall_early_exit", {ascend_sim::KernelType::kMixAiv1To0, syncall_early_exit}},
+    {"syncall_in_aiv_only", {ascend_sim::KernelType::kAivOnly, syncall_in_aiv_only}},
+    {"cross_core_in_aiv_only", {ascend_sim::KernelType::kAivOnly, cross_core_in_aiv_only}},
+    {"cross_core_syncall_id", {ascend_sim::KernelType::kMixAiv1To0, cross_core_syncall_id}},
+    {"deadlock_flag", {ascend_sim::KernelType::kMixAic1To2, deadlock_flag}},
     {"cross_core_saturation", {ascend_sim::KernelType::kMixAic1To2, cross_core_saturation}},
     {"handshake", {ascend_sim::KernelType::kMixAic1To2, handshake}},
+    {"mode1_barrier", {ascend_sim::KernelType::kMixAic1To2, mode1_barrier}},
+    {"matmul_async_unwaited_read", {ascend_sim::KernelType::kMixAic1To2, matmul_async<false>}},
+    {"matmul_async_waited", {ascend_sim::KernelType::kMixAic1To2, matmul_async<true>}},
+    {"matmul_after_initbuffer", {ascend_sim::KernelType::kMixAic1To2, matmul_after_initbuffer}},
+    {"matmul_without_end", {ascend_sim::KernelType::kMixAic1To2, matmul_without_end}},
+    {"matmul_reads_dma_output", {ascend_sim::KernelType::kMixAic1To2, matmul_reads_dma_output<false>}},
+    {"matmul_reads_dma_output_flagged", {ascend_sim::KernelType::kMixAic1To2, matmul_reads_dma_output<true>}},
+    {"write_input", {ascend_sim::KernelType::kAivOnly, write_input}},
+    {"writes_nothing", {ascend_sim::KernelType::kAivOnly, writes_nothing}},
     {"row_broadcast", {ascend_sim::KernelType::kAivOnly, row_broadcast}},
     {"select_and_round", {ascend_sim::KernelType::kAivOnly, select_and_round}},
 };
 
-void run(const std::string& name, at::Tensor gm, int64_t cores) {
+// Runs kernel `name` on `cores` cores over the given GM buffers (role per buffer: input, output, inout, scratch),
+// re-raising the simulator's error; `seed` serializes the simulated threads in a seeded order.
+void run(const std::string& name, const std::vector<at::Tensor>& buffers, const std::vector<std::string>& roles,
+         int64_t cores, std::optional<uint64_t> seed) {
+  static const std::map<std::string, ascend_sim::GmRole> kRoles = {{"input", ascend_sim::GmRole::kInput},
+                                                                   {"output", ascend_sim::GmRole::kOutput},
+                                                                   {"inout", ascend_sim::GmRole::kInOut},
+                                                                   {"scratch", ascend_sim::GmRole::kScratch}};
   const auto& [type, kernel] = kKernels.at(name);
-  launch(type, uint32_t(cores), gm, kernel);
+  ascend_sim::LaunchOptions options;
+  options.serialize = seed.has_value();
+  options.seed = seed.value_or(0);
+  ascend_sim::Launch launch(type, uint32_t(cores), options);
+  Bufs b;
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    auto* p = static_cast<uint8_t*>(buffers[i].data_ptr());
+    launch.add_buffer(p, uint64_t(buffers[i].nbytes()), "gm" + std::to_string(i), kRoles.at(roles.at(i)));
+    b.p.push_back(p);
+  }
+  launch.run([&] { kernel(b); });
 }
 
 }  // namespace
+
+// The simulator's definitions the kernels link against (launch_sim.cpp is not part of this test module).
+__gm__ uint8_t* __gm__ GetSysWorkSpacePtr() { return nullptr; }
+namespace AscendC {
+GM_ADDR GetUserWorkspace(GM_ADDR workspace) { return workspace; }
+}  // namespace AscendC
+namespace ascend_sim {
+void check_kernel_type(KernelMetaType, Loc) {}
+}  // namespace ascend_sim
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("run", &run); }
