@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import time
 import traceback
 import zlib
@@ -507,3 +508,44 @@ def test_dead_or_silent_peer_fails_with_a_clear_error_within_the_timeout(tmp_pat
         assert re.search(rf"on rank {rank} of {world}: the K/V exchange of ring step \d", message), message
         assert "did not answer within the process group's timeout" in message
         assert elapsed < PEER_TIMEOUT_S + 5, f"rank {rank} needed {elapsed:.1f} s to fail"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The benchmark's entry point (a smoke test: it runs and prints measured rows; speed is never asserted)
+
+
+def test_ring_benchmark_quick_run_prints_measured_rows(capsys, tmp_path):
+    from ascend_attn.bench.__main__ import main
+
+    main(["ring", "--quick", "--world-size", "2", "--repeats", "1", "--warmup", "0", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    rows = re.findall(r"^\| bf16 \| 1024 \| (True|False) \|.*\| [0-9.]+ \|$", printed, re.MULTILINE)
+    assert sorted(rows) == ["False", "True"], printed
+    assert (tmp_path / "ring.md").read_text().strip() == printed.strip()
+    for line in printed.splitlines()[-2:]:
+        diff = float(line.split("|")[7])  # max abs diff between the ring's and the baseline's outputs
+        assert diff < 0.1, line  # a few bf16 ulps of |out| <= ~4 (a wrong result differs by ~1)
+
+
+def test_ring_benchmark_rejects_a_length_the_ranks_do_not_divide():
+    from ascend_attn.bench.__main__ import main
+
+    with pytest.raises(SystemExit, match="--seqlens: 1004 is not divisible by 2 \\* world size = 8"):
+        main(["ring", "--world-size", "4", "--seqlens", "1004"])
+
+
+def _readme_worker(rank, world, port, script):
+    """What torchrun gives each process: the env:// variables; then the README's script runs as __main__."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    exec(compile(script, "ring.py", "exec"), {"__name__": "__main__"})
+
+
+def test_readme_torchrun_example_runs():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Long context across devices", 1)[1]
+    script = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "torchrun --nproc-per-node 2 ring.py" in script
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _spawn(_readme_worker, 2, (port, script))  # the script asserts its result against flash_attn_func itself
