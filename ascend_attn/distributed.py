@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import zlib
 from dataclasses import dataclass
 
 import torch
@@ -46,6 +47,7 @@ from ascend_attn import ops
 __all__ = [
     "RingPeerError",
     "SequenceShardError",
+    "ShardMismatchError",
     "ring_flash_attn_func",
     "ring_flash_attn_varlen_func",
     "varlen_merge",
@@ -64,6 +66,10 @@ class SequenceShardError(ValueError):
 class RingPeerError(RuntimeError):
     """A K/V exchange with a neighbouring rank failed: the peer died, or did not answer within the process group's
     timeout (``init_process_group(timeout=...)``). The ring cannot continue; the process group is unusable."""
+
+
+class ShardMismatchError(ValueError):
+    """The ranks of the group called with shards of different shapes or dtypes, or with different options."""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -375,6 +381,14 @@ class _Plan:
 # Communication
 
 
+def _peer_error(caller: str, rank: int, world: int, what: str, err: Exception) -> RingPeerError:
+    return RingPeerError(
+        f"{caller} on rank {rank} of {world}: {what} failed. A peer process died or did not answer within the "
+        f"process group's timeout (init_process_group(timeout=...)); the process group cannot be used further. "
+        f"Cause: {type(err).__name__}: {err}"
+    )
+
+
 class _RingComm:
     """Sends to rank + 1 and receives from rank - 1 of ``group``; errors become :class:`RingPeerError`."""
 
@@ -386,11 +400,12 @@ class _RingComm:
 
     def _fail(self, step: int, err: Exception) -> RingPeerError:
         prev, nxt = (self.rank - 1) % self.world_size, (self.rank + 1) % self.world_size
-        return RingPeerError(
-            f"{self.caller} on rank {self.rank} of {self.world_size}: the K/V exchange of ring step {step} "
-            f"(receive from rank {prev}, send to rank {nxt}) failed. A peer process died or did not answer within "
-            f"the process group's timeout (init_process_group(timeout=...)); the process group cannot be used "
-            f"further. Cause: {type(err).__name__}: {err}"
+        return _peer_error(
+            self.caller,
+            self.rank,
+            self.world_size,
+            f"the K/V exchange of ring step {step} (receive from rank {prev}, send to rank {nxt})",
+            err,
         )
 
     def start(self, send: Tensor, recv: Tensor, step: int) -> list:
@@ -578,6 +593,40 @@ def _options(caller, q, k, v, group, causal, window_size, layout, dims: int):
     return group, dist.get_world_size(group), layout, left, 0 if causal else right
 
 
+_DTYPE_CODES = {torch.float32: 1, torch.float16: 2, torch.bfloat16: 3}
+
+
+def _check_ranks_agree(group, caller: str, tensors: dict[str, Tensor], options: tuple) -> None:
+    """One small all_reduce before anything else is sent: every rank must pass shards of one shape and dtype and the
+    same options, or every rank raises :class:`ShardMismatchError` (rather than exchanging buffers of different
+    sizes, which aborts a gloo process, or computing with schedules that differ)."""
+    if dist.get_world_size(group) == 1:
+        return
+    fields = [(f"{name}.shape[{i}]", n) for name, t in tensors.items() for i, n in enumerate(t.shape)]
+    fields.append(("dtype", _DTYPE_CODES.get(next(iter(tensors.values())).dtype, 0)))
+    fields.append(("options (causal, window_size, layout, softcap, softmax_scale, lengths)", _digest(options)))
+    values = [v for _, v in fields]
+    device = next(iter(tensors.values())).device
+    both = torch.tensor(values + [-v for v in values], dtype=torch.int32, device=device)
+    try:
+        dist.all_reduce(both, op=dist.ReduceOp.MAX, group=group)
+    except RuntimeError as err:
+        rank, world = dist.get_rank(group), dist.get_world_size(group)
+        raise _peer_error(caller, rank, world, "the shape agreement (all_reduce) before the ring", err) from err
+    high, low = both[: len(values)].tolist(), [-x for x in both[len(values) :].tolist()]
+    differ = [f"{name} from {lo} to {hi}" for (name, _), lo, hi in zip(fields, low, high, strict=True) if lo != hi]
+    if differ:
+        raise ShardMismatchError(
+            f"{caller}: the ranks of the group disagree on {'; '.join(differ)}. Every rank must pass shards of one "
+            "shape and dtype (split the sequence with zigzag_split / varlen_split) and the same options."
+        )
+
+
+def _digest(options: tuple) -> int:
+    """A 31-bit digest of the options, the same in every process (unlike hash() of strings)."""
+    return zlib.crc32(repr(options).encode()) & 0x7FFFFFFF
+
+
 def _bsnd_plan(q: Tensor, world: int, layout: str, left: int, right: int) -> _Plan:
     """The plan of a BSND shard: ``batch`` sequences of ``seqlen`` local tokens each."""
     batch, seqlen = q.shape[0], q.shape[1]
@@ -639,12 +688,15 @@ def ring_flash_attn_func(
         SequenceShardError: causal / zig-zag shards with an odd seqlen (2W does not divide S).
         ValueError: k or v not of q's batch and seqlen, a bad window_size or layout; the op's checks (dtype, heads,
             head dims) run before any communication.
+        ShardMismatchError: the ranks passed shards of different shapes or dtypes, or different options (checked
+            by one small all_reduce before the ring; every rank raises).
         RingPeerError: a neighbouring rank died or did not answer within the process group's timeout.
         NotImplementedError: gradients requested (inputs that require grad with grad mode on): the ring backward
             waits for the attention backward op.
     """
     caller = "ring_flash_attn_func"
     group, world, layout, left, right = _options(caller, q, k, v, group, causal, window_size, layout, dims=4)
+    _check_ranks_agree(group, caller, {"q": q, "k": k, "v": v}, (right, left, layout, softcap, softmax_scale))
     plan = _bsnd_plan(q, world, layout, left, right)
     flat = [_tokens_first(x) for x in (q, k, v)]
     _validate_with_op(*flat, softmax_scale, (left, right), softcap)
@@ -696,6 +748,8 @@ def ring_flash_attn_varlen_func(
     caller = "ring_flash_attn_varlen_func"
     group, world, layout, left, right = _options(caller, q, k, v, group, causal, window_size, layout, dims=3)
     lengths = _host_lengths(cu_seqlens, "cu_seqlens")
+    options = (right, left, layout, softcap, softmax_scale, lengths)
+    _check_ranks_agree(group, caller, {"q": q, "k": k, "v": v}, options)
     if sum(lengths) != q.shape[0]:
         raise ValueError(
             f"cu_seqlens[-1] = {sum(lengths)} must equal the number of local tokens q.shape[0] = {q.shape[0]}"

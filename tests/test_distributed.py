@@ -28,6 +28,7 @@ from ascend_attn import distributed as ring
 from ascend_attn.distributed import (
     RingPeerError,
     SequenceShardError,
+    ShardMismatchError,
     ring_flash_attn_func,
     ring_flash_attn_varlen_func,
     varlen_merge,
@@ -296,6 +297,8 @@ CASES_2 = {
     "error k seqlen": _case("bsnd", F32, (1, 8, 2, 16), {"k_rows": 6}, raw=True),
     "error varlen odd": _case("varlen", F32, (0, 0, 2, 16), CAUSAL, lengths=[4, 3], raw=True),
     "error op check": _case("bsnd", F32, (1, 8, 3, 16), {"causal": True, "kv_heads": 2}, raw=True),
+    "error shapes differ": _case("bsnd", F32, (1, 8, 2, 16), {"shrink_by_rank": True}, raw=True),
+    "error options differ": _case("bsnd", F32, (1, 8, 2, 16), {"causal_on_rank_0_only": True}, raw=True),
 }
 
 CASES_4 = {
@@ -315,6 +318,8 @@ ERRORS = {
     "error k seqlen": (ValueError, r"k must have q's leading shape \(1, 8\) \(the same tokens\)"),
     "error varlen odd": (SequenceShardError, r"sequence 1 has local length 3 \(cu_seqlens\)"),
     "error op check": (RuntimeError, "Number of heads in key/value must divide number of heads in query"),
+    "error shapes differ": (ShardMismatchError, r"disagree on q.shape\[1\] from 6 to 8; k.shape\[1\] from 6 to 8"),
+    "error options differ": (ShardMismatchError, r"disagree on options \(causal, window_size"),
 }
 
 
@@ -326,6 +331,10 @@ def _run_case(case, rank, world):
     options = dict(case["options"])
     q, k, v = case["q"], case["k"], case["v"]
     if case["raw"]:  # error cases: the given tensors are this rank's shard
+        if options.pop("shrink_by_rank", False):
+            q = k = v = q[:, : q.shape[1] - 2 * rank]
+        if options.pop("causal_on_rank_0_only", False):
+            options["causal"] = rank == 0
         k = k[:, : options.pop("k_rows")] if "k_rows" in options else k
         if "kv_heads" in options:
             k = v = k[:, :, : options.pop("kv_heads")]
@@ -473,9 +482,9 @@ def _peer_failure_worker(rank, world, store_file, out_dir, role_of):
     _init(rank, world, store_file, PEER_TIMEOUT_S)
     dist.barrier()  # every connection is up before anyone leaves
     role = role_of.get(rank, "ring")
-    if role == "die":
-        os._exit(3)
-    if role == "hang":  # alive and connected, but silent until the others have given up (or 4 timeouts)
+    if role == "die in the ring":  # passes the shape agreement, posts its first exchange, dies while attending
+        ring._Accumulator.attend = lambda *args: os._exit(3)
+    if role == "silent":  # alive and connected, but silent until the others have given up (or 4 timeouts)
         others = [Path(out_dir, f"rank{r}.pt") for r in range(world) if r not in role_of]
         deadline = time.monotonic() + 4 * PEER_TIMEOUT_S
         while not all(f.exists() for f in others) and time.monotonic() < deadline:
@@ -494,18 +503,21 @@ def _peer_failure_worker(rank, world, store_file, out_dir, role_of):
 
 
 @pytest.mark.parametrize(
-    "world, role_of, codes",
-    [(3, {2: "die"}, [0, 0, 3]), (2, {1: "hang"}, [0, 0])],
-    ids=["a rank dies", "a rank stops answering"],
+    "world, role_of, codes, failed",
+    [
+        (3, {2: "die in the ring"}, [0, 0, 3], r"the K/V exchange of ring step \d \(receive from rank \d, send to"),
+        (2, {1: "silent"}, [0, 0], r"the shape agreement \(all_reduce\) before the ring failed"),
+    ],
+    ids=["a rank dies in the ring", "a rank stops answering"],
 )
-def test_dead_or_silent_peer_fails_with_a_clear_error_within_the_timeout(tmp_path, world, role_of, codes):
+def test_dead_or_silent_peer_fails_with_a_clear_error_within_the_timeout(tmp_path, world, role_of, codes, failed):
     _spawn(_peer_failure_worker, world, (str(tmp_path / "store"), str(tmp_path), role_of), codes)
     for rank in range(world):
         if rank in role_of:
             continue
         raised, message, elapsed = torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)
         assert raised is RingPeerError, (rank, raised, message)
-        assert re.search(rf"on rank {rank} of {world}: the K/V exchange of ring step \d", message), message
+        assert re.search(rf"on rank {rank} of {world}: {failed}", message), message
         assert "did not answer within the process group's timeout" in message
         assert elapsed < PEER_TIMEOUT_S + 5, f"rank {rank} needed {elapsed:.1f} s to fail"
 
