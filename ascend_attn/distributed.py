@@ -690,7 +690,8 @@ def ring_flash_attn_func(
             head dims) run before any communication.
         ShardMismatchError: the ranks passed shards of different shapes or dtypes, or different options (checked
             by one small all_reduce before the ring; every rank raises).
-        RingPeerError: a neighbouring rank died or did not answer within the process group's timeout.
+        RingPeerError: a neighbouring rank died or did not answer within the process group's timeout (gloo raises
+            from the wait; HCCL, like NCCL, may enforce its timeout from a watchdog instead).
         NotImplementedError: gradients requested (inputs that require grad with grad mode on): the ring backward
             waits for the attention backward op.
     """

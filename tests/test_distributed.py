@@ -161,6 +161,8 @@ def _replay(q, k, v, lengths, world, layout, causal, window, softcap=0.0, scale=
 
 REPLAY_CASES = [
     # (lengths, world, layout, causal, window)
+    ([40], 1, "zigzag", True, (-1, -1)),
+    ([40, 6], 1, "contiguous", False, (5, 3)),
     ([48], 2, "zigzag", True, (-1, -1)),
     ([48, 18], 3, "zigzag", True, (-1, -1)),
     ([64], 4, "zigzag", True, (-1, -1)),
