@@ -431,8 +431,10 @@ class _RingComm:
 
 
 def _check_no_grad(caller: str, *tensors: Tensor) -> None:
-    # NOTE: the ring backward goes into a torch.autograd.Function around _ring_forward (which already returns the
-    # out and lse it needs): dQ accumulates locally while dK/dV travel the ring with their K/V shard.
+    # NOTE: the ring backward goes into a torch.autograd.Function around _ring_forward, which already returns the
+    # out and the fp32 lse it needs. It replays the same plan: for every step, the backward op on each task's rows
+    # and window (same q/k runs, same trimming), dQ accumulated in place, and dK/dV accumulated in a buffer that
+    # travels the ring with its K/V shard and reaches the shard's owner after W steps.
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         raise NotImplementedError(
             f"{caller} is forward-only: the ring backward needs the attention backward op, which ascend_attn does "
@@ -695,18 +697,21 @@ def ring_flash_attn_func(
         NotImplementedError: gradients requested (inputs that require grad with grad mode on): the ring backward
             waits for the attention backward op.
     """
+    out, lse = _ring_bsnd(q, k, v, group, causal, softmax_scale, window_size, softcap, layout)
+    return (out, lse) if return_lse else out
+
+
+def _ring_bsnd(q, k, v, group, causal, softmax_scale, window_size, softcap, layout, timings=None):
+    """:func:`ring_flash_attn_func` with the lse always returned (``timings`` as in :func:`_ring_forward`)."""
     caller = "ring_flash_attn_func"
     group, world, layout, left, right = _options(caller, q, k, v, group, causal, window_size, layout, dims=4)
     _check_ranks_agree(group, caller, {"q": q, "k": k, "v": v}, (right, left, layout, softcap, softmax_scale))
     plan = _bsnd_plan(q, world, layout, left, right)
     flat = [_tokens_first(x) for x in (q, k, v)]
     _validate_with_op(*flat, softmax_scale, (left, right), softcap)
-    out, lse = _ring_forward(*flat, plan, group, softmax_scale, softcap, caller)
+    out, lse = _ring_forward(*flat, plan, group, softmax_scale, softcap, caller, timings)
     batch, seqlen, heads = q.shape[:3]
-    out = out.view(batch, seqlen, heads, out.shape[-1])
-    if not return_lse:
-        return out
-    return out, lse.view(heads, batch, seqlen).transpose(0, 1).contiguous()
+    return out.view(batch, seqlen, heads, out.shape[-1]), lse.view(heads, batch, seqlen).transpose(0, 1).contiguous()
 
 
 def ring_flash_attn_varlen_func(
