@@ -294,7 +294,7 @@ CASES_2 = {
         "varlen", BF16, (0, 0, 2, 64), {"causal": True, "window_size": (6, -1)}, lengths=[12, 40, 4]
     ),
     "varlen fp32 window contiguous": _case("varlen", F32, (0, 0, 2, 16), {"window_size": (3, 5)}, lengths=[10, 2, 30]),
-    # Named errors, raised identically on every rank before anything is sent.
+    # Named errors, raised identically on every rank before any K/V is sent.
     "error odd seqlen": _case("bsnd", F32, (1, 7, 2, 16), CAUSAL, raw=True),
     "error k seqlen": _case("bsnd", F32, (1, 8, 2, 16), {"k_rows": 6}, raw=True),
     "error varlen odd": _case("varlen", F32, (0, 0, 2, 16), CAUSAL, lengths=[4, 3], raw=True),
