@@ -1,16 +1,17 @@
 """Command line: ``python -m ascend_attn.bench {flash,paged} [--repeats N] [--warmup N] [--dtype fp32|bf16]``
 ``[--out DIR]``; ``python -m ascend_attn.bench all --out DIR [--quick] ...`` runs every benchmark and writes
-DIR/report.md and DIR/report.png."""
+DIR/report.md and DIR/report.png; ``python -m ascend_attn.bench ring --world-size 2|4`` (multi-process, not in all)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ascend_attn.bench import flash, paged
+from ascend_attn.bench import flash, paged, ring
 from ascend_attn.bench.common import progress
 from ascend_attn.bench.summary import write_report
 
 BENCHMARKS = {"flash": flash, "paged": paged}
+SEPARATE = {"ring": ring}  # spawns processes: run on its own, not by all
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -22,7 +23,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ascend_attn.bench", description=__doc__)
     sub = parser.add_subparsers(dest="name", required=True)
-    for name, module in BENCHMARKS.items():
+    for name, module in {**BENCHMARKS, **SEPARATE}.items():
         p = sub.add_parser(name, help=module.__doc__.splitlines()[0])
         _add_common(p)
         p.add_argument("--out", help="also write the Markdown report into this directory")
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
     if args.name != "all":
-        print(BENCHMARKS[args.name].run(args))
+        print({**BENCHMARKS, **SEPARATE}[args.name].run(args))
         return
     results = []
     for name, module in BENCHMARKS.items():
