@@ -2,8 +2,9 @@
 
 These functions run the NPU kernels' real sources on CPU tensors, through the same host flow (validation, tiling,
 workspace, launch) as the NPU path, with the simulator enforcing the hardware's rules (UB/L1 capacity, 32-byte
-alignment, copy lengths, repeat limits, flag and queue pairing, GM bounds). They return the kernel's result and its
-counters, with a *modelled* Atlas 910B2 time: an estimate for comparing kernel designs, never a measured NPU time.
+alignment, copy lengths, repeat limits, the synchronisation of asynchronous pipes and cores, the scalar data cache,
+GM bounds). They return the kernel's result and its counters, with a *modelled* Atlas 910B2 time (a timeline of every
+instruction on its pipe): an estimate for comparing kernel designs, never a measured NPU time.
 """
 
 from __future__ import annotations
@@ -17,15 +18,23 @@ from ascend_attn import _sim
 
 @dataclass
 class SimStats:
-    """Counters of one simulated launch and the time the 910B2 model derives from them (an estimate)."""
+    """Counters of one simulated launch and the times the 910B2 model derives from them (estimates, never measured).
+
+    The model of record is a timeline: every instruction starts when its pipe is free and its synchronisation allows,
+    and lasts what the cost table (``csrc/sim/sim_config.h``, each figure cited or ASSUMED) says; ``modelled_us`` is
+    when the last core finishes, plus the launch overhead. ``roofline_us`` (the busiest of each core's cube, vector and
+    GM/L2 port, plus the launch) is its lower bound.
+    """
 
     block_dim: int
-    # per AIC core: gm_read_bytes, gm_write_bytes, cube_macs, vector_elems, vector_cycles (one per AIV), and
-    # gm_workspace_bytes (the part of the GM traffic that goes to and from the workspace)
+    # per AIC core: gm_read_bytes, gm_write_bytes, cube_macs, vector_elems, vector_cycles (one per AIV),
+    # gm_workspace_bytes (the part of the GM traffic to and from the workspace), l2_hit_bytes / l2_miss_bytes,
+    # modelled_us / roofline_us of the core, busy_us (per pipe of each thread, the cube and the GM/L2 port)
     per_core: list[dict]
-    modelled_us: float  # max over cores of the per-core roofline, plus the launch overhead below
-    modelled_core_us: list[float]
-    modelled_bound: list[str]  # per core: "cube", "vector" or "gm"
+    modelled_us: float
+    roofline_us: float
+    cube_utilisation: float  # the cube's busy share of the kernel's time (launch overhead aside)
+    critical: str  # the busiest unit of the core that finished last, e.g. "AIV 3 V" or "cube"
     useful_flops: int  # 2 * (head_dim + head_dim_v) * visible (query, key) pairs
     kv_splits: int = 1  # paged_attention: KV splits of the longest sequence (> 1: flash-decoding with a combine)
     modelled_tflops: float = field(init=False)
@@ -79,6 +88,7 @@ def flash_attn_varlen_func(
     num_cores: int = 24,
     dry_run: bool = False,
     schedule_seed: int | None = None,
+    trace: str | None = None,
 ) -> SimResult:
     """Runs ``op_kernel/flash_attention`` in the simulator on ``num_cores`` simulated AI cores.
 
@@ -93,9 +103,13 @@ def flash_attn_varlen_func(
         num_cores: AI cores to simulate (a 910B2 has 24).
         dry_run: count traffic and work without doing the arithmetic (outputs are garbage); for modelling shapes too
             large to compute on CPU. Every rule is still checked.
-        schedule_seed: run the simulated cores one at a time, switching between them in an order drawn from this
-            seed (reproducible interleavings); None runs them freely in parallel. Races are detected either way: the
-            detector follows the kernel's synchronisation, not the interleaving.
+        schedule_seed: switch between the simulated cores in an order drawn from this seed (reproducible adversarial
+            interleavings). None: the core earliest in modelled time runs next, which makes the timeline
+            deterministic. Races are detected either way: the detector follows the kernel's synchronisation, not the
+            interleaving.
+        trace: a path: write a Chrome / Perfetto trace of the launch there (a track per core x thread x pipe, a
+            slice per instruction with its source line, bytes and MACs; open it in ui.perfetto.dev or
+            chrome://tracing).
 
     Returns:
         :class:`SimResult` with ``out [total_q, heads, head_dim_v]``, ``lse`` (None unless asked) and ``stats``.
@@ -103,7 +117,7 @@ def flash_attn_varlen_func(
     window = list(window_size)
     out, lse, raw = _sim.flash_attention_varlen(
         q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale, causal, window, softcap,
-        return_lse, num_cores, dry_run, schedule_seed,
+        return_lse, num_cores, dry_run, schedule_seed, trace,
     )  # fmt: skip
     left, right = window
     if causal:
@@ -128,6 +142,7 @@ def paged_attention(
     num_cores: int = 24,
     dry_run: bool = False,
     schedule_seed: int | None = None,
+    trace: str | None = None,
 ) -> SimResult:
     """Runs ``op_kernel/paged_attention`` in the simulator; arguments as :func:`ascend_attn.paged_attention`.
 
@@ -138,7 +153,7 @@ def paged_attention(
         block_tables: int32 ``[num_seqs, max_blocks_per_seq]``; context_lens: int32 ``[num_seqs]``.
         cu_seqlens_q: int32 ``[num_seqs + 1]`` for multi-token queries (the last positions of each context);
             None: one query per sequence.
-        num_cores, dry_run, schedule_seed: as :func:`flash_attn_varlen_func`.
+        num_cores, dry_run, schedule_seed, trace: as :func:`flash_attn_varlen_func`.
 
     Returns:
         :class:`SimResult` with ``out [num_tokens, heads, head_dim_v]``, ``lse`` fp32 ``[heads, num_tokens]`` (None
@@ -147,7 +162,7 @@ def paged_attention(
     window = list(window_size)
     out, lse, raw = _sim.paged_attention(
         q, key_cache, value_cache, block_tables, context_lens, cu_seqlens_q, softmax_scale, causal, window, softcap,
-        return_lse, num_cores, dry_run, schedule_seed,
+        return_lse, num_cores, dry_run, schedule_seed, trace,
     )  # fmt: skip
     left, right = window
     if causal:
@@ -166,11 +181,12 @@ def reshape_and_cache(
     slot_mapping: torch.Tensor,
     num_cores: int = 24,
     schedule_seed: int | None = None,
+    trace: str | None = None,
 ) -> SimResult:
     """Runs ``op_kernel/reshape_and_cache`` in the simulator: writes key/value ``[num_tokens, kv_heads, head_dim(_v)]``
     into the contiguous fp16/bf16 caches ``[num_blocks, block_size, kv_heads, head_dim(_v)]`` in place at
     ``slot_mapping`` (int32/int64 ``[num_tokens]``; negative = padding, skipped), like
-    :func:`ascend_attn.reshape_and_cache`; ``schedule_seed`` as :func:`flash_attn_varlen_func`. Returns a
-    :class:`SimResult` with ``out = key_cache``, ``lse = None``."""
-    raw = _sim.reshape_and_cache(key, value, key_cache, value_cache, slot_mapping, num_cores, schedule_seed)
+    :func:`ascend_attn.reshape_and_cache`; ``schedule_seed`` and ``trace`` as :func:`flash_attn_varlen_func`.
+    Returns a :class:`SimResult` with ``out = key_cache``, ``lse = None``."""
+    raw = _sim.reshape_and_cache(key, value, key_cache, value_cache, slot_mapping, num_cores, schedule_seed, trace)
     return SimResult(key_cache, None, SimStats(useful_flops=0, **raw))

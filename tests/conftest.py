@@ -8,7 +8,9 @@ absolute floor for cases where PyTorch happens to be exact (e.g. a window of one
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,6 +26,27 @@ LSE_ATOL = 5e-5
 LSE_RTOL = 1e-5
 
 ISA_ENV = "ASCEND_ATTN_CPU_ISA"
+
+
+SIM_DIR = Path(__file__).resolve().parent.parent / "csrc" / "sim"
+
+
+@pytest.fixture(scope="session")
+def kernels():
+    """tests/sim/rule_kernels.cpp built against the simulator: purpose-built kernels for the rule and timeline tests.
+
+    torch's JIT build tracks only the listed sources, so a hash of the simulator's headers rides in the flags.
+    """
+    from torch.utils.cpp_extension import load
+
+    headers = hashlib.sha1(b"".join(p.read_bytes() for p in sorted(SIM_DIR.rglob("*.h")))).hexdigest()[:12]
+    sim = ("sim_runtime.cpp", "sim_sync.cpp", "sim_cache.cpp", "sim_events.cpp", "sim_timeline.cpp")
+    return load(
+        name="ascend_attn_sim_rule_kernels",
+        sources=[str(SIM_DIR.parent.parent / "tests" / "sim" / "rule_kernels.cpp")] + [str(SIM_DIR / f) for f in sim],
+        extra_include_paths=[str(SIM_DIR)],
+        extra_cflags=["-O1", "-std=c++17", f"-DASCEND_SIM_HEADERS_{headers}"],
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -3,26 +3,8 @@ violation caught with a message naming the rule and the kernel source line; the 
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
-from torch.utils.cpp_extension import load
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SIM = os.path.join(ROOT, "csrc", "sim")
-
-
-@pytest.fixture(scope="module")
-def kernels():
-    sources = [os.path.join(ROOT, "tests", "sim", "rule_kernels.cpp")]
-    sources += [os.path.join(SIM, f) for f in ("sim_runtime.cpp", "sim_sync.cpp", "sim_cache.cpp", "sim_events.cpp")]
-    return load(
-        name="ascend_attn_sim_rule_kernels",
-        sources=sources,
-        extra_include_paths=[SIM],
-        extra_cflags=["-O1", "-std=c++17"],
-    )
 
 
 def run(kernels, name, buffers=None, roles=None, cores=1, seed=None):
@@ -174,6 +156,23 @@ def test_row_broadcast_and_cast_rounding(kernels):
     run(kernels, "row_broadcast", [gm])
     assert torch.equal(gm[:64].view(4, 16), x * stats[:, None])
     assert torch.equal(gm[72:88], vals.half().float())  # round to nearest even, as torch does
+
+
+def test_whole_reduce_gives_one_result_per_repeat(kernels):
+    gm = torch.zeros(384)
+    x = torch.randn(4, 80)
+    gm[:320] = x.flatten()
+    run(kernels, "row_reductions", [gm])
+    assert torch.equal(gm[320:324], x[:, :48].max(1).values)  # the count mask limits the lanes
+    assert torch.allclose(gm[328:332], x[:, :64].sum(1), rtol=1e-6, atol=1e-5)
+    pairs = gm[336:344].view(4, 2)
+    assert torch.equal(pairs[:, 0], x[:, :64].max(1).values)
+    assert torch.equal(pairs[:, 1].view(torch.int32), x[:, :64].argmax(1).int())
+
+
+def test_whole_reduce_pairs_need_their_alignment(kernels):
+    with pytest.raises(RuntimeError, match=r"not aligned to its 8-byte result \(ReduceRepeat.md table 3\)"):
+        run(kernels, "reduce_misaligned")
 
 
 def test_compare_select_masked_duplicate_and_rounding_modes(kernels):

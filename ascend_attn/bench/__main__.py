@@ -1,16 +1,17 @@
 """Command line: ``python -m ascend_attn.bench {flash,paged} [--repeats N] [--warmup N] [--dtype fp32|bf16]``
-``[--out DIR]``; ``python -m ascend_attn.bench all --out DIR [--quick] ...`` runs every benchmark and writes
+``[--out DIR]``; ``python -m ascend_attn.bench model`` prints the Ascend C kernels' modelled 910B2 figures (simulator,
+no timing); ``python -m ascend_attn.bench all --out DIR [--quick] ...`` runs every benchmark and writes
 DIR/report.md and DIR/report.png; ``python -m ascend_attn.bench ring --world-size 2|4`` (multi-process, not in all)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ascend_attn.bench import flash, paged, ring
+from ascend_attn.bench import flash, model, paged, ring
 from ascend_attn.bench.common import progress
 from ascend_attn.bench.summary import write_report
 
-BENCHMARKS = {"flash": flash, "paged": paged}
+BENCHMARKS = {"flash": flash, "paged": paged, "model": model}
 SEPARATE = {"ring": ring}  # spawns processes: run on its own, not by all
 
 

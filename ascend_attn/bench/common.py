@@ -10,7 +10,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -87,11 +87,13 @@ class BenchResult:
     notes: list[str]
     header: list[str]
     rows: list[list[object]]
-    speedups: list[tuple[str, float]]  # (case label, baseline ms / our ms), one per row
+    speedups: list[tuple[str, float]]  # (case label, baseline ms / our ms), one per row; none for modelled figures
+    after: list[str] = field(default_factory=list)  # lines after the table (e.g. a second table)
 
     def markdown(self) -> str:
-        """The notes, then the table."""
-        return "\n".join([*self.notes, "", markdown_table(self.header, self.rows)])
+        """The notes, then the table, then ``after``."""
+        tail = ["", *self.after] if self.after else []
+        return "\n".join([*self.notes, "", markdown_table(self.header, self.rows), *tail])
 
 
 def report(args: argparse.Namespace, result: BenchResult) -> str:

@@ -24,6 +24,7 @@ def speedup_chart(results: list[BenchResult], path: Path) -> None:
     """
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, safe on headless machines
 
+    results = [r for r in results if r.speedups]  # modelled figures have no baseline to chart
     heights = [max(1.5, 0.3 * len(r.speedups) + 1.0) for r in results]
     fig = Figure(figsize=(10, sum(heights)), layout="constrained")
     axes = fig.subplots(len(results), 1, squeeze=False, height_ratios=heights)[:, 0]

@@ -130,7 +130,8 @@ template <typename T, CacheLine entireType, DcciDst dcciDst>
 void DataCacheCleanAndInvalid(const GlobalTensor<T>& dst, Loc loc = {}) {
   static_assert(dcciDst != DcciDst::CACHELINE_ATOMIC && dcciDst != DcciDst::CACHELINE_UB,
                 "the simulator keeps the data cache coherent with GM (CACHELINE_OUT / CACHELINE_ALL) only");
-  ascend_sim::issue(ascend_sim::Pipe::kS, loc);
+  ascend_sim::Instr in(ascend_sim::Pipe::kS, loc, "DataCacheCleanAndInvalid");
+  in.scalar_gm(false);  // a write-back to L2/GM
   dst.check_range(0, entireType == CacheLine::ENTIRE_DATA_CACHE ? 0 : 1, loc);
   const uint64_t offset = uint64_t(reinterpret_cast<const uint8_t*>(dst.sim_data()) - dst.sim_buffer()->base);
   ascend_sim::ctx().launch->clean_invalidate(dst.sim_buffer(), offset, entireType == CacheLine::ENTIRE_DATA_CACHE, loc);

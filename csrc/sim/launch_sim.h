@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "sim_base.h"
@@ -19,6 +20,11 @@ struct CoreStats {
   uint64_t gm_read_bytes = 0, gm_write_bytes = 0, cube_macs = 0, vector_elems = 0;
   uint64_t vector_cycles[2] = {0, 0};  // per AIV of the core
   uint64_t gm_workspace_bytes = 0;
+  uint64_t l2_hit_bytes = 0, l2_miss_bytes = 0;
+  // The timeline (cycles): when the core's last instruction completed, and the busy time of each of its pipes
+  // ("AIV 3 V", ...), its cube and its GM/L2 port.
+  double end_cycles = 0.0, cube_busy = 0.0, port_busy = 0.0;
+  std::vector<std::pair<std::string, double>> pipe_busy;
 };
 
 struct LaunchStats {
@@ -30,6 +36,9 @@ struct LaunchStats {
 void set_dry_run(bool on);
 // While set, launches on this thread run their simulated threads one at a time in an order drawn from the seed.
 void set_schedule_seed(std::optional<uint64_t> seed);
+// While set (a path), the next launch on this thread writes a Chrome / Perfetto trace there: a track per core x
+// thread x pipe, a slice per instruction.
+void set_trace_path(std::optional<std::string> path);
 // Counters of the last launch made on this thread.
 const LaunchStats& last_launch_stats();
 

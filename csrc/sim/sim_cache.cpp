@@ -20,9 +20,10 @@ std::string gm(const char* name, const uint8_t* base, const uint8_t* p) {
 
 }  // namespace
 
-void DataCaches::scalar_read(uint32_t t, const char* name, const uint8_t* base, const uint8_t* p, uint64_t bytes,
+bool DataCaches::scalar_read(uint32_t t, const char* name, const uint8_t* base, const uint8_t* p, uint64_t bytes,
                              const Loc& loc) {
   std::lock_guard<std::mutex> lock(mutex_);
+  bool hit = true;
   for (uint64_t line = addr(p) / 64; line * 64 < addr(p) + bytes; ++line) {
     Line& l = lines_[line];
     if (l.dirty_by >= 0 && l.dirty_by != int64_t(t) && (l.dirty_mask & mask_in(line, p, bytes))) {
@@ -31,6 +32,7 @@ void DataCaches::scalar_read(uint32_t t, const char* name, const uint8_t* base, 
                     " and has not written it back (DataCacheCleanAndInvalid after the SetValue; the scalar data "
                     "cache is per core)");
     }
+    hit = hit && l.holders.count(t) > 0;
     Holder& h = l.holders[t];
     if (h.stale) {
       fail(loc, "scalar read of " + gm(name, base, p) + " hits a data-cache line this core cached before " +
@@ -38,11 +40,13 @@ void DataCaches::scalar_read(uint32_t t, const char* name, const uint8_t* base, 
                     ": call DataCacheCleanAndInvalid before reading GM that DMA or other cores write");
     }
   }
+  return hit;
 }
 
-void DataCaches::scalar_write(uint32_t t, const char* name, const uint8_t* base, const uint8_t* p, uint64_t bytes,
+bool DataCaches::scalar_write(uint32_t t, const char* name, const uint8_t* base, const uint8_t* p, uint64_t bytes,
                               const Loc& loc) {
   std::lock_guard<std::mutex> lock(mutex_);
+  bool hit = true;
   for (uint64_t line = addr(p) / 64; line * 64 < addr(p) + bytes; ++line) {
     Line& l = lines_[line];
     if (l.dirty_by >= 0 && l.dirty_by != int64_t(t)) {
@@ -50,6 +54,7 @@ void DataCaches::scalar_write(uint32_t t, const char* name, const uint8_t* base,
                     " (SetValue at " + where(l.dirty_at) + ") and " + names_[t] +
                     "; each write-back overwrites the other's bytes (DataCacheCleanAndInvalid.md, example 3)");
     }
+    hit = hit && l.holders.count(t) > 0;
     Holder& h = l.holders[t];
     if (h.stale) {
       fail(loc, "SetValue into a data-cache line of " + gm(name, base, p) + " that " + h.changed_by + " changed at " +
@@ -59,6 +64,7 @@ void DataCaches::scalar_write(uint32_t t, const char* name, const uint8_t* base,
     l.dirty_mask |= mask_in(line, p, bytes);
     l.dirty_at = loc;
   }
+  return hit;
 }
 
 void DataCaches::dma_read(uint32_t, const char* what, const char* name, const uint8_t* base, const uint8_t* p,

@@ -19,9 +19,10 @@ constexpr uint64_t kCacheLineBytes = 64;
 class DataCaches {
  public:
   void init(std::vector<std::string> thread_names) { names_ = std::move(thread_names); }
-  // Each either returns or fails the launch naming the rule; `name` and `base` identify the GM buffer.
-  void scalar_read(uint32_t t, const char* name, const uint8_t* base, const uint8_t* p, uint64_t bytes, const Loc& loc);
-  void scalar_write(uint32_t t, const char* name, const uint8_t* base, const uint8_t* p, uint64_t bytes,
+  // Each either fails the launch naming the rule or returns whether thread t's cache held the line already (a hit);
+  // `name` and `base` identify the GM buffer.
+  bool scalar_read(uint32_t t, const char* name, const uint8_t* base, const uint8_t* p, uint64_t bytes, const Loc& loc);
+  bool scalar_write(uint32_t t, const char* name, const uint8_t* base, const uint8_t* p, uint64_t bytes,
                     const Loc& loc);
   // A DMA pipe (MTE2 / MTE3) or the cube of thread t reads or writes [p, p + bytes).
   void dma_read(uint32_t t, const char* what, const char* name, const uint8_t* base, const uint8_t* p, uint64_t bytes,

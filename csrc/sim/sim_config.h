@@ -31,20 +31,54 @@ constexpr int kSyncAllLastFlagId = 14;
 // first) through AllocEventID/FetchEventID and to its TQue operations.
 constexpr int kEventIds = 8;
 
-// Atlas 910B2 time model (per-core roofline, see SIMULATOR.md "Counters and the model").
+// ---- Atlas 910B2 time model (SIMULATOR.md "Counters and the model"): an estimate for comparing kernel designs,
+// never a measured NPU time. Every figure cites its public source or says ASSUMED; a figure changes only with a
+// source. Times are in cycles of the AI core clock.
 // - 24 AIC / 48 AIV: asc-devkit A2 examples (AIC_CORE_NUM 24, AIV_CORE_NUM 48).
-// - Cube: 16x16x16 = 4096 fp16 MACs per cycle per AIC at 1.85 GHz: asc-devkit matmul high-performance example README
-//   (theoretical time on a 24-core A2) -> 24 * 4096 * 2 * 1.85e9 = 364 TFLOPS fp16.
-// - Vector: 256 B per cycle per AIV (128 fp16 or 64 fp32 lanes): asc-devkit Add high-performance example README.
-// - GM (HBM) bandwidth 1.6 TB/s for the whole chip, shared evenly by the cores in the model (public 910B2 figures
-//   range from 1.6 to 1.8 TB/s; the lower one keeps the model conservative).
-// - Launch overhead: an assumed constant for a mix-kernel launch (no published figure; stated wherever printed).
-constexpr double kModelClockHz = 1.85e9;
-constexpr double kModelCubeMacsPerCycle = 4096.0;
-constexpr double kModelVectorBytesPerCycle = 256.0;
-constexpr double kModelAivPerCore = 2.0;
-constexpr double kModelGmBytesPerSecond = 1.6e12;
 constexpr uint32_t kModelCores = 24;
-constexpr double kModelLaunchOverheadUs = 3.0;
+constexpr double kModelClockHz = 1.85e9;  // asc-devkit matmul high-performance example README (A2 theoretical time)
+// - Cube: 16x16x16 = 4096 fp16/bf16 MACs per cycle per AIC (same README) -> 364 TFLOPS on 24 cores; fp32 runs at a
+//   quarter of that (Mmad docs).
+constexpr double kModelCubeMacsPerCycle = 4096.0;
+// - Vector: 256 bytes (one repeat) per cycle per AIV (asc-devkit Add high-performance example README).
+constexpr double kModelVectorBytesPerCycle = 256.0;
+// - Reductions (ReduceMax/ReduceSum, Brcb-free tree work) take 2-5x the time of an Add per repeat (best-practice page
+//   选择低延迟指令-优化归约操作性能.md); the low end is used.
+constexpr double kModelReduceFactor = 2.0;
+// - Exp, Ln, Reciprocal, Div per repeat: ASSUMED 2x an Add (no public per-instruction figure found).
+constexpr double kModelTranscendentalFactor = 2.0;
+// - Per-instruction start-up of a vector instruction: ASSUMED 8 cycles.
+constexpr double kModelVectorStartupCycles = 8.0;
+// - The scalar unit issues one instruction per cycle: ASSUMED. A scalar UB access: ASSUMED 2 cycles; a scalar GM
+//   access that hits the data cache: ASSUMED 4 cycles (a miss waits the GM/L2 latency below).
+constexpr double kModelIssueCycles = 1.0;
+constexpr double kModelScalarUbCycles = 2.0;
+constexpr double kModelScalarCacheHitCycles = 4.0;
+// - GM (HBM): about 1.6 TB/s for the chip; L2: 192 MB, read/write bandwidth about 7 TB/s (both from the best-practice
+//   page L2-Cache切分.md). A core's DMA gets at most 1/24 of either, whatever the block dim (SIMULATOR.md).
+constexpr double kModelGmBytesPerSecond = 1.6e12;
+constexpr double kModelL2BytesPerSecond = 7.0e12;
+constexpr uint64_t kModelL2Bytes = 192ull * 1024 * 1024;
+// - L2 residency is tracked in 512-byte granules, least recently used out (the hardware line is 128 bytes, SIMT
+//   概述.md; the coarser granule keeps the model's memory small, and DMA bursts are 512 bytes on A2, 硬件约束).
+constexpr uint64_t kModelL2GranuleBytes = 512;
+// - Latency of a DMA transfer after its last byte leaves: ASSUMED 1000 cycles from HBM, 300 from L2.
+constexpr double kModelGmLatencyCycles = 1000.0;
+constexpr double kModelL2LatencyCycles = 300.0;
+// - High-level Matmul, vector-master: the AIV's scalar work to send one request, ASSUMED 300 cycles; the message's
+//   way to the cube, ASSUMED 500 cycles; the cube's pipeline fill and drain per request, ASSUMED 200 cycles.
+constexpr double kModelMatmulCallCycles = 300.0;
+constexpr double kModelMatmulMessageCycles = 500.0;
+constexpr double kModelCubeFillCycles = 200.0;
+// - Cross-core signals: ASSUMED 100 cycles from a set to its wait; SyncAll: ASSUMED 1000 cycles after the last
+//   arrival.
+constexpr double kModelCrossCoreCycles = 100.0;
+constexpr double kModelSyncAllCycles = 1000.0;
+// - Launch: "满核头开销约为20~21微秒" on Atlas A2 (full-core head overhead; 算子实践参考/性能分析/分析性能数据.md).
+constexpr double kModelLaunchOverheadUs = 20.0;
+// - The time-ordered scheduler lets a thread run this many cycles ahead of the earliest other runnable thread before
+//   handing over (a simulation parameter, not a hardware figure: shared resources see requests in time order to
+//   within this window).
+constexpr double kModelLookaheadCycles = 2000.0;
 
 }  // namespace ascend_sim

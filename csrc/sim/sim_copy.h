@@ -89,9 +89,7 @@ void gm_local_rows(const GlobalTensor<T>& gm, uint64_t gm_stride, const LocalTen
 }
 
 // GM -> local memory goes through MTE2, local -> GM through MTE3.
-inline ascend_sim::Access issue_copy(bool to_gm, const Loc& loc) {
-  return ascend_sim::issue(to_gm ? ascend_sim::Pipe::kMte3 : ascend_sim::Pipe::kMte2, loc);
-}
+inline ascend_sim::Pipe copy_pipe(bool to_gm) { return to_gm ? ascend_sim::Pipe::kMte3 : ascend_sim::Pipe::kMte2; }
 
 }  // namespace detail
 
@@ -102,7 +100,8 @@ void DataCopy(const LocalTensor<T>& dst, const GlobalTensor<T>& src, const uint3
   dst.check_aligned(loc, "DataCopy destination");
   dst.check_elems(count, loc);
   src.check_range(0, count, loc);
-  detail::gm_local_rows(src, 0, dst, 0, 1, uint64_t(count) * sizeof(T), false, detail::issue_copy(false, loc));
+  ascend_sim::Instr in(detail::copy_pipe(false), loc, "DataCopy");
+  detail::gm_local_rows(src, 0, dst, 0, 1, uint64_t(count) * sizeof(T), false, in.access());
 }
 
 // UB -> GM.
@@ -112,7 +111,8 @@ void DataCopy(const GlobalTensor<T>& dst, const LocalTensor<T>& src, const uint3
   src.check_aligned(loc, "DataCopy source");
   src.check_elems(count, loc);
   dst.check_range(0, count, loc);
-  detail::gm_local_rows(dst, 0, src, 0, 1, uint64_t(count) * sizeof(T), true, detail::issue_copy(true, loc));
+  ascend_sim::Instr in(detail::copy_pipe(true), loc, "DataCopy");
+  detail::gm_local_rows(dst, 0, src, 0, 1, uint64_t(count) * sizeof(T), true, in.access());
 }
 
 // UB -> UB, on the vector pipe.
@@ -123,9 +123,11 @@ void DataCopy(const LocalTensor<T>& dst, const LocalTensor<T>& src, const uint32
   src.check_aligned(loc, "DataCopy source");
   dst.check_elems(count, loc);
   src.check_elems(count, loc);
-  const ascend_sim::Access a = ascend_sim::issue(ascend_sim::Pipe::kV, loc);
-  src.sim_record(0, count, false, a);
-  dst.sim_record(0, count, true, a);
+  ascend_sim::Instr in(ascend_sim::Pipe::kV, loc, "DataCopy");
+  in.add_cycles(double(count) * sizeof(T) / ascend_sim::kModelVectorBytesPerCycle +
+                ascend_sim::kModelVectorStartupCycles);
+  src.sim_record(0, count, false, in.access());
+  dst.sim_record(0, count, true, in.access());
   if (!ascend_sim::dry_run()) std::memmove(dst.data(), src.data(), uint64_t(count) * sizeof(T));
 }
 
@@ -140,7 +142,8 @@ void DataCopy(const LocalTensor<T>& dst, const GlobalTensor<T>& src, const DataC
   const uint64_t dst_stride = row + uint64_t(p.dstGap) * detail::kBlock;
   src.check_range(0, ((p.blockCount - 1) * src_stride + row) / per, loc);
   dst.check_elems(((p.blockCount - 1) * dst_stride + row) / per, loc);
-  detail::gm_local_rows(src, src_stride, dst, dst_stride, p.blockCount, row, false, detail::issue_copy(false, loc));
+  ascend_sim::Instr in(detail::copy_pipe(false), loc, "DataCopy");
+  detail::gm_local_rows(src, src_stride, dst, dst_stride, p.blockCount, row, false, in.access());
 }
 
 // Strided UB -> GM.
@@ -154,7 +157,8 @@ void DataCopy(const GlobalTensor<T>& dst, const LocalTensor<T>& src, const DataC
   const uint64_t dst_stride = row + uint64_t(p.dstGap) * detail::kBlock;
   src.check_elems(((p.blockCount - 1) * src_stride + row) / per, loc);
   dst.check_range(0, ((p.blockCount - 1) * dst_stride + row) / per, loc);
-  detail::gm_local_rows(dst, dst_stride, src, src_stride, p.blockCount, row, true, detail::issue_copy(true, loc));
+  ascend_sim::Instr in(detail::copy_pipe(true), loc, "DataCopy");
+  detail::gm_local_rows(dst, dst_stride, src, src_stride, p.blockCount, row, true, in.access());
 }
 
 // Unaligned GM -> UB: each of blockCount rows of blockLen bytes lands at a 32-byte-aligned UB row; the rest of the
@@ -174,7 +178,8 @@ void DataCopyPad(const LocalTensor<T>& dst, const GlobalTensor<T>& src, const Da
   const uint64_t dst_stride = row_ub + uint64_t(p.dstStride) * detail::kBlock;
   src.check_range(0, ((p.blockCount - 1) * src_stride + p.blockLen) / sizeof(T), loc);
   dst.check_elems(((p.blockCount - 1) * dst_stride + row_ub) / sizeof(T), loc);
-  const ascend_sim::Access a = detail::issue_copy(false, loc);
+  ascend_sim::Instr in(detail::copy_pipe(false), loc, "DataCopyPad");
+  const ascend_sim::Access& a = in.access();
   detail::gm_local_rows(src, src_stride, dst, dst_stride, p.blockCount, p.blockLen, false, a);
   if (padParams.isPad || row_ub > p.blockLen) {
     // The padded tail of each UB row is written too (with the pad value, or left as it was).
@@ -206,8 +211,8 @@ void DataCopyPad(const GlobalTensor<T>& dst, const LocalTensor<T>& src, const Da
   const uint64_t dst_stride = uint64_t(p.blockLen) + p.dstStride;
   src.check_elems(((p.blockCount - 1) * src_stride + row_ub) / sizeof(T), loc);
   dst.check_range(0, ((p.blockCount - 1) * dst_stride + p.blockLen) / sizeof(T), loc);
-  detail::gm_local_rows(dst, dst_stride, src, src_stride, p.blockCount, p.blockLen, true,
-                        detail::issue_copy(true, loc));
+  ascend_sim::Instr in(detail::copy_pipe(true), loc, "DataCopyPad");
+  detail::gm_local_rows(dst, dst_stride, src, src_stride, p.blockCount, p.blockLen, true, in.access());
 }
 
 }  // namespace AscendC

@@ -123,12 +123,6 @@ Pipe to_pipe(pipe_t p) {
 EventPipes event_pipes(HardEvent e) { return kEvents[size_t(e)].pipes; }
 std::string event_name(HardEvent e) { return kEvents[size_t(e)].name; }
 
-Access issue(Pipe p, const Loc& loc) {
-  ThreadCtx& c = ctx();
-  c.launch->yield();
-  return c.sync.issue(p, loc);
-}
-
 void set_flag(HardEvent e, int id, const Loc& loc, bool by_queue) {
   ThreadCtx& c = ctx();
   check_event(c, e, id, loc, "SetFlag");
@@ -140,7 +134,8 @@ void set_flag(HardEvent e, int id, const Loc& loc, bool by_queue) {
     return "SetFlag" + flag_text(e, id) + " twice without a WaitFlag between (first at " + where(it->second.loc) +
            "): undefined behaviour, and a PipeBarrier after it hangs (SetFlag-WaitFlag(ISASI).md)";
   });
-  c.flags.emplace(key, PendingFlag{c.sync.flag_clock(event_pipes(e).src), loc, by_queue});
+  const Pipe src = event_pipes(e).src;
+  c.flags.emplace(key, PendingFlag{c.sync.flag_clock(src), c.times.completion(src), loc, by_queue});
 }
 
 void wait_flag(HardEvent e, int id, const Loc& loc, bool by_queue) {
@@ -155,7 +150,13 @@ void wait_flag(HardEvent e, int id, const Loc& loc, bool by_queue) {
     return "WaitFlag" + flag_text(e, id) + " consumes the event set at " + where(it->second.loc) + " by " +
            (by_queue ? "the kernel" : "a TQue operation") + ": their event ids collide";
   });
-  c.sync.wait(event_pipes(e).dst, it->second.clock);
+  const Pipe dst = event_pipes(e).dst;
+  c.sync.wait(dst, it->second.clock);
+  if (dst == Pipe::kS) {
+    c.times.s = std::max(c.times.s, it->second.time);
+  } else {
+    c.times.ready[size_t(dst)] = std::max(c.times.ready[size_t(dst)], it->second.time);
+  }
   c.flags.erase(it);
 }
 
@@ -168,6 +169,7 @@ void pipe_barrier(pipe_t p, const Loc& loc) {
   c.launch->yield();
   if (p == PIPE_ALL) {
     c.sync.barrier_all();
+    c.times.wait_all(c.times.completion_all());
     return;
   }
   const bool aiv = c.type == CoreType::kAiv;
@@ -177,6 +179,8 @@ void pipe_barrier(pipe_t p, const Loc& loc) {
            " has no such pipe";
   });
   c.sync.barrier(to_pipe(p));
+  Timeline& t = c.times;
+  t.ready[size_t(to_pipe(p))] = std::max(t.ready[size_t(to_pipe(p))], t.done[size_t(to_pipe(p))]);
 }
 
 int alloc_event_id(HardEvent e, const Loc& loc, bool by_queue) {

@@ -67,9 +67,6 @@ struct EventPipes {
 EventPipes event_pipes(HardEvent e);
 std::string event_name(HardEvent e);
 
-// The calling thread issues an instruction on pipe p (a switch point of the serialized scheduler).
-Access issue(Pipe p, const Loc& loc);
-
 // SetFlag / WaitFlag; `by_queue` marks the ones a TQue operation issues with an id it took from the pool.
 void set_flag(HardEvent e, int id, const Loc& loc, bool by_queue);
 void wait_flag(HardEvent e, int id, const Loc& loc, bool by_queue);

@@ -9,6 +9,7 @@
 
 #include "sim_events.h"
 #include "sim_runtime.h"
+#include "sim_timeline.h"
 #include "sim_types.h"
 
 namespace AscendC {
@@ -63,13 +64,13 @@ class GlobalTensor {
   }
   // Scalar access: through the core's data cache (see sim_cache.h).
   T GetValue(uint64_t offset, Loc loc = {}) const {
-    const ascend_sim::Access a = ascend_sim::issue(ascend_sim::Pipe::kS, loc);
-    sim_access(offset, 1, false, a, true);
+    ascend_sim::Instr in(ascend_sim::Pipe::kS, loc, "GetValue");
+    sim_access(offset, 1, false, in.access(), true);
     return ptr_[offset];
   }
   void SetValue(uint64_t offset, T value, Loc loc = {}) {
-    const ascend_sim::Access a = ascend_sim::issue(ascend_sim::Pipe::kS, loc);
-    sim_access(offset, 1, true, a, true);
+    ascend_sim::Instr in(ascend_sim::Pipe::kS, loc, "SetValue");
+    sim_access(offset, 1, true, in.access(), true);
     ptr_[offset] = value;
   }
   uint64_t GetSize() const { return size_; }
@@ -150,13 +151,15 @@ class LocalTensor {
   // Scalar access of one element (the S pipe).
   T GetValue(uint32_t index, Loc loc = {}) const {
     check_elems(index + 1, loc);
-    sim_record(index, 1, false, ascend_sim::issue(ascend_sim::Pipe::kS, loc));
+    ascend_sim::Instr in(ascend_sim::Pipe::kS, loc, "GetValue");
+    sim_record(index, 1, false, in.access());
     return data()[index];
   }
   template <typename S>
   void SetValue(uint32_t index, const S value, Loc loc = {}) const {
     check_elems(index + 1, loc);
-    sim_record(index, 1, true, ascend_sim::issue(ascend_sim::Pipe::kS, loc));
+    ascend_sim::Instr in(ascend_sim::Pipe::kS, loc, "SetValue");
+    sim_record(index, 1, true, in.access());
     data()[index] = T(value);
   }
   uint32_t GetSize() const { return size_; }

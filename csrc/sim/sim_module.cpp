@@ -28,10 +28,18 @@ auto torch_errors_as_python(F f) -> decltype(f()) {
   }
 }
 
+// Counters and modelled times of a launch. The timeline (modelled_us) is the model of record; the roofline
+// (roofline_us: the busiest of each core's cube, AIVs' vector and GM/L2 port, plus the launch) is its lower bound.
 py::dict stats_dict(const ascend_sim::LaunchStats& s) {
+  using namespace ascend_sim;
+  const double us = 1e6 / kModelClockHz;
   py::list per_core;
-  std::vector<ascend_sim::CoreWork> work;
-  for (const ascend_sim::CoreStats& x : s.per_core) {
+  double end = 0.0, roofline = 0.0, cube = 0.0;
+  size_t slowest = 0;
+  for (size_t core = 0; core < s.per_core.size(); ++core) {
+    const CoreStats& x = s.per_core[core];
+    const double cube_cycles = double(x.cube_macs) / kModelCubeMacsPerCycle;
+    const double vec = double(std::max(x.vector_cycles[0], x.vector_cycles[1]));
     py::dict d;
     d["gm_read_bytes"] = x.gm_read_bytes;
     d["gm_write_bytes"] = x.gm_write_bytes;
@@ -39,16 +47,41 @@ py::dict stats_dict(const ascend_sim::LaunchStats& s) {
     d["vector_elems"] = x.vector_elems;
     d["vector_cycles"] = std::vector<uint64_t>{x.vector_cycles[0], x.vector_cycles[1]};  // per AIV
     d["gm_workspace_bytes"] = x.gm_workspace_bytes;  // included in the read/write bytes above
+    d["l2_hit_bytes"] = x.l2_hit_bytes;              // DMA and cube traffic that found its bytes in L2
+    d["l2_miss_bytes"] = x.l2_miss_bytes;
+    d["modelled_us"] = x.end_cycles * us;
+    d["roofline_us"] = std::max({cube_cycles, vec, x.port_busy}) * us;
+    py::dict busy;
+    for (const auto& [name, cycles] : x.pipe_busy) busy[py::str(name)] = cycles * us;
+    busy["cube"] = x.cube_busy * us;
+    busy["gm/L2 port"] = x.port_busy * us;
+    d["busy_us"] = busy;
     per_core.append(d);
-    work.push_back({x.gm_read_bytes + x.gm_write_bytes, x.cube_macs, std::max(x.vector_cycles[0], x.vector_cycles[1])});
+    if (x.end_cycles > end) end = x.end_cycles, slowest = core;
+    roofline = std::max({roofline, cube_cycles, vec, x.port_busy});
+    cube += cube_cycles;
   }
-  const ascend_sim::ModelledTime m = ascend_sim::model_time(work);
   py::dict d;
   d["block_dim"] = s.block_dim;
   d["per_core"] = per_core;
-  d["modelled_us"] = s.block_dim ? m.us : 0.0;
-  d["modelled_core_us"] = m.core_us;
-  d["modelled_bound"] = m.bound;
+  const bool ran = s.block_dim > 0;
+  d["modelled_us"] = ran ? end * us + kModelLaunchOverheadUs : 0.0;
+  d["roofline_us"] = ran ? roofline * us + kModelLaunchOverheadUs : 0.0;
+  // The cube's share of the kernel's time on the cores it ran (the launch overhead aside).
+  d["cube_utilisation"] = ran && end > 0 ? cube / (end * s.block_dim) : 0.0;
+  // The busiest unit of the core that finished last.
+  std::string critical;
+  if (ran) {
+    double most = -1.0;
+    const CoreStats& x = s.per_core[slowest];
+    std::vector<std::pair<std::string, double>> units = x.pipe_busy;
+    units.push_back({"cube", x.cube_busy});
+    units.push_back({"gm/L2 port", x.port_busy});
+    for (const auto& [name, cycles] : units) {
+      if (cycles > most) most = cycles, critical = name;
+    }
+  }
+  d["critical"] = critical;
   return d;
 }
 
@@ -78,20 +111,24 @@ ascend_attn::KernelDevice sim_device(int64_t num_cores) {
 // Runs a host flow in the simulator (dry or not, free-running or serialized by a seed) and returns its launch with
 // the counters of its kernel.
 template <typename F>
-std::pair<ascend_attn::KernelLaunch, py::dict> simulate(bool dry_run, std::optional<uint64_t> seed, const char* what,
-                                                        F launch) {
+std::pair<ascend_attn::KernelLaunch, py::dict> simulate(bool dry_run, std::optional<uint64_t> seed,
+                                                        std::optional<std::string> trace, const char* what, F launch) {
   ascend_sim::set_dry_run(dry_run);
   ascend_sim::set_schedule_seed(seed);
+  ascend_sim::set_trace_path(std::move(trace));
+  auto reset = [] {
+    ascend_sim::set_dry_run(false);
+    ascend_sim::set_schedule_seed(std::nullopt);
+    ascend_sim::set_trace_path(std::nullopt);
+  };
   ascend_attn::KernelLaunch r;
   try {
     r = launch();
   } catch (...) {
-    ascend_sim::set_dry_run(false);
-    ascend_sim::set_schedule_seed(std::nullopt);
+    reset();
     throw;
   }
-  ascend_sim::set_dry_run(false);
-  ascend_sim::set_schedule_seed(std::nullopt);
+  reset();
   TORCH_CHECK(dry_run || !r.error_flags.defined() || !r.error_flags.ne(0).any().item<bool>(), what,
               ": the kernel met an index outside the cache and skipped it");
   ascend_sim::LaunchStats none;
@@ -104,14 +141,15 @@ py::tuple flash_attention_varlen(const at::Tensor& q, const at::Tensor& k, const
                                  const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k, int64_t max_seqlen_q,
                                  int64_t max_seqlen_k, std::optional<double> softmax_scale, bool causal,
                                  std::vector<int64_t> window_size, double softcap, bool return_lse, int64_t num_cores,
-                                 bool dry_run, std::optional<uint64_t> schedule_seed) {
+                                 bool dry_run, std::optional<uint64_t> schedule_seed,
+                                 std::optional<std::string> trace) {
   return torch_errors_as_python([&] {
     TORCH_CHECK(q.device().is_cpu(), "q: the simulator runs on CPU tensors, got ", q.device());
     const ascend_attn::AttentionArgs a = ascend_attn::check_flash_attention_varlen_args(
         q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale, causal, window_size, softcap,
         std::nullopt, return_lse);
     const ascend_attn::KernelDevice device = sim_device(num_cores);
-    auto [r, stats] = simulate(dry_run, schedule_seed, "flash_attention",
+    auto [r, stats] = simulate(dry_run, schedule_seed, trace, "flash_attention",
                                [&] { return ascend_attn::flash_attention_varlen_launch(a, device); });
     return py::make_tuple(r.out, r.lse, stats);
   });
@@ -121,28 +159,30 @@ py::tuple paged_attention(const at::Tensor& q, const at::Tensor& key_cache, cons
                           const at::Tensor& block_tables, const at::Tensor& context_lens,
                           const std::optional<at::Tensor>& cu_seqlens_q, std::optional<double> softmax_scale,
                           bool causal, std::vector<int64_t> window_size, double softcap, bool return_lse,
-                          int64_t num_cores, bool dry_run, std::optional<uint64_t> schedule_seed) {
+                          int64_t num_cores, bool dry_run, std::optional<uint64_t> schedule_seed,
+                          std::optional<std::string> trace) {
   return torch_errors_as_python([&] {
     TORCH_CHECK(q.device().is_cpu(), "q: the simulator runs on CPU tensors, got ", q.device());
     const ascend_attn::PagedArgs p =
         ascend_attn::check_paged_attention_args(q, key_cache, value_cache, block_tables, context_lens, cu_seqlens_q,
                                                 softmax_scale, causal, window_size, softcap, std::nullopt, return_lse);
     const ascend_attn::KernelDevice device = sim_device(num_cores);
-    auto [r, stats] = simulate(dry_run, schedule_seed, "block_tables",
+    auto [r, stats] = simulate(dry_run, schedule_seed, trace, "block_tables",
                                [&] { return ascend_attn::paged_attention_launch(p, device); });
     return py::make_tuple(r.out, r.lse, stats);
   });
 }
 
 py::dict reshape_and_cache(const at::Tensor& key, const at::Tensor& value, at::Tensor key_cache, at::Tensor value_cache,
-                           const at::Tensor& slot_mapping, int64_t num_cores, std::optional<uint64_t> schedule_seed) {
+                           const at::Tensor& slot_mapping, int64_t num_cores, std::optional<uint64_t> schedule_seed,
+                           std::optional<std::string> trace) {
   return torch_errors_as_python([&] {
     TORCH_CHECK(key.device().is_cpu(), "key: the simulator runs on CPU tensors, got ", key.device());
     ascend_attn::check_reshape_and_cache_args(key, value, key_cache, value_cache, slot_mapping);
     TORCH_CHECK(key.scalar_type() == at::kHalf || key.scalar_type() == at::kBFloat16,
                 "key: the Ascend C reshape_and_cache kernel takes float16 or bfloat16, got ", key.scalar_type());
     const ascend_attn::KernelDevice device = sim_device(num_cores);
-    auto [r, stats] = simulate(false, schedule_seed, "slot_mapping", [&] {
+    auto [r, stats] = simulate(false, schedule_seed, trace, "slot_mapping", [&] {
       return ascend_attn::reshape_and_cache_launch(key, value, key_cache, value_cache, slot_mapping, device);
     });
     return stats;
@@ -171,8 +211,7 @@ py::dict flash_attention_plan(int64_t dtype, int64_t heads, int64_t kv_heads, in
   d["block_cols"] = t.block_cols;
   d["chunk_rows"] = t.chunk_rows;
   d["ws_per_aiv"] = t.ws_per_aiv;
-  d["ub_bytes"] =
-      ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, t.chunk_rows, 2, t.softcap > 0).total();
+  d["ub_bytes"] = ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, t.chunk_rows, 2).total();
   d["ub_budget"] = ascend_attn_kernel::kAivUbBudget;
   d["mm1"] = cube_tiling_dict(t.mm1);
   d["mm2"] = cube_tiling_dict(t.mm2);
@@ -222,4 +261,26 @@ PYBIND11_MODULE(_sim, m) {
   m.attr("model_launch_overhead_us") = ascend_sim::kModelLaunchOverheadUs;
   m.attr("model_cube_tflops_per_core") = 2 * ascend_sim::kModelCubeMacsPerCycle * ascend_sim::kModelClockHz / 1e12;
   m.attr("model_gm_bytes_per_second") = ascend_sim::kModelGmBytesPerSecond;
+  m.attr("model_l2_bytes_per_second") = ascend_sim::kModelL2BytesPerSecond;
+  m.attr("model_cores") = ascend_sim::kModelCores;
+  // The whole cost table (csrc/sim/sim_config.h), for the calibration tests and the model scripts.
+  py::dict model;
+  model["clock_hz"] = ascend_sim::kModelClockHz;
+  model["cube_macs_per_cycle"] = ascend_sim::kModelCubeMacsPerCycle;
+  model["vector_bytes_per_cycle"] = ascend_sim::kModelVectorBytesPerCycle;
+  model["vector_startup_cycles"] = ascend_sim::kModelVectorStartupCycles;
+  model["reduce_factor"] = ascend_sim::kModelReduceFactor;
+  model["transcendental_factor"] = ascend_sim::kModelTranscendentalFactor;
+  model["issue_cycles"] = ascend_sim::kModelIssueCycles;
+  model["gm_bytes_per_second"] = ascend_sim::kModelGmBytesPerSecond;
+  model["l2_bytes_per_second"] = ascend_sim::kModelL2BytesPerSecond;
+  model["l2_bytes"] = ascend_sim::kModelL2Bytes;
+  model["gm_latency_cycles"] = ascend_sim::kModelGmLatencyCycles;
+  model["l2_latency_cycles"] = ascend_sim::kModelL2LatencyCycles;
+  model["matmul_call_cycles"] = ascend_sim::kModelMatmulCallCycles;
+  model["matmul_message_cycles"] = ascend_sim::kModelMatmulMessageCycles;
+  model["cube_fill_cycles"] = ascend_sim::kModelCubeFillCycles;
+  model["launch_overhead_us"] = ascend_sim::kModelLaunchOverheadUs;
+  model["cores"] = ascend_sim::kModelCores;
+  m.attr("model") = model;
 }

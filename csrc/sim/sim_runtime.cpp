@@ -89,6 +89,7 @@ Launch::~Launch() = default;
 void Launch::add_buffer(const uint8_t* base, uint64_t bytes, std::string name, GmRole role) {
   auto b = std::make_unique<GmBuffer>();
   b->base = base, b->bytes = bytes, b->name = std::move(name), b->role = role;
+  b->model_base = uint64_t(buffers_.size() + 1) << 40;
   buffers_.push_back(std::move(b));
 }
 
@@ -106,7 +107,7 @@ void Launch::record_failure(const std::string& message) {
     failed_ = true;
     failure_ = message;
   }
-  cv_.notify_all();
+  for (auto& t : contexts_) t->turn.notify_one();
 }
 
 void Launch::race(ThreadCtx& c, const std::string& region, const Access& earlier, bool earlier_wrote, const Access& now,
@@ -133,18 +134,28 @@ void Launch::race(ThreadCtx& c, const std::string& region, const Access& earlier
 
 void Launch::gm_access(GmBuffer& b, uint64_t lo, uint64_t hi, bool write, const Access& a, bool scalar) {
   ThreadCtx& c = ctx();
+  const uint8_t* p = b.base + lo;
+  const uint64_t addr = b.model_base + lo;
+  // The time model: the scalar unit's data cache, or the bytes a DMA (or the cube) finds in the L2.
+  if (scalar) {
+    const bool hit = write ? caches_.scalar_write(c.index, b.name.c_str(), b.base, p, hi - lo, a.loc)
+                           : caches_.scalar_read(c.index, b.name.c_str(), b.base, p, hi - lo, a.loc);
+    if (c.instr) c.instr->scalar_gm(hit);
+    if (!hit && c.instr) {
+      const uint64_t line = addr / kCacheLineBytes * kCacheLineBytes, in_l2 = l2_.touch(line, kCacheLineBytes);
+      c.instr->add_gm(in_l2, kCacheLineBytes - in_l2);
+    }
+  } else {
+    const uint64_t in_l2 = l2_.touch(addr, hi - lo);
+    c.counters->l2_hit_bytes += in_l2;
+    c.counters->l2_miss_bytes += (hi - lo) - in_l2;
+    if (c.instr) c.instr->add_gm(in_l2, (hi - lo) - in_l2);
+  }
   if (b.role == GmRole::kInput) {
     check(!write, a.loc, [&] { return "the kernel writes GM '" + b.name + "', an input buffer of the launch"; });
     return;  // nobody writes inputs, so their reads cannot race
   }
-  const uint8_t* p = b.base + lo;
-  if (scalar) {
-    if (write) {
-      caches_.scalar_write(c.index, b.name.c_str(), b.base, p, hi - lo, a.loc);
-    } else {
-      caches_.scalar_read(c.index, b.name.c_str(), b.base, p, hi - lo, a.loc);
-    }
-  } else {
+  if (!scalar) {
     const std::string what = std::string(pipe_name(pipe_of(a.comp)));
     if (write) {
       caches_.dma_write(c.index, what.c_str(), b.name.c_str(), b.base, p, hi - lo, a.loc);
@@ -173,16 +184,12 @@ void Launch::clean_invalidate(GmBuffer* b, uint64_t offset, bool entire, const L
   caches_.clean_invalidate(ctx().index, b ? b->base + offset : nullptr, entire, loc);
 }
 
-bool Launch::any_runnable_other(const ThreadCtx& self) const {
-  for (const auto& t : contexts_) {
-    if (t.get() == &self || exited_[t->index]) continue;
-    bool waiting = false, ready = false;
-    for (const Waiter* w : waiters_) {
-      if (w->thread == t.get()) waiting = true, ready = (*w->ready)();
-    }
-    if (!waiting || ready) return true;
+bool Launch::runnable(const ThreadCtx& t) const {
+  if (exited_[t.index]) return false;
+  for (const Waiter* w : waiters_) {
+    if (w->thread == &t) return (*w->ready)();
   }
-  return false;
+  return true;
 }
 
 [[noreturn]] void Launch::deadlock(std::unique_lock<std::mutex>&) {
@@ -193,29 +200,27 @@ bool Launch::any_runnable_other(const ThreadCtx& self) const {
     failed_ = true;
     failure_ = s.str();
   }
-  cv_.notify_all();
+  for (auto& t : contexts_) t->turn.notify_one();
   throw SimError("");
 }
 
-// Serialized mode: gives the baton to a random other runnable thread (or keeps it when there is none and the caller
-// can go on), then waits for it to come back.
-void Launch::hand_over(std::unique_lock<std::mutex>& lock, ThreadCtx& c, bool keep_if_alone) {
-  std::vector<uint32_t> runnable;
+bool Launch::hand_over(ThreadCtx& c) {
+  std::vector<uint32_t> candidates;
+  const ThreadCtx* earliest = nullptr;
   for (const auto& t : contexts_) {
-    if (t.get() == &c || exited_[t->index]) continue;
-    bool waiting = false, ready = false;
-    for (const Waiter* w : waiters_) {
-      if (w->thread == t.get()) waiting = true, ready = (*w->ready)();
-    }
-    if (!waiting || ready) runnable.push_back(t->index);
+    if (t.get() == &c || !runnable(*t)) continue;
+    candidates.push_back(t->index);
+    if (!earliest || t->times.s < earliest->times.s) earliest = t.get();
   }
-  if (runnable.empty()) {
-    if (keep_if_alone) return;
-    if (!waiters_.empty()) deadlock(lock);
-    return;
-  }
-  running_ = runnable[rng_() % runnable.size()];
-  cv_.notify_all();
+  if (candidates.empty()) return false;
+  running_ = options_.seeded ? candidates[rng_() % candidates.size()] : earliest->index;
+  contexts_[running_]->turn.notify_one();
+  return true;
+}
+
+void Launch::wait_turn(std::unique_lock<std::mutex>& lock, ThreadCtx& c, const std::function<bool()>& also) {
+  c.turn.wait(lock, [&] { return failed_ || (running_ == c.index && also()); });
+  if (failed_) throw SimError("");
 }
 
 void Launch::wait_until(std::unique_lock<std::mutex>& lock, ThreadCtx& c, const std::string& what,
@@ -225,29 +230,39 @@ void Launch::wait_until(std::unique_lock<std::mutex>& lock, ThreadCtx& c, const 
   waiters_.push_back(&w);
   auto leave = [&] { waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &w)); };
   try {
-    if (!options_.serialize) {
-      if (!any_runnable_other(c)) deadlock(lock);
-      cv_.wait(lock, [&] { return failed_ || ready(); });
-    } else {
-      hand_over(lock, c, false);
-      cv_.wait(lock, [&] { return failed_ || (running_ == c.index && ready()); });
-    }
+    if (!hand_over(c)) deadlock(lock);  // nobody else can run: nothing will ever release this wait
+    wait_turn(lock, c, ready);
   } catch (...) {
     leave();
     throw;
   }
   leave();
-  if (failed_) throw SimError("");
 }
 
+// A switch point (every instruction): seeded, a random handover now and then; otherwise the thread keeps the baton
+// while its scalar unit is no more than the lookahead ahead of the earliest other runnable thread.
 void Launch::yield() {
-  if (!options_.serialize) return;
-  std::unique_lock<std::mutex> lock(mutex_);
-  if (rng_() % 4 != 0) return;
   ThreadCtx& c = ctx();
-  hand_over(lock, c, true);
-  cv_.wait(lock, [&] { return failed_ || running_ == c.index; });
+  std::unique_lock<std::mutex> lock(mutex_);
   if (failed_) throw SimError("");
+  if (options_.seeded) {
+    if (rng_() % 4 != 0) return;
+  } else {
+    if ((++yields_ & 15) == 0) {  // now and then: no request can be ready before the earliest thread's time
+      double earliest = c.times.s;
+      for (const auto& t : contexts_) {
+        if (!exited_[t->index]) earliest = std::min(earliest, t->times.s);
+      }
+      for (Resource& r : port_) r.forget_before(earliest);
+      for (Resource& r : cube_) r.forget_before(earliest);
+    }
+    bool ahead = false;
+    for (const auto& t : contexts_) {
+      if (t.get() != &c && runnable(*t) && t->times.s + kModelLookaheadCycles < c.times.s) ahead = true;
+    }
+    if (!ahead) return;
+  }
+  if (hand_over(c)) wait_turn(lock, c, [] { return true; });
 }
 
 void Launch::check_exit(ThreadCtx& c) {
@@ -263,10 +278,9 @@ void Launch::check_exit(ThreadCtx& c) {
 void Launch::thread_main(ThreadCtx& c, const std::function<void()>& kernel) {
   t_ctx = &c;
   try {
-    if (options_.serialize) {
+    {
       std::unique_lock<std::mutex> lock(mutex_);
-      cv_.wait(lock, [&] { return failed_ || running_ == c.index; });
-      if (failed_) throw SimError("");
+      wait_turn(lock, c, [] { return true; });
     }
     kernel();
     check_exit(c);
@@ -286,16 +300,13 @@ void Launch::thread_main(ThreadCtx& c, const std::function<void()>& kernel) {
                  (barrier_aiv_only_ ? "AIVs" : "cores") + ": " + c.describe() + " returned before it";
     }
     try {
-      if (!failed_ && live_ > 0) {
-        if (options_.serialize) {
-          hand_over(lock, c, false);
-        } else if (!waiters_.empty() && !any_runnable_other(c)) {
-          deadlock(lock);
-        }
+      if (failed_) {
+        for (auto& t : contexts_) t->turn.notify_one();
+      } else if (!hand_over(c) && !waiters_.empty()) {
+        deadlock(lock);
       }
     } catch (const SimError&) {
     }
-    cv_.notify_all();
   }
   t_ctx = nullptr;
 }
@@ -304,12 +315,13 @@ void Launch::run(const std::function<void()>& kernel) {
   const uint32_t n = uint32_t(contexts_.size());
   std::vector<std::string> names;
   for (auto& c : contexts_) {
-    c->sync.init(c->index, n, c->type == CoreType::kAiv);
+    c->sync.init(c->index, n, c->type == CoreType::kAiv, &c->times);
     names.push_back(c->describe());
   }
   caches_.init(names);
   barrier_clock_ = Clock(size_t(n) * kPipeCount);
   barrier_result_.assign(n, barrier_clock_);
+  barrier_result_time_.assign(n, 0.0);
   exited_.assign(n, 0);
   live_ = n;
   if (!options_.dry_run) {
@@ -319,7 +331,9 @@ void Launch::run(const std::function<void()>& kernel) {
         std::memset(const_cast<uint8_t*>(b->base), 0xff, b->bytes);
     }
   }
-  if (options_.serialize) running_ = uint32_t(rng_() % n);
+  port_.assign(block_dim_, Resource());
+  cube_.assign(block_dim_, Resource());
+  running_ = options_.seeded ? uint32_t(rng_() % n) : 0;  // all start at time 0: the earliest is the first
   std::vector<std::thread> threads;
   threads.reserve(n);
   for (auto& c : contexts_) threads.emplace_back([this, &kernel, c = c.get()] { thread_main(*c, kernel); });
@@ -340,6 +354,7 @@ void Launch::sync_all(bool aiv_only, const Loc& loc) {
   uint32_t expected = 0;
   for (const auto& t : contexts_) expected += !aiv_only || t->type == CoreType::kAiv;
   const Clock mine = c.sync.completion_all();
+  const double arrival = c.times.completion_all();
   std::unique_lock<std::mutex> lock(mutex_);
   for (const auto& t : contexts_) {
     if ((!aiv_only || t->type == CoreType::kAiv) && exited_[t->index]) {
@@ -349,6 +364,7 @@ void Launch::sync_all(bool aiv_only, const Loc& loc) {
   }
   if (barrier_arrived_ == 0) {
     barrier_clock_ = mine;
+    barrier_time_ = arrival;
     barrier_loc_ = loc;
     barrier_aiv_only_ = aiv_only;
     barrier_expected_ = expected;
@@ -358,21 +374,26 @@ void Launch::sync_all(bool aiv_only, const Loc& loc) {
              (aiv_only ? "false" : "true") + "> at " + where(barrier_loc_);
     });
     barrier_clock_.join(mine);
+    barrier_time_ = std::max(barrier_time_, arrival);
   }
   const uint64_t generation = barrier_generation_;
   if (++barrier_arrived_ == expected) {
     for (const auto& t : contexts_) {
-      if (!aiv_only || t->type == CoreType::kAiv) barrier_result_[t->index] = barrier_clock_;
+      if (!aiv_only || t->type == CoreType::kAiv) {
+        barrier_result_[t->index] = barrier_clock_;
+        barrier_result_time_[t->index] = barrier_time_ + kModelSyncAllCycles;
+      }
     }
     barrier_arrived_ = 0;
     ++barrier_generation_;
-    cv_.notify_all();
   } else {
     wait_until(lock, c, "SyncAll at " + where(loc), [&] { return barrier_generation_ != generation; });
   }
   const Clock got = barrier_result_[c.index];
+  const double released = barrier_result_time_[c.index];
   lock.unlock();
   c.sync.wait_all(got);
+  c.times.wait_all(released);
 }
 
 void Launch::note_matmul_objects(int n) {
@@ -399,6 +420,7 @@ void Launch::cross_core_set(int mode, Pipe pipe, int flag_id, const Loc& loc) {
         [] { return "CrossCoreSetFlag mode 1 synchronises the two AIVs of a core; the AIC cannot use it"; });
   const uint32_t n = uint32_t(contexts_.size());
   const Clock contribution = c.sync.completion(pipe);
+  const double when = c.times.completion(pipe) + kModelCrossCoreCycles;
   std::unique_lock<std::mutex> lock(mutex_);
   check(flag_id >= matmul_flag_ids_, loc, [&] {
     return "CrossCoreSetFlag flag id " + std::to_string(flag_id) + " is reserved by the Matmul objects (ids 0.." +
@@ -436,21 +458,21 @@ void Launch::cross_core_set(int mode, Pipe pipe, int flag_id, const Loc& loc) {
   }
   FlagGroup& g = flag_groups_[{mode, group, flag_id, side}];
   const uint64_t round = g.sets_by[c.index]++;
-  while (g.first + g.rounds.size() <= round) g.rounds.push_back(Round{0, Clock(size_t(n) * kPipeCount)});
+  while (g.first + g.rounds.size() <= round) g.rounds.push_back(Round{0, Clock(size_t(n) * kPipeCount), 0.0});
   Round& r = g.rounds[round - g.first];
   r.clock.join(contribution);
+  r.time = std::max(r.time, when);
   if (++r.sets < setters.size()) return;
   for (uint32_t t : targets) {
-    std::vector<Clock>& pending = semaphores_[{t, flag_id}];
+    std::vector<Round>& pending = semaphores_[{t, flag_id}];
     check(pending.size() < kMaxCrossCorePending, loc, [&] {
       return "CrossCoreSetFlag id " + std::to_string(flag_id) + " would give " + contexts_[t]->describe() +
              " more than " + std::to_string(kMaxCrossCorePending) + " pending sets (the hardware counter counts 0..15)";
     });
-    pending.push_back(r.clock);
+    pending.push_back(r);
   }
   g.rounds.erase(g.rounds.begin());
   ++g.first;
-  cv_.notify_all();
 }
 
 void Launch::cross_core_wait(int flag_id, const Loc& loc) {
@@ -460,31 +482,14 @@ void Launch::cross_core_wait(int flag_id, const Loc& loc) {
   check(flag_id >= 0 && flag_id <= int(kMaxCrossCoreFlagId), loc,
         [&] { return "CrossCoreWaitFlag flag id " + std::to_string(flag_id) + " out of range"; });
   std::unique_lock<std::mutex> lock(mutex_);
-  std::vector<Clock>& pending = semaphores_[{c.index, flag_id}];
+  std::vector<Round>& pending = semaphores_[{c.index, flag_id}];
   wait_until(lock, c, "CrossCoreWaitFlag(" + std::to_string(flag_id) + ") at " + where(loc),
              [&] { return !pending.empty(); });
-  const Clock got = pending.front();
+  const Round got = pending.front();
   pending.erase(pending.begin());
   lock.unlock();
-  c.sync.wait_all(got);  // on A2 the wait blocks every pipe (CrossCoreWaitFlag(ISASI).md)
-}
-
-ModelledTime model_time(const std::vector<CoreWork>& work) {
-  ModelledTime m;
-  // A core's share of the chip's GM bandwidth, whatever the block dim: the other cores belong to other work.
-  const double gm_per_core = kModelGmBytesPerSecond / kModelCores;
-  double worst = 0.0;
-  for (const CoreWork& w : work) {
-    const double cube = double(w.cube_macs) / (kModelCubeMacsPerCycle * kModelClockHz);
-    const double vec = double(w.vector_cycles_max) / kModelClockHz;
-    const double gm = double(w.gm_bytes) / gm_per_core;
-    const double t = std::max({cube, vec, gm});
-    m.core_us.push_back(t * 1e6);
-    m.bound.push_back(t == 0.0 ? "idle" : t == cube ? "cube" : t == vec ? "vector" : "gm");
-    worst = std::max(worst, t);
-  }
-  m.us = worst * 1e6 + kModelLaunchOverheadUs;
-  return m;
+  c.sync.wait_all(got.clock);  // on A2 the wait blocks every pipe (CrossCoreWaitFlag(ISASI).md)
+  c.times.wait_all(got.time);
 }
 
 }  // namespace ascend_sim

@@ -18,6 +18,7 @@
 #include "sim_cache.h"
 #include "sim_config.h"
 #include "sim_sync.h"
+#include "sim_timeline.h"
 
 namespace ascend_sim {
 
@@ -25,8 +26,9 @@ namespace ascend_sim {
 // kept per AIV, since the two AIVs run in parallel.
 struct CoreCounters {
   std::atomic<uint64_t> gm_read_bytes{0}, gm_write_bytes{0}, cube_macs{0}, vector_elems{0};
-  std::atomic<uint64_t> vector_cycles[2]{{0}, {0}};  // per AIV: elements divided by each instruction's lanes
-  std::atomic<uint64_t> gm_workspace_bytes{0};       // the part of the GM traffic to and from scratch buffers
+  std::atomic<uint64_t> vector_cycles[2]{{0}, {0}};         // per AIV: elements divided by each instruction's lanes
+  std::atomic<uint64_t> gm_workspace_bytes{0};              // the part of the GM traffic to and from scratch buffers
+  std::atomic<uint64_t> l2_hit_bytes{0}, l2_miss_bytes{0};  // GM traffic that found its bytes in L2, and the rest
 };
 
 // A GM buffer the host passed to the launch, with the shadow of the accesses to it.
@@ -35,6 +37,9 @@ struct GmBuffer {
   uint64_t bytes = 0;
   std::string name;
   GmRole role = GmRole::kInput;
+  // Where the time model places the buffer: 2^40 bytes apart in the order of registration, so L2 granules and
+  // data-cache lines fall the same way whatever addresses the host allocator returned.
+  uint64_t model_base = 0;
   std::mutex mutex;  // guards the shadow
   Shadow shadow;
 };
@@ -50,6 +55,7 @@ class Launch;
 // A SetFlag waiting for its WaitFlag.
 struct PendingFlag {
   Clock clock;
+  double time;  // when the flag is set: the source pipe's issued work is done
   Loc loc;
   bool by_queue;  // set by a TQue operation (EnQue, FreeTensor), not by the kernel
 };
@@ -74,6 +80,11 @@ struct ThreadCtx {
   // Matmul objects (vector-master, on the AIV): how many the kernel registered, the one in use until End().
   int matmul_objects = 0;
   const void* matmul_active = nullptr;
+  // The timeline: the times of this thread's pipes, the instruction in progress, the traced instructions.
+  Timeline times;
+  Instr* instr = nullptr;
+  std::vector<TraceEvent> trace;
+  std::condition_variable turn;  // signalled when the scheduler hands this thread the baton
   std::string describe() const;  // "AIV 3"
 };
 
@@ -82,10 +93,13 @@ bool dry_run();    // counts traffic and work without doing the arithmetic (for 
 
 struct LaunchOptions {
   bool dry_run = false;
-  // When set, threads run one at a time, switching at instruction boundaries in an order drawn from this seed:
-  // reproducible interleavings for tests (the race detector does not depend on the interleaving).
-  bool serialize = false;
+  // The simulated threads run one at a time. By default the scheduler resumes the thread whose scalar unit is
+  // earliest in modelled time, so shared units (a core's GM port and cube, the L2) see requests in time order and the
+  // timeline is deterministic; with `seeded`, it switches at instruction boundaries in an order drawn from `seed`
+  // (reproducible adversarial interleavings; the race detector does not depend on the interleaving either way).
+  bool seeded = false;
   uint64_t seed = 0;
+  bool trace = false;  // keep every instruction's pipe, start and end (TraceEvent)
 };
 
 class Launch {
@@ -98,6 +112,11 @@ class Launch {
   void run(const std::function<void()>& kernel);
 
   GmBuffer* find_buffer(const void* p, uint64_t bytes);
+  Resource& port(uint32_t core) { return port_[core]; }
+  Resource& cube(uint32_t core) { return cube_[core]; }
+  L2Model& l2() { return l2_; }
+  bool tracing() const { return options_.trace; }
+  const std::vector<std::unique_ptr<ThreadCtx>>& threads() const { return contexts_; }
   uint32_t block_dim() const { return block_dim_; }
   KernelType type() const { return type_; }
   bool is_dry_run() const { return options_.dry_run; }
@@ -123,9 +142,10 @@ class Launch {
     const std::function<bool()>* ready;
     std::string what;
   };
-  struct Round {
+  struct Round {  // one round of a cross-core flag: what its setters' work carries, and when the round completes
     uint32_t sets = 0;
     Clock clock;
+    double time = 0.0;
   };
   struct FlagGroup {  // the setters of one cross-core flag round and whom a completed round releases
     std::vector<uint32_t> setters, targets;
@@ -136,8 +156,11 @@ class Launch {
   void wait_until(std::unique_lock<std::mutex>& lock, ThreadCtx& c, const std::string& what,
                   const std::function<bool()>& ready);
   [[noreturn]] void deadlock(std::unique_lock<std::mutex>& lock);
-  bool any_runnable_other(const ThreadCtx& self) const;
-  void hand_over(std::unique_lock<std::mutex>& lock, ThreadCtx& c, bool keep_if_alone);
+  bool runnable(const ThreadCtx& t) const;
+  // Gives the baton to the next thread to run (the earliest in modelled time, or a seeded pick) other than `c`;
+  // returns false when there is none.
+  bool hand_over(ThreadCtx& c);
+  void wait_turn(std::unique_lock<std::mutex>& lock, ThreadCtx& c, const std::function<bool()>& also);
   void thread_main(ThreadCtx& c, const std::function<void()>& kernel);
   void check_exit(ThreadCtx& c);
   void race(ThreadCtx& c, const std::string& region, const Access& earlier, bool earlier_wrote, const Access& now,
@@ -150,9 +173,10 @@ class Launch {
   std::vector<std::unique_ptr<GmBuffer>> buffers_;
   std::vector<std::unique_ptr<ThreadCtx>> contexts_;
   std::vector<CoreCounters> counters_;
+  std::vector<Resource> port_, cube_;  // per core
+  L2Model l2_;
   DataCaches caches_;
   std::mutex mutex_;
-  std::condition_variable cv_;
   bool failed_ = false;
   std::string failure_;
   uint32_t live_ = 0;
@@ -161,31 +185,23 @@ class Launch {
   uint32_t barrier_arrived_ = 0;
   uint64_t barrier_generation_ = 0;
   Clock barrier_clock_;
+  double barrier_time_ = 0.0;
   Loc barrier_loc_;
   bool barrier_aiv_only_ = true;
   uint32_t barrier_expected_ = 0;
   std::vector<Clock> barrier_result_;
+  std::vector<double> barrier_result_time_;
   std::vector<uint8_t> exited_;
   std::map<std::tuple<int, uint32_t, int, int>, FlagGroup> flag_groups_;  // (mode, group, flag id, side)
-  std::map<std::pair<uint32_t, int>, std::vector<Clock>> semaphores_;     // (thread, flag id) -> released rounds
+  std::map<std::pair<uint32_t, int>, std::vector<Round>> semaphores_;     // (thread, flag id) -> released rounds
   int matmul_flag_ids_ = 0;
-  // Serialized mode.
+  // The baton: the one simulated thread that runs.
   uint32_t running_ = 0;
   std::mt19937_64 rng_;
+  uint64_t yields_ = 0;
 };
 
 // Local-memory accesses of the calling thread (race detection within its core).
 void record_local(ThreadCtx& c, Memory m, uint64_t lo, uint64_t hi, bool write, const Access& a);
-
-// Model of a launch on an Atlas 910B2 (see sim_config.h); an estimate, never a measurement.
-struct ModelledTime {
-  double us = 0.0;                 // max over cores of the per-core roofline, plus the launch overhead
-  std::vector<double> core_us;     // per AIC core, without the overhead
-  std::vector<std::string> bound;  // "cube", "vector" or "gm" per core
-};
-struct CoreWork {
-  uint64_t gm_bytes = 0, cube_macs = 0, vector_cycles_max = 0;  // vector: the busier AIV of the core
-};
-ModelledTime model_time(const std::vector<CoreWork>& work);
 
 }  // namespace ascend_sim

@@ -1,14 +1,17 @@
 #include "sim_sync.h"
 
+#include "sim_timeline.h"
+
 namespace ascend_sim {
 
 namespace {
 bool vector_side(Pipe p) { return p == Pipe::kV || p == Pipe::kMte2 || p == Pipe::kMte3; }
 }  // namespace
 
-void PipeSync::init(uint32_t self, uint32_t threads, bool auto_sync) {
+void PipeSync::init(uint32_t self, uint32_t threads, bool auto_sync, Timeline* times) {
   self_ = self;
   auto_sync_ = auto_sync;
+  times_ = times;
   for (Clock& k : know_) k = Clock(size_t(threads) * kPipeCount);
 }
 
@@ -50,11 +53,13 @@ bool PipeSync::ordered(const Access& earlier, const Access& now) {
   }
   if (q == Pipe::kS && vector_side(p)) {  // SetFlag/WaitFlag S -> p before it
     know(p).join(know(Pipe::kS));
+    times_->ready[size_t(p)] = std::max(times_->ready[size_t(p)], times_->s);
     return true;
   }
-  if (vector_side(q) && p == Pipe::kS) {  // SetFlag/WaitFlag q -> S before it
+  if (vector_side(q) && p == Pipe::kS) {  // SetFlag/WaitFlag q -> S before it: the scalar unit waits for q
     know(Pipe::kS).join(completion(q));
     ++s_version_;
+    times_->s = std::max(times_->s, times_->completion(q));
     return true;
   }
   return false;

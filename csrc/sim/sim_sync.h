@@ -18,6 +18,8 @@
 
 namespace ascend_sim {
 
+struct Timeline;
+
 // Vector clock over the (thread, pipe) components of one launch: entry c = n means the first n instructions of
 // component c have completed.
 class Clock {
@@ -52,7 +54,7 @@ class PipeSync {
   // `auto_sync`: the AIV code of a kernel built with bisheng's auto-sync (on by default for kernel direct launch:
   // 核内同步/关键特性说明.md), where the compiler orders S <-> V/MTE2/MTE3 and V -> V dependencies itself. AIC code has
   // none ("Cube侧编译器不支持自动插入任何类型的同步").
-  void init(uint32_t self, uint32_t threads, bool auto_sync);
+  void init(uint32_t self, uint32_t threads, bool auto_sync, Timeline* times);
   uint32_t self() const { return self_; }
 
   // A new instruction on pipe p (issued by the scalar unit in program order).
@@ -76,6 +78,7 @@ class PipeSync {
 
   uint32_t self_ = 0;
   bool auto_sync_ = false;
+  Timeline* times_ = nullptr;  // the thread's timeline: an inserted auto-sync delays it too
   Clock know_[kPipeCount];
   uint32_t issued_[kPipeCount] = {};
   uint64_t s_version_ = 1, refreshed_[kPipeCount] = {};

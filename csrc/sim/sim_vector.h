@@ -53,13 +53,20 @@ namespace detail {
 
 using ascend_sim::Access;
 
-// A vector instruction of the calling AIV: counted (elements, cycles of its AIV) and issued on the V pipe.
-inline Access issue_vector(uint64_t elems, uint64_t cycles, const Loc& loc) {
-  ascend_sim::ThreadCtx& c = ascend_sim::ctx();
-  c.counters->vector_elems += elems;
-  c.counters->vector_cycles[c.sub] += cycles;
-  return ascend_sim::issue(ascend_sim::Pipe::kV, loc);
-}
+// A vector instruction of the calling AIV: counted (elements, and cycles of its AIV for the roofline) and timed on
+// the V pipe. `factor` is the extra cost per repeat of reductions and transcendental functions (sim_config.h).
+class VectorInstr : public ascend_sim::Instr {
+ public:
+  VectorInstr(uint64_t elems, uint64_t repeats, const Loc& loc, const char* what, double factor = 1.0)
+      : Instr(ascend_sim::Pipe::kV, loc, what) {
+    ascend_sim::ThreadCtx& c = ascend_sim::ctx();
+    const uint64_t cycles = uint64_t(std::ceil(double(repeats) * factor));
+    c.counters->vector_elems += elems;
+    c.counters->vector_cycles[c.sub] += cycles;
+    add_cycles(double(cycles) + ascend_sim::kModelVectorStartupCycles);
+  }
+};
+constexpr double kPlain = 1.0, kTranscendental = ascend_sim::kModelTranscendentalFactor;
 
 template <typename T>
 void check_operand(const LocalTensor<T>& t, uint64_t elems, const Loc& loc, const char* what) {
@@ -89,10 +96,12 @@ struct Span {
 
 // Elementwise level-2 over `count` elements: dst[i] = f(i), reading `sources` (checked by the caller).
 template <typename T, typename F, typename... Sources>
-void level2(const LocalTensor<T>& dst, int32_t count, const Loc& loc, F f, const Sources&... sources) {
+void level2(const char* what, double factor, const LocalTensor<T>& dst, int32_t count, const Loc& loc, F f,
+            const Sources&... sources) {
   check_count<T>(count, loc);
   check_operand(dst, count, loc, "destination");
-  const Access a = issue_vector(count, level2_cycles<T>(count), loc);
+  VectorInstr in(count, level2_cycles<T>(count), loc, what, factor);
+  const Access& a = in.access();
   (sources.sim_record(0, count, false, a), ...);
   dst.sim_record(0, count, true, a);
   if (ascend_sim::dry_run()) return;
@@ -171,14 +180,16 @@ void record_level0(const LocalTensor<T>& t, const Mask<T>& m, int32_t repeat, ui
 
 // Level-0 elementwise: for every repeat and enabled lane, dst = f(src0, src1) at their strided addresses.
 template <typename T, typename F>
-void level0_binary(const LocalTensor<T>& dst, const LocalTensor<T>& a, const LocalTensor<T>& b, const Mask<T>& m,
-                   int32_t repeat, const BinaryRepeatParams& p, const Loc& loc, F f) {
+void level0_binary(const char* what, double factor, const LocalTensor<T>& dst, const LocalTensor<T>& a,
+                   const LocalTensor<T>& b, const Mask<T>& m, int32_t repeat, const BinaryRepeatParams& p,
+                   const Loc& loc, F f) {
   check_repeat(repeat, loc);
   ascend_sim::check(p.dstBlkStride != 0, loc, [] { return "dstBlkStride must not be 0"; });
   check_level0_operand(dst, m, repeat, p.dstBlkStride, p.dstRepStride, loc, "destination");
   check_level0_operand(a, m, repeat, p.src0BlkStride, p.src0RepStride, loc, "source 0");
   check_level0_operand(b, m, repeat, p.src1BlkStride, p.src1RepStride, loc, "source 1");
-  const Access in = issue_vector(uint64_t(m.active) * repeat, repeat, loc);
+  VectorInstr instr(uint64_t(m.active) * repeat, repeat, loc, what, factor);
+  const Access& in = instr.access();
   record_level0(a, m, repeat, p.src0BlkStride, p.src0RepStride, false, in);
   record_level0(b, m, repeat, p.src1BlkStride, p.src1RepStride, false, in);
   record_level0(dst, m, repeat, p.dstBlkStride, p.dstRepStride, true, in);
@@ -194,13 +205,15 @@ void level0_binary(const LocalTensor<T>& dst, const LocalTensor<T>& a, const Loc
 }
 
 template <typename T, typename F>
-void level0_unary(const LocalTensor<T>& dst, const LocalTensor<T>& src, const Mask<T>& m, int32_t repeat,
-                  const UnaryRepeatParams& p, const Loc& loc, F f, bool reads_src = true) {
+void level0_unary(const char* what, double factor, const LocalTensor<T>& dst, const LocalTensor<T>& src,
+                  const Mask<T>& m, int32_t repeat, const UnaryRepeatParams& p, const Loc& loc, F f,
+                  bool reads_src = true) {
   check_repeat(repeat, loc);
   ascend_sim::check(p.dstBlkStride != 0, loc, [] { return "dstBlkStride must not be 0"; });
   check_level0_operand(dst, m, repeat, p.dstBlkStride, p.dstRepStride, loc, "destination");
   check_level0_operand(src, m, repeat, p.srcBlkStride, p.srcRepStride, loc, "source");
-  const Access in = issue_vector(uint64_t(m.active) * repeat, repeat, loc);
+  VectorInstr instr(uint64_t(m.active) * repeat, repeat, loc, what, factor);
+  const Access& in = instr.access();
   if (reads_src) record_level0(src, m, repeat, p.srcBlkStride, p.srcRepStride, false, in);
   record_level0(dst, m, repeat, p.dstBlkStride, p.dstRepStride, true, in);
   if (ascend_sim::dry_run()) return;
@@ -220,7 +233,7 @@ void level0_unary(const LocalTensor<T>& dst, const LocalTensor<T>& src, const Ma
 template <typename T>
 void Duplicate(const LocalTensor<T>& dst, const T& scalar, int32_t count, Loc loc = {}) {
   const float v = ascend_sim::to_f32(scalar);
-  detail::level2(dst, count, loc, [&](int32_t) { return v; });
+  detail::level2("Duplicate", detail::kPlain, dst, count, loc, [&](int32_t) { return v; });
 }
 
 #define ASCEND_SIM_SCALAR_OP(NAME, EXPR)                                                                          \
@@ -230,7 +243,7 @@ void Duplicate(const LocalTensor<T>& dst, const T& scalar, int32_t count, Loc lo
     const float s = ascend_sim::to_f32(scalar);                                                                   \
     const T* x = src.data();                                                                                      \
     detail::level2(                                                                                               \
-        dst, count, loc,                                                                                          \
+        #NAME, detail::kPlain, dst, count, loc,                                                                   \
         [&](int32_t i) {                                                                                          \
           float a = ascend_sim::to_f32(x[i]);                                                                     \
           return EXPR;                                                                                            \
@@ -243,7 +256,7 @@ ASCEND_SIM_SCALAR_OP(Maxs, std::max(a, s))
 ASCEND_SIM_SCALAR_OP(Mins, std::min(a, s))
 #undef ASCEND_SIM_SCALAR_OP
 
-#define ASCEND_SIM_BINARY_OP(NAME, EXPR)                                                                        \
+#define ASCEND_SIM_BINARY_OP(NAME, EXPR, FACTOR)                                                                \
   template <typename T>                                                                                         \
   void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, int32_t count,   \
             Loc loc = {}) {                                                                                     \
@@ -251,7 +264,7 @@ ASCEND_SIM_SCALAR_OP(Mins, std::min(a, s))
     detail::check_operand(src1, count, loc, "source 1");                                                        \
     const T *x = src0.data(), *y = src1.data();                                                                 \
     detail::level2(                                                                                             \
-        dst, count, loc,                                                                                        \
+        #NAME, FACTOR, dst, count, loc,                                                                         \
         [&](int32_t i) {                                                                                        \
           float a = ascend_sim::to_f32(x[i]), b = ascend_sim::to_f32(y[i]);                                     \
           return EXPR;                                                                                          \
@@ -261,45 +274,46 @@ ASCEND_SIM_SCALAR_OP(Mins, std::min(a, s))
   template <typename T, bool isSetMask = true>                                                                  \
   void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, uint64_t mask,   \
             int32_t repeatTime, const BinaryRepeatParams& params, Loc loc = {}) {                               \
-    detail::level0_binary(dst, src0, src1, detail::Mask<T>(mask, loc), repeatTime, params, loc,                 \
+    detail::level0_binary(#NAME, FACTOR, dst, src0, src1, detail::Mask<T>(mask, loc), repeatTime, params, loc,  \
                           [](float a, float b) { return EXPR; });                                               \
   }                                                                                                             \
   template <typename T, bool isSetMask = true>                                                                  \
   void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, uint64_t mask[], \
             int32_t repeatTime, const BinaryRepeatParams& params, Loc loc = {}) {                               \
-    detail::level0_binary(dst, src0, src1, detail::Mask<T>(mask, loc), repeatTime, params, loc,                 \
+    detail::level0_binary(#NAME, FACTOR, dst, src0, src1, detail::Mask<T>(mask, loc), repeatTime, params, loc,  \
                           [](float a, float b) { return EXPR; });                                               \
   }
-ASCEND_SIM_BINARY_OP(Add, a + b)
-ASCEND_SIM_BINARY_OP(Sub, a - b)
-ASCEND_SIM_BINARY_OP(Mul, a* b)
-ASCEND_SIM_BINARY_OP(Div, a / b)
-ASCEND_SIM_BINARY_OP(Max, std::max(a, b))
-ASCEND_SIM_BINARY_OP(Min, std::min(a, b))
+ASCEND_SIM_BINARY_OP(Add, a + b, detail::kPlain)
+ASCEND_SIM_BINARY_OP(Sub, a - b, detail::kPlain)
+ASCEND_SIM_BINARY_OP(Mul, a* b, detail::kPlain)
+ASCEND_SIM_BINARY_OP(Div, a / b, detail::kTranscendental)
+ASCEND_SIM_BINARY_OP(Max, std::max(a, b), detail::kPlain)
+ASCEND_SIM_BINARY_OP(Min, std::min(a, b), detail::kPlain)
 #undef ASCEND_SIM_BINARY_OP
 
-#define ASCEND_SIM_UNARY_OP(NAME, EXPR)                                                                                \
-  template <typename T>                                                                                                \
-  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, int32_t count, Loc loc = {}) {                       \
-    detail::check_operand(src, count, loc, "source");                                                                  \
-    const T* x = src.data();                                                                                           \
-    detail::level2(                                                                                                    \
-        dst, count, loc,                                                                                               \
-        [&](int32_t i) {                                                                                               \
-          float a = ascend_sim::to_f32(x[i]);                                                                          \
-          return EXPR;                                                                                                 \
-        },                                                                                                             \
-        src);                                                                                                          \
-  }                                                                                                                    \
-  template <typename T, bool isSetMask = true>                                                                         \
-  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, uint64_t mask, int32_t repeatTime,                   \
-            const UnaryRepeatParams& params, Loc loc = {}) {                                                           \
-    detail::level0_unary(dst, src, detail::Mask<T>(mask, loc), repeatTime, params, loc, [](float a) { return EXPR; }); \
+#define ASCEND_SIM_UNARY_OP(NAME, EXPR, FACTOR)                                                        \
+  template <typename T>                                                                                \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, int32_t count, Loc loc = {}) {       \
+    detail::check_operand(src, count, loc, "source");                                                  \
+    const T* x = src.data();                                                                           \
+    detail::level2(                                                                                    \
+        #NAME, FACTOR, dst, count, loc,                                                                \
+        [&](int32_t i) {                                                                               \
+          float a = ascend_sim::to_f32(x[i]);                                                          \
+          return EXPR;                                                                                 \
+        },                                                                                             \
+        src);                                                                                          \
+  }                                                                                                    \
+  template <typename T, bool isSetMask = true>                                                         \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, uint64_t mask, int32_t repeatTime,   \
+            const UnaryRepeatParams& params, Loc loc = {}) {                                           \
+    detail::level0_unary(#NAME, FACTOR, dst, src, detail::Mask<T>(mask, loc), repeatTime, params, loc, \
+                         [](float a) { return EXPR; });                                                \
   }
-ASCEND_SIM_UNARY_OP(Exp, std::exp(a))
-ASCEND_SIM_UNARY_OP(Ln, std::log(a))
-ASCEND_SIM_UNARY_OP(Abs, std::fabs(a))
-ASCEND_SIM_UNARY_OP(Reciprocal, 1.0f / a)
+ASCEND_SIM_UNARY_OP(Exp, std::exp(a), detail::kTranscendental)
+ASCEND_SIM_UNARY_OP(Ln, std::log(a), detail::kTranscendental)
+ASCEND_SIM_UNARY_OP(Abs, std::fabs(a), detail::kPlain)
+ASCEND_SIM_UNARY_OP(Reciprocal, 1.0f / a, detail::kTranscendental)
 #undef ASCEND_SIM_UNARY_OP
 
 // Level-0 Duplicate: fills the enabled lanes of every repeat.
@@ -308,14 +322,18 @@ void Duplicate(const LocalTensor<T>& dst, const T& scalar, uint64_t mask[], int3
                uint8_t dstRepeatStride, Loc loc = {}) {
   const float v = ascend_sim::to_f32(scalar);
   const UnaryRepeatParams p(dstBlockStride, dstBlockStride, dstRepeatStride, dstRepeatStride);
-  detail::level0_unary(dst, dst, detail::Mask<T>(mask, loc), repeatTime, p, loc, [v](float) { return v; }, false);
+  detail::level0_unary(
+      "Duplicate", detail::kPlain, dst, dst, detail::Mask<T>(mask, loc), repeatTime, p, loc, [v](float) { return v; },
+      false);
 }
 template <typename T, bool isSetMask = true>
 void Duplicate(const LocalTensor<T>& dst, const T& scalar, uint64_t mask, int32_t repeatTime, uint16_t dstBlockStride,
                uint8_t dstRepeatStride, Loc loc = {}) {
   const float v = ascend_sim::to_f32(scalar);
   const UnaryRepeatParams p(dstBlockStride, dstBlockStride, dstRepeatStride, dstRepeatStride);
-  detail::level0_unary(dst, dst, detail::Mask<T>(mask, loc), repeatTime, p, loc, [v](float) { return v; }, false);
+  detail::level0_unary(
+      "Duplicate", detail::kPlain, dst, dst, detail::Mask<T>(mask, loc), repeatTime, p, loc, [v](float) { return v; },
+      false);
 }
 
 namespace detail {
@@ -372,9 +390,9 @@ void Cast(const LocalTensor<D>& dst, const LocalTensor<S>& src, RoundMode mode, 
   const S* x = src.data();
   detail::check_count<D>(count, loc);
   detail::check_operand(dst, count, loc, "destination");
-  const detail::Access a = detail::issue_vector(count, detail::level2_cycles<float>(count), loc);
-  src.sim_record(0, count, false, a);
-  dst.sim_record(0, count, true, a);
+  detail::VectorInstr in(count, detail::level2_cycles<float>(count), loc, "Cast");
+  src.sim_record(0, count, false, in.access());
+  dst.sim_record(0, count, true, in.access());
   if (ascend_sim::dry_run()) return;
   for (int32_t i = 0; i < count; ++i) {
     dst.data()[i] = ascend_sim::from_f32<D>(detail::cast_value<D>(ascend_sim::to_f32(x[i]), mode));
@@ -390,7 +408,9 @@ void reduce(const LocalTensor<T>& dst, const LocalTensor<T>& src, const LocalTen
   constexpr uint32_t per_repeat = ascend_sim::kRepeatBytes / sizeof(T);
   check_operand(tmp, (count + per_repeat - 1) / per_repeat, loc, "work buffer");
   check_operand(dst, index ? 2 : 1, loc, "destination");
-  const Access a = issue_vector(count, level2_cycles<T>(count) + 1, loc);
+  VectorInstr in(count, level2_cycles<T>(count) + 1, loc, index ? "ReduceMax" : "Reduce",
+                 ascend_sim::kModelReduceFactor);
+  const Access& a = in.access();
   src.sim_record(0, count, false, a);
   tmp.sim_record(0, (count + per_repeat - 1) / per_repeat, true, a);  // the per-repeat partial results
   dst.sim_record(0, index ? 2 : 1, true, a);
@@ -434,7 +454,8 @@ void Brcb(const LocalTensor<T>& dst, const LocalTensor<T>& src, int32_t repeatTi
     detail::check_operand(dst, (uint64_t(repeatTime - 1) * p.dstRepStride + 7ull * p.dstBlkStride + 1) * per_block, loc,
                           "destination");
   }
-  const detail::Access a = detail::issue_vector(uint64_t(repeatTime) * 8 * per_block, repeatTime, loc);
+  detail::VectorInstr in(uint64_t(repeatTime) * 8 * per_block, repeatTime, loc, "Brcb");
+  const detail::Access& a = in.access();
   src.sim_record(0, uint64_t(repeatTime) * 8, false, a);
   for (int32_t r = 0; r < repeatTime; ++r) {
     for (uint32_t b = 0; b < 8; ++b) {
@@ -450,6 +471,100 @@ void Brcb(const LocalTensor<T>& dst, const LocalTensor<T>& src, int32_t repeatTi
       for (uint32_t l = 0; l < per_block; ++l) block[l] = v;
     }
   }
+}
+
+// ---- per-repeat reductions (WholeReduceMax/WholeReduceSum, kernel_operator_vec_reduce_intf.h; ReduceRepeat.md)
+
+enum class ReduceOrder : uint8_t { ORDER_VALUE_INDEX = 0, ORDER_INDEX_VALUE, ORDER_ONLY_VALUE, ORDER_ONLY_INDEX };
+
+namespace detail {
+// One result per repeat: the enabled lanes of repeat r combined. dstRepStride counts results, each `slots`
+// elements wide (value and index take two; ReduceRepeat.md table 3); the destination needs only that alignment.
+template <typename T, typename F>
+void whole_reduce(const char* what, const LocalTensor<T>& dst, const LocalTensor<T>& src, const Mask<T>& m,
+                  int32_t repeat, int32_t dst_rep, int32_t src_blk, int32_t src_rep, ReduceOrder order, bool is_max,
+                  const Loc& loc, F combine) {
+  check_repeat(repeat, loc);
+  ascend_sim::check(
+      dst_rep >= 0 && dst_rep <= 65535 && src_blk >= 0 && src_blk <= 65535 && src_rep >= 0 && src_rep <= 65535, loc,
+      [] { return std::string("reduction strides must be in [0, 65535] (ReduceRepeat.md)"); });
+  // Result width per repeat, ReduceRepeat.md table 3: value and index take two elements; a lone index is 32-bit.
+  const bool pair = is_max && (order == ReduceOrder::ORDER_VALUE_INDEX || order == ReduceOrder::ORDER_INDEX_VALUE);
+  const bool index_only = is_max && order == ReduceOrder::ORDER_ONLY_INDEX;
+  const uint32_t unit = pair ? 2 * uint32_t(sizeof(T)) : index_only ? 4u : uint32_t(sizeof(T));
+  const uint32_t slots = unit / uint32_t(sizeof(T));
+  ascend_sim::check(dst.valid() && dst.memory() == ascend_sim::Memory::kUb, loc,
+                    [] { return std::string("reduction destination is not a UB tensor"); });
+  ascend_sim::check(dst.offset_bytes() % unit == 0, loc, [&] {
+    return std::string(what) + " destination at byte offset " + std::to_string(dst.offset_bytes()) +
+           " is not aligned to its " + std::to_string(unit) + "-byte result (ReduceRepeat.md table 3)";
+  });
+  check_level0_operand(src, m, repeat, uint32_t(src_blk), uint32_t(src_rep), loc, "source");
+  if (repeat > 0) dst.check_elems(uint64_t(repeat - 1) * dst_rep * slots + slots, loc);
+  VectorInstr instr(uint64_t(m.active) * repeat, repeat, loc, what, ascend_sim::kModelReduceFactor);
+  const Access& a = instr.access();
+  record_level0(src, m, repeat, uint32_t(src_blk), uint32_t(src_rep), false, a);
+  for (int32_t r = 0; r < repeat; ++r) dst.sim_record(uint64_t(r) * dst_rep * slots, slots, true, a);
+  if (ascend_sim::dry_run()) return;
+  for (int32_t r = 0; r < repeat; ++r) {
+    float acc = 0.0f;
+    uint32_t at = 0;
+    bool first = true;
+    for (uint32_t lane = 0; lane < m.last; ++lane) {
+      if (!m.on[lane]) continue;
+      const float v = ascend_sim::to_f32(src.data()[lane_offset<T>(uint32_t(r), lane, src_blk, src_rep)]);
+      if (first || combine(acc, v) != acc) at = lane;
+      acc = first ? v : combine(acc, v);
+      first = false;
+    }
+    T* out = dst.data() + uint64_t(r) * dst_rep * slots;
+    T index{};
+    std::memcpy(&index, &at, std::min(sizeof(T), sizeof(at)));  // beside a value, the index fills one element
+    switch (is_max ? order : ReduceOrder::ORDER_ONLY_VALUE) {
+      case ReduceOrder::ORDER_VALUE_INDEX:
+        out[0] = ascend_sim::from_f32<T>(acc), out[1] = index;
+        break;
+      case ReduceOrder::ORDER_INDEX_VALUE:
+        out[0] = index, out[1] = ascend_sim::from_f32<T>(acc);
+        break;
+      case ReduceOrder::ORDER_ONLY_VALUE:
+        out[0] = ascend_sim::from_f32<T>(acc);
+        break;
+      case ReduceOrder::ORDER_ONLY_INDEX:
+        std::memcpy(out, &at, sizeof(at));
+        break;
+    }
+  }
+}
+}  // namespace detail
+
+template <typename T, bool isSetMask = true>
+void WholeReduceMax(const LocalTensor<T>& dst, const LocalTensor<T>& src, const int32_t mask, const int32_t repeatTime,
+                    const int32_t dstRepStride, const int32_t srcBlkStride, const int32_t srcRepStride,
+                    ReduceOrder order = ReduceOrder::ORDER_VALUE_INDEX, Loc loc = {}) {
+  detail::whole_reduce("WholeReduceMax", dst, src, detail::Mask<T>(uint64_t(mask), loc), repeatTime, dstRepStride,
+                       srcBlkStride, srcRepStride, order, true, loc, [](float a, float b) { return std::max(a, b); });
+}
+template <typename T, bool isSetMask = true>
+void WholeReduceMax(const LocalTensor<T>& dst, const LocalTensor<T>& src, const uint64_t mask[],
+                    const int32_t repeatTime, const int32_t dstRepStride, const int32_t srcBlkStride,
+                    const int32_t srcRepStride, ReduceOrder order = ReduceOrder::ORDER_VALUE_INDEX, Loc loc = {}) {
+  detail::whole_reduce("WholeReduceMax", dst, src, detail::Mask<T>(mask, loc), repeatTime, dstRepStride, srcBlkStride,
+                       srcRepStride, order, true, loc, [](float a, float b) { return std::max(a, b); });
+}
+template <typename T, bool isSetMask = true>
+void WholeReduceSum(const LocalTensor<T>& dst, const LocalTensor<T>& src, const int32_t mask, const int32_t repeatTime,
+                    const int32_t dstRepStride, const int32_t srcBlkStride, const int32_t srcRepStride, Loc loc = {}) {
+  detail::whole_reduce("WholeReduceSum", dst, src, detail::Mask<T>(uint64_t(mask), loc), repeatTime, dstRepStride,
+                       srcBlkStride, srcRepStride, ReduceOrder::ORDER_ONLY_VALUE, false, loc,
+                       [](float a, float b) { return a + b; });
+}
+template <typename T, bool isSetMask = true>
+void WholeReduceSum(const LocalTensor<T>& dst, const LocalTensor<T>& src, const uint64_t mask[],
+                    const int32_t repeatTime, const int32_t dstRepStride, const int32_t srcBlkStride,
+                    const int32_t srcRepStride, Loc loc = {}) {
+  detail::whole_reduce("WholeReduceSum", dst, src, detail::Mask<T>(mask, loc), repeatTime, dstRepStride, srcBlkStride,
+                       srcRepStride, ReduceOrder::ORDER_ONLY_VALUE, false, loc, [](float a, float b) { return a + b; });
 }
 
 enum class CMPMODE : uint8_t { LT = 0, GT, EQ, LE, GE, NE };
@@ -468,7 +583,8 @@ void Compare(const LocalTensor<U>& dst, const LocalTensor<T>& src0, const LocalT
   detail::check_operand(src0, count, loc, "source 0");
   detail::check_operand(src1, count, loc, "source 1");
   detail::check_operand(dst, (count + 7) / 8, loc, "destination");
-  const detail::Access in = detail::issue_vector(count, detail::level2_cycles<T>(count), loc);
+  detail::VectorInstr instr(count, detail::level2_cycles<T>(count), loc, "Compare");
+  const detail::Access& in = instr.access();
   src0.sim_record(0, count, false, in);
   src1.sim_record(0, count, false, in);
   dst.sim_record(0, (count + 7) / 8, true, in);
@@ -516,8 +632,9 @@ void Select(const LocalTensor<T>& dst, const LocalTensor<U>& selMask, const Loca
   const uint8_t* bits = selMask.data();
   const T* x = src0.data();
   detail::level2(
-      dst, int32_t(count), loc, [&](int32_t i) { return (bits[i / 8] >> (i % 8)) & 1 ? ascend_sim::to_f32(x[i]) : s; },
-      src0, detail::Span<uint8_t>{selMask, (count + 7) / 8});
+      "Select", detail::kPlain, dst, int32_t(count), loc,
+      [&](int32_t i) { return (bits[i / 8] >> (i % 8)) & 1 ? ascend_sim::to_f32(x[i]) : s; }, src0,
+      detail::Span<uint8_t>{selMask, (count + 7) / 8});
 }
 
 }  // namespace AscendC

@@ -79,7 +79,7 @@ FlashAttentionPlan plan_flash_attention(const FlashAttentionProblem& p, uint32_t
   const uint32_t elem = 2;
   t.chunk_rows = 0;
   for (uint32_t rows = kFlashRowsPerAiv; rows >= 1; rows /= 2) {
-    if (ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, rows, elem, p.softcap > 0).total() <=
+    if (ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, rows, elem).total() <=
         ascend_attn_kernel::kAivUbBudget) {
       t.chunk_rows = rows;
       break;
@@ -111,13 +111,15 @@ FlashAttentionPlan plan_flash_attention(const FlashAttentionProblem& p, uint32_t
   for (uint32_t c = 0; c <= kFlashMaxCores; ++c) t.core_task_begin[c] = begin[std::min<size_t>(c, begin.size() - 1)];
   plan.block_dim = t.num_tasks ? t.used_cores : 0;
 
-  // 6. Workspace: per AIV an S slot (fp32), a P slot (input dtype) and an O_tmp slot (fp32), 512-byte aligned.
+  // 6. Workspace: per AIV two slot sets (the cube works one KV tile ahead), each an S slot (fp32), a P slot (input
+  //    dtype) and an O_tmp slot (fp32), 512-byte aligned.
   const uint64_t s_bytes = align_up(uint64_t(kFlashRowsPerAiv) * t.block_cols * 4, kWorkspaceAlign);
   const uint64_t p_bytes = align_up(uint64_t(kFlashRowsPerAiv) * t.block_cols * elem, kWorkspaceAlign);
   const uint64_t o_bytes = align_up(uint64_t(kFlashRowsPerAiv) * t.head_dim_v * 4, kWorkspaceAlign);
   t.ws_p_offset = s_bytes;
   t.ws_o_offset = s_bytes + p_bytes;
-  t.ws_per_aiv = s_bytes + p_bytes + o_bytes;
+  t.ws_slot_bytes = s_bytes + p_bytes + o_bytes;
+  t.ws_per_aiv = 2 * t.ws_slot_bytes;
   plan.workspace_bytes = align_up(sys_workspace_bytes, kWorkspaceAlign) + 2ull * plan.block_dim * t.ws_per_aiv;
 
   // 7. Matmul tilings of one AIV's GEMMs.

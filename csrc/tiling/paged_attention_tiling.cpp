@@ -12,7 +12,7 @@ namespace ascend_attn {
 
 namespace {
 
-constexpr uint32_t kMaxTileKeys = 512;   // Bc: whole pages, at most 512 keys
+constexpr uint32_t kMinTileKeys = 128;   // Bc: whole pages, at least 128 keys when pages are smaller
 constexpr uint32_t kMinSplitKeys = 512;  // a split shorter than this costs more in the combine than it saves
 
 }  // namespace
@@ -43,8 +43,9 @@ PagedAttentionPlan plan_paged_attention(const PagedAttentionProblem& p, uint32_t
   t.window_left = p.window_left, t.window_right = p.window_right;
   t.return_lse = p.return_lse ? 1 : 0;
 
-  // 2. Tiles: whole pages up to 512 keys; items of up to 64 rows (tokens x group).
-  t.block_cols = std::max(p.block_size, kMaxTileKeys / p.block_size * p.block_size);
+  // 2. Tiles: one page, or as many small pages as make 128 keys (each page is a Matmul request: a tile is the unit
+  //    the cube works ahead on); items of up to 64 rows (tokens x group).
+  t.block_cols = std::max(p.block_size, kMinTileKeys / p.block_size * p.block_size);
   t.tokens_per_item = ascend_attn_kernel::kMaxRowsPerAiv / group;
 
   // 3. Split the KV length (flash-decoding) when (sequence, kv head, token block) items cannot occupy the AIVs.
@@ -72,7 +73,7 @@ PagedAttentionPlan plan_paged_attention(const PagedAttentionProblem& p, uint32_t
   const uint32_t combine = t.max_splits > 1 ? PagedCombineLayout(t.max_splits, t.head_dim_v, 2).total() : 0;
   t.chunk_rows = 0;
   for (uint32_t rows = ascend_attn_kernel::kMaxRowsPerAiv; rows >= 1; rows /= 2) {
-    if (ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, rows, 2, p.softcap > 0).total() + combine <=
+    if (ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, rows, 2).total() + combine <=
         ascend_attn_kernel::kAivUbBudget) {
       t.chunk_rows = rows;
       break;
@@ -103,13 +104,14 @@ PagedAttentionPlan plan_paged_attention(const PagedAttentionProblem& p, uint32_t
   const uint32_t cores = t.max_splits > 1 ? core_num : std::min(core_num, (t.used_workers + 1) / 2);
   plan.block_dim = t.num_items ? cores : 0;
 
-  // 6. Workspace: per-AIV S, P, O_tmp slots; then partial O and lse; then the error flag.
+  // 6. Workspace: per AIV two sets of S, P, O_tmp slots; then partial O and lse; then the error flag.
   const uint64_t s_bytes = align_up(uint64_t(ascend_attn_kernel::kMaxRowsPerAiv) * t.block_cols * 4, kWorkspaceAlign);
   const uint64_t p_bytes = align_up(uint64_t(ascend_attn_kernel::kMaxRowsPerAiv) * t.block_cols * 2, kWorkspaceAlign);
   const uint64_t o_bytes = align_up(uint64_t(ascend_attn_kernel::kMaxRowsPerAiv) * t.head_dim_v * 4, kWorkspaceAlign);
   t.ws_p_offset = s_bytes;
   t.ws_o_offset = s_bytes + p_bytes;
-  t.ws_per_aiv = s_bytes + p_bytes + o_bytes;
+  t.ws_slot_bytes = s_bytes + p_bytes + o_bytes;
+  t.ws_per_aiv = 2 * t.ws_slot_bytes;
   const uint64_t part_rows = uint64_t(t.num_tokens) * t.num_heads * (t.max_splits > 1 ? t.max_splits : 0);
   t.ws_part_o_offset = 2ull * std::max<uint32_t>(plan.block_dim, 1) * t.ws_per_aiv;
   t.ws_part_lse_offset = t.ws_part_o_offset + align_up(part_rows * t.head_dim_v * 4, kWorkspaceAlign);

@@ -1,8 +1,11 @@
 // The vector side of a C+V attention kernel for up to 64 query rows of one AIV: fp32 online softmax over KV tiles
-// whose scores the cube wrote to a GM slot, P written back for the cube, O accumulated in UB. Row statistics are
-// kept as [rows, 8] fp32 so each row's factor can be broadcast with a block stride of 0. Synchronisation: the TQues
-// order MTE2 -> V -> MTE3; the compiler's auto-sync orders the scalar reads of vector results (on by default for
-// kernel direct launch; scripts/build.sh passes --cce-auto-sync); what neither sees is ordered here by hand.
+// whose scores the cube wrote to a GM slot, P written back for the cube, O accumulated in UB. Every step works on a
+// whole chunk of rows at once (row maxima and sums by per-repeat reductions, row statistics broadcast from [rows, 8]
+// with a block stride of 0), so the vector pipe never waits for the scalar unit and the instruction count does not
+// grow with the rows. Two S/P/O_tmp slot pairs and two rescale factors let the caller keep the cube one tile ahead.
+// Synchronisation: the TQues order MTE2 -> V -> MTE3; the compiler's auto-sync orders scalar reads of vector results
+// (on by default for kernel direct launch; scripts/build.sh passes --cce-auto-sync); what neither sees is ordered
+// here by hand.
 #pragma once
 #include "kernel_operator.h"
 #include "row_ops.h"
@@ -21,34 +24,42 @@ struct SoftmaxShape {
   float scale, softcap;
 };
 
+// The GM slots of one pipeline stage: scores from the cube, probabilities for it, and its P V.
+template <typename T>
+struct SoftmaxSlots {
+  AscendC::GlobalTensor<float> s;  // fp32 [64, Bc]
+  AscendC::GlobalTensor<T> p;      // [64, Bc]
+  AscendC::GlobalTensor<float> o;  // fp32 [64, dv]
+};
+
 template <typename T>
 class OnlineSoftmaxRows {
  public:
-  // ws_s: fp32 [64, Bc] scores from the cube; ws_p: [64, Bc] probabilities for the cube; ws_o: fp32 [64, dv] P V.
-  __aicore__ inline void Init(AscendC::TPipe* pipe, const SoftmaxShape& shape, const AscendC::GlobalTensor<float>& ws_s,
-                              const AscendC::GlobalTensor<T>& ws_p, const AscendC::GlobalTensor<float>& ws_o) {
+  __aicore__ inline void Init(AscendC::TPipe* pipe, const SoftmaxShape& shape, const SoftmaxSlots<T>& slot0,
+                              const SoftmaxSlots<T>& slot1) {
     shape_ = shape;
-    ws_s_ = ws_s, ws_p_ = ws_p, ws_o_ = ws_o;
-    const SoftmaxUbPlan ub =
-        SoftmaxUbLayout(shape.block_cols, shape.head_dim_v, shape.chunk_rows, sizeof(T), shape.softcap > 0);
-    pipe->InitBuffer(in_que_, 1, ub.in_bytes);
+    slots_[0] = slot0, slots_[1] = slot1;
+    const SoftmaxUbPlan ub = SoftmaxUbLayout(shape.block_cols, shape.head_dim_v, shape.chunk_rows, sizeof(T));
+    pipe->InitBuffer(in_que_, kSoftmaxInDepth, ub.in_bytes);
     pipe->InitBuffer(out_que_, 1, ub.out_bytes);
     pipe->InitBuffer(o_acc_buf_, ub.o_acc_bytes);
     pipe->InitBuffer(stat_buf_, ub.stat_bytes);
     pipe->InitBuffer(work_buf_, ub.work_bytes);
-    if (ub.softcap_bytes) pipe->InitBuffer(cap_buf_, ub.softcap_bytes);
-    constexpr uint32_t kStat = kMaxRowsPerAiv * kStatLanes;
     o_acc_ = o_acc_buf_.Get<float>();
     row_max_ = stat_buf_.Get<float>();
-    row_sum_ = row_max_[kStat];
-    row_alpha_ = row_max_[2 * kStat];
-    lse_ = row_max_[3 * kStat];
-    row_mask_ = row_max_[4 * kStat].template ReinterpretCast<uint8_t>();
-    reduce_out_ = work_buf_.Get<float>();
-    reduce_tmp_ = reduce_out_[8];
+    row_sum_ = row_max_[kStatElems];
+    alpha_[0] = row_max_[2 * kStatElems];
+    alpha_[1] = row_max_[3 * kStatElems];
+    lse_ = row_max_[4 * kStatElems];
+    row_mask_ = row_max_[5 * kStatElems].template ReinterpretCast<uint8_t>();
+    tile_stat_ = work_buf_.Get<float>();                  // [64, 8]: a tile's row max, then its row sum
+    new_max_ = tile_stat_[kStatElems];                    // [64, 8]
+    reduced_ = tile_stat_[2 * kStatElems];                // [64]: one value per row
+    fold_ = tile_stat_[2 * kStatElems + kMaxRowsPerAiv];  // [chunk_rows, 64]
   }
 
   __aicore__ inline uint32_t ChunkRows() const { return shape_.chunk_rows; }
+  __aicore__ inline const SoftmaxSlots<T>& Slot(uint32_t i) const { return slots_[i]; }
 
   __aicore__ inline void Reset(uint32_t rows) {
     AscendC::Duplicate(row_max_, kNoScore, int32_t(rows * kStatLanes));
@@ -56,40 +67,46 @@ class OnlineSoftmaxRows {
     AscendC::Duplicate(o_acc_, 0.0f, int32_t(rows * shape_.head_dim_v));
   }
 
-  // One KV tile of `cols` keys: scale, softcap, mask, update the running max and sum, write P = exp(S - max).
-  // visible(i, lo, hi), an __aicore__ functor, sets the keys row i may see as [lo, hi) relative to the tile's first
-  // key.
+  // One KV tile of `cols` keys from slot `slot`: scale, softcap, mask, update the running max and sum, write
+  // P = exp(S - max) to the slot and keep the tile's rescale factor alpha under the slot's index until
+  // AccumulatePV(slot). visible(i, lo, hi), an __aicore__ functor, sets the keys row i may see as [lo, hi) relative
+  // to the tile's first key.
   template <class Visible>
-  __aicore__ inline void Tile(uint32_t rows, uint32_t cols, const Visible& visible) {
+  __aicore__ inline void Tile(uint32_t slot, uint32_t rows, uint32_t cols, const Visible& visible) {
     for (uint32_t r0 = 0; r0 < rows; r0 += shape_.chunk_rows) {
-      TileChunk(r0, Min(shape_.chunk_rows, rows - r0), cols, visible);
+      TileChunk(slot, r0, Min(shape_.chunk_rows, rows - r0), cols, visible);
     }
+    // P leaves through MTE3 and the cube reads it from GM next: the scalar unit, which sends the Matmul request,
+    // waits for the copies (the compiler cannot see that dependency, so it inserts no sync for it).
+    const AscendC::TEventID mte3_s = GetTPipePtr()->FetchEventID(AscendC::HardEvent::MTE3_S);
+    AscendC::SetFlag<AscendC::HardEvent::MTE3_S>(mte3_s);
+    AscendC::WaitFlag<AscendC::HardEvent::MTE3_S>(mte3_s);
   }
 
-  // O = alpha * O + O_tmp, after the cube wrote this tile's P V into the O_tmp slot.
-  __aicore__ inline void AccumulatePV(uint32_t rows) {
+  // O = alpha * O + O_tmp with the alpha of the tile whose P V the cube wrote to slot `slot`.
+  __aicore__ inline void AccumulatePV(uint32_t slot, uint32_t rows) {
     const uint32_t dv = shape_.head_dim_v;
     for (uint32_t r0 = 0; r0 < rows; r0 += shape_.chunk_rows) {
       const uint32_t n = Min(shape_.chunk_rows, rows - r0);
       AscendC::LocalTensor<float> o_tmp = in_que_.AllocTensor<float>();
-      AscendC::DataCopy(o_tmp, ws_o_[r0 * dv], n * dv);
+      AscendC::DataCopy(o_tmp, slots_[slot].o[r0 * dv], n * dv);
       in_que_.EnQue(o_tmp);
       o_tmp = in_que_.DeQue<float>();
       AscendC::LocalTensor<float> o = o_acc_[r0 * dv];
-      ScaleRows<false>(o, row_alpha_[r0 * kStatLanes], n, dv);
+      RowsOp<RowOp::kMul>(o, alpha_[slot][r0 * kStatLanes], n, dv);
       AscendC::Add(o, o, o_tmp, int32_t(n * dv));
       in_que_.FreeTensor(o_tmp);
     }
   }
 
   // After the last tile of `rows` rows: lse = max + ln(l) per row as [rows, 8] (-inf for rows that saw no key) and
-  // the divisor max(l, 1) in alpha. A row that saw a key has l >= 1 (its max contributes exp(0)); one that saw none
-  // has l = 0 and O = 0, which stays 0. No scalar work, so the instruction stream never depends on the data.
+  // the divisor max(l, 1). A row that saw a key has l >= 1 (its max contributes exp(0)); one that saw none has l = 0
+  // and O = 0, which stays 0. No scalar work, so the instruction stream never depends on the data.
   __aicore__ inline void Finish(uint32_t rows) {
     const int32_t n = int32_t((rows + 7) / 8 * 8 * kStatLanes);  // whole 256-byte groups, as Compare needs
-    AscendC::Maxs(row_alpha_, row_sum_, 1.0f, n);
-    AscendC::Compare(row_mask_, row_sum_, row_alpha_, AscendC::CMPMODE::EQ, uint32_t(n));
-    AscendC::Ln(lse_, row_alpha_, n);
+    AscendC::Maxs(divisor(), row_sum_, 1.0f, n);
+    AscendC::Compare(row_mask_, row_sum_, divisor(), AscendC::CMPMODE::EQ, uint32_t(n));
+    AscendC::Ln(lse_, divisor(), n);
     AscendC::Add(lse_, lse_, row_max_, n);
     AscendC::Select(lse_, row_mask_, lse_, -kInf, AscendC::SELMODE::VSEL_TENSOR_SCALAR_MODE, uint32_t(n));
   }
@@ -97,7 +114,7 @@ class OnlineSoftmaxRows {
   // O[r0 : r0 + n] /= max(l, 1), after Finish; returns the fp32 rows [n, dv].
   __aicore__ inline AscendC::LocalTensor<float> Normalize(uint32_t r0, uint32_t n) {
     AscendC::LocalTensor<float> o = o_acc_[r0 * shape_.head_dim_v];
-    ScaleRows<true>(o, row_alpha_[r0 * kStatLanes], n, shape_.head_dim_v);
+    RowsOp<RowOp::kDiv>(o, divisor()[r0 * kStatLanes], n, shape_.head_dim_v);
     return o;
   }
 
@@ -127,52 +144,110 @@ class OnlineSoftmaxRows {
   __aicore__ inline void FreeOut(AscendC::LocalTensor<T>& y) { out_que_.FreeTensor(y); }
 
  private:
+  static constexpr uint32_t kStatElems = kMaxRowsPerAiv * kStatLanes;
   static __aicore__ inline uint32_t Min(uint32_t a, uint32_t b) { return a < b ? a : b; }
+  // After the last tile no alpha is pending: slot 0's holds the divisor.
+  __aicore__ inline const AscendC::LocalTensor<float>& divisor() const { return alpha_[0]; }
 
+  // The chunk sits in UB as [n, padded] (padded = cols rounded up to 16), read from and written back to slots of row
+  // stride Bc, so every whole-chunk instruction covers exactly the tile's columns.
   template <class Visible>
-  __aicore__ inline void TileChunk(uint32_t r0, uint32_t n, uint32_t cols, const Visible& visible) {
-    const uint32_t width = shape_.block_cols, padded = (cols + 15) / 16 * 16;
-    const uint16_t s_gap = uint16_t((width - padded) * sizeof(float) / 32);  // same row stride in GM and UB
+  __aicore__ inline void TileChunk(uint32_t slot, uint32_t r0, uint32_t n, uint32_t cols, const Visible& visible) {
+    const uint32_t width = shape_.block_cols, padded = (cols + 15) / 16 * 16, count = n * padded;
     AscendC::LocalTensor<float> s = in_que_.AllocTensor<float>();
-    AscendC::DataCopy(s, ws_s_[r0 * width],
-                      AscendC::DataCopyParams(uint16_t(n), uint16_t(padded * sizeof(float) / 32), s_gap, s_gap));
+    AscendC::DataCopy(s, slots_[slot].s[r0 * width],
+                      AscendC::DataCopyParams(uint16_t(n), uint16_t(padded * sizeof(float) / 32),
+                                              uint16_t((width - padded) * sizeof(float) / 32), 0));
     in_que_.EnQue(s);
     s = in_que_.DeQue<float>();
-    AscendC::LocalTensor<T> p = out_que_.AllocTensor<T>();
-    for (uint32_t r = 0; r < n; ++r) {
-      const uint32_t i = r0 + r;
-      AscendC::LocalTensor<float> row = s[r * width];
-      AscendC::Muls(row, row, shape_.scale, int32_t(padded));
-      if (shape_.softcap > 0.0f) SoftCap(row, padded);
+    AscendC::Muls(s, s, shape_.scale, int32_t(count));
+    if (shape_.softcap > 0.0f) SoftCap(s, count);
+    for (uint32_t r = 0; r < n; ++r) {  // instructions only for rows that do not see the whole tile
       int64_t lo = 0, hi = 0;
-      visible(i, lo, hi);
-      MaskRow(row, lo, hi, cols, padded);
-      UpdateRowStats(i, row, padded);
-      AscendC::Cast(p[r * width], row, AscendC::RoundMode::CAST_RINT, int32_t(padded));
+      visible(r0 + r, lo, hi);
+      MaskRow(s[r * padded], lo, hi, cols, padded);
     }
+    // m_new = max(m, rowmax s); alpha = exp(m - m_new); m = m_new.
+    const uint32_t st = r0 * kStatLanes, stats = n * kStatLanes;
+    RowReduce<RowOp::kMax>(tile_stat_, s, n, padded);
+    AscendC::LocalTensor<float> m = row_max_[st], alpha = alpha_[slot][st];
+    AscendC::Max(new_max_, m, tile_stat_, int32_t(stats));
+    AscendC::Sub(alpha, m, new_max_, int32_t(stats));
+    AscendC::Exp(alpha, alpha, int32_t(stats));
+    AscendC::Adds(m, new_max_, 0.0f, int32_t(stats));
+    // p = exp(s - m_new); l = alpha l + rowsum p.
+    RowsOp<RowOp::kSub>(s, new_max_, n, padded);
+    AscendC::Exp(s, s, int32_t(count));
+    RowReduce<RowOp::kAdd>(tile_stat_, s, n, padded);
+    AscendC::LocalTensor<float> l = row_sum_[st];
+    AscendC::Mul(l, l, alpha, int32_t(stats));
+    AscendC::Add(l, l, tile_stat_, int32_t(stats));
+    AscendC::LocalTensor<T> p = out_que_.AllocTensor<T>();
+    AscendC::Cast(p, s, AscendC::RoundMode::CAST_RINT, int32_t(count));
     in_que_.FreeTensor(s);
     out_que_.EnQue(p);
     p = out_que_.DeQue<T>();
-    const uint16_t gap = uint16_t((width - padded) * sizeof(T) / 32);
-    AscendC::DataCopy(ws_p_[r0 * width], p,
-                      AscendC::DataCopyParams(uint16_t(n), uint16_t(padded * sizeof(T) / 32), gap, gap));
+    AscendC::DataCopy(slots_[slot].p[r0 * width], p,
+                      AscendC::DataCopyParams(uint16_t(n), uint16_t(padded * sizeof(T) / 32), 0,
+                                              uint16_t((width - padded) * sizeof(T) / 32)));
     out_que_.FreeTensor(p);
-    // P leaves through MTE3 and the cube reads it from GM next: the scalar unit, which sends the Matmul request,
-    // waits for the copy (the compiler cannot see that dependency, so it inserts no sync for it).
-    const AscendC::TEventID mte3_s = GetTPipePtr()->FetchEventID(AscendC::HardEvent::MTE3_S);
-    AscendC::SetFlag<AscendC::HardEvent::MTE3_S>(mte3_s);
-    AscendC::WaitFlag<AscendC::HardEvent::MTE3_S>(mte3_s);
   }
 
-  // s = softcap * tanh(s / softcap), with tanh(y) = 1 - 2 / (exp(2y) + 1) (saturates correctly at +-inf).
-  __aicore__ inline void SoftCap(const AscendC::LocalTensor<float>& row, uint32_t n) {
-    AscendC::LocalTensor<float> e = cap_buf_.Get<float>();
-    AscendC::Muls(e, row, 2.0f / shape_.softcap, int32_t(n));
-    AscendC::Exp(e, e, int32_t(n));
-    AscendC::Adds(e, e, 1.0f, int32_t(n));
-    AscendC::Reciprocal(e, e, int32_t(n));
-    AscendC::Muls(e, e, -2.0f * shape_.softcap, int32_t(n));
-    AscendC::Adds(row, e, shape_.softcap, int32_t(n));
+  // dst [n, 8] = the max or sum of each row of block [n, cols], broadcast over the row's 8 lanes: 64-lane column
+  // groups fold into one with elementwise ops (a partial last group folds only its lanes), one reduction per row
+  // turns the fold into a value, and Brcb spreads each value over its row's 32 bytes.
+  template <RowOp kOp>
+  __aicore__ inline void RowReduce(const AscendC::LocalTensor<float>& dst, const AscendC::LocalTensor<float>& block,
+                                   uint32_t n, uint32_t cols) {
+    const uint8_t stride = uint8_t(cols / 8);
+    AscendC::LocalTensor<float> src = block;
+    if (cols > kFp32PerRepeat) {
+      // The first fold writes every lane of the fold buffer: with a partial second group, copy group 0 (max(x, x)).
+      const uint32_t second = Min(kFp32PerRepeat, cols - kFp32PerRepeat);
+      const AscendC::BinaryRepeatParams first(1, 1, 1, 8, stride, stride);
+      if (second == kFp32PerRepeat) {
+        Elementwise<kOp>(fold_, block, block[kFp32PerRepeat], kFp32PerRepeat, n, first);
+      } else {
+        AscendC::Max(fold_, block, block, kFp32PerRepeat, int32_t(n), first);
+        Elementwise<kOp>(fold_, fold_, block[kFp32PerRepeat], second, n,
+                         AscendC::BinaryRepeatParams(1, 1, 1, 8, 8, stride));
+      }
+      for (uint32_t c = 2 * kFp32PerRepeat; c < cols; c += kFp32PerRepeat) {
+        Elementwise<kOp>(fold_, fold_, block[c], Min(kFp32PerRepeat, cols - c), n,
+                         AscendC::BinaryRepeatParams(1, 1, 1, 8, 8, stride));
+      }
+      src = fold_;
+    }
+    const int32_t lanes = int32_t(Min(kFp32PerRepeat, cols)), src_stride = cols > kFp32PerRepeat ? 8 : stride;
+    if constexpr (kOp == RowOp::kMax) {
+      AscendC::WholeReduceMax(reduced_, src, lanes, int32_t(n), 1, 1, src_stride,
+                              AscendC::ReduceOrder::ORDER_ONLY_VALUE);
+    } else {
+      AscendC::WholeReduceSum(reduced_, src, lanes, int32_t(n), 1, 1, src_stride);
+    }
+    AscendC::Brcb(dst, reduced_, uint8_t((n + 7) / 8), AscendC::BrcbRepeatParams(1, 8));
+  }
+
+  template <RowOp kOp>
+  static __aicore__ inline void Elementwise(const AscendC::LocalTensor<float>& dst,
+                                            const AscendC::LocalTensor<float>& a, const AscendC::LocalTensor<float>& b,
+                                            uint32_t lanes, uint32_t n, const AscendC::BinaryRepeatParams& params) {
+    if constexpr (kOp == RowOp::kMax) {
+      AscendC::Max(dst, a, b, uint64_t(lanes), int32_t(n), params);
+    } else {
+      AscendC::Add(dst, a, b, uint64_t(lanes), int32_t(n), params);
+    }
+  }
+
+  // s = softcap * tanh(s / softcap) in place, with tanh(y) = 1 - 2 / (exp(2y) + 1) (saturates correctly at +-inf).
+  __aicore__ inline void SoftCap(const AscendC::LocalTensor<float>& s, uint32_t count) {
+    const int32_t c = int32_t(count);
+    AscendC::Muls(s, s, 2.0f / shape_.softcap, c);
+    AscendC::Exp(s, s, c);
+    AscendC::Adds(s, s, 1.0f, c);
+    AscendC::Reciprocal(s, s, c);
+    AscendC::Muls(s, s, -2.0f * shape_.softcap, c);
+    AscendC::Adds(s, s, shape_.softcap, c);
   }
 
   // Columns outside [lo, hi), and the padding past `cols`, become -inf.
@@ -184,29 +259,12 @@ class OnlineSoftmaxRows {
     if (hi < padded) FillColumns(row, uint32_t(hi), padded, -kInf);
   }
 
-  // m' = max(m, rowmax s); p = exp(s - m'); alpha = exp(m - m'); l' = alpha l + rowsum p.
-  __aicore__ inline void UpdateRowStats(uint32_t i, const AscendC::LocalTensor<float>& row, uint32_t n) {
-    AscendC::ReduceMax(reduce_out_, row, reduce_tmp_, int32_t(n));
-    const float m_old = row_max_.GetValue(i * kStatLanes), tile_max = reduce_out_.GetValue(0);
-    const float m_new = tile_max > m_old ? tile_max : m_old;
-    AscendC::Adds(row, row, -m_new, int32_t(n));
-    AscendC::Exp(row, row, int32_t(n));
-    AscendC::ReduceSum(reduce_out_, row, reduce_tmp_, int32_t(n));
-    AscendC::LocalTensor<float> alpha = row_alpha_[i * kStatLanes];
-    AscendC::Duplicate(alpha, m_old - m_new, int32_t(kStatLanes));
-    AscendC::Exp(alpha, alpha, int32_t(kStatLanes));
-    const float l_new = alpha.GetValue(0) * row_sum_.GetValue(i * kStatLanes) + reduce_out_.GetValue(0);
-    AscendC::Duplicate(row_sum_[i * kStatLanes], l_new, int32_t(kStatLanes));
-    AscendC::Duplicate(row_max_[i * kStatLanes], m_new, int32_t(kStatLanes));
-  }
-
   SoftmaxShape shape_;
-  AscendC::GlobalTensor<float> ws_s_, ws_o_;
-  AscendC::GlobalTensor<T> ws_p_;
-  AscendC::TQue<AscendC::TPosition::VECIN, 1> in_que_;
+  SoftmaxSlots<T> slots_[2];
+  AscendC::TQue<AscendC::TPosition::VECIN, kSoftmaxInDepth> in_que_;
   AscendC::TQue<AscendC::TPosition::VECOUT, 1> out_que_;
-  AscendC::TBuf<AscendC::TPosition::VECCALC> o_acc_buf_, stat_buf_, work_buf_, cap_buf_;
-  AscendC::LocalTensor<float> o_acc_, row_max_, row_sum_, row_alpha_, lse_, reduce_out_, reduce_tmp_;
+  AscendC::TBuf<AscendC::TPosition::VECCALC> o_acc_buf_, stat_buf_, work_buf_;
+  AscendC::LocalTensor<float> o_acc_, row_max_, row_sum_, alpha_[2], lse_, tile_stat_, new_max_, reduced_, fold_;
   AscendC::LocalTensor<uint8_t> row_mask_;
 };
 

@@ -1,5 +1,5 @@
 // Per-row helpers of the attention kernels' vector side (UB, fp32): masking a column range of one score row and
-// scaling every row of a block by its own factor from [rows, 8] statistics.
+// combining every row of a block with its own value from [rows, 8] statistics.
 #pragma once
 #include "kernel_operator.h"
 
@@ -26,18 +26,24 @@ __aicore__ inline void FillColumns(const AscendC::LocalTensor<float>& row, uint3
   }
 }
 
-// block[r, :cols] op= stat[r, 0] for r < rows (block row stride `cols`, a multiple of 8); op is * or /.
-// The stat operand has block stride 0 and repeat stride 1: every 32-byte block of repeat r reads stat row r.
-template <bool kDivide>
-__aicore__ inline void ScaleRows(const AscendC::LocalTensor<float>& block, const AscendC::LocalTensor<float>& stat,
-                                 uint32_t rows, uint32_t cols) {
+enum class RowOp { kAdd, kSub, kMul, kDiv, kMax };
+
+// block[r, :cols] op= stat[r, :] for r < rows (block row stride `cols`, a multiple of 8; stat [rows, 8] with the
+// row's value in all 8 lanes); op is -, * or /. The stat operand has block stride 0 and repeat stride 1: every
+// 32-byte block of repeat r reads stat row r.
+template <RowOp kOp>
+__aicore__ inline void RowsOp(const AscendC::LocalTensor<float>& block, const AscendC::LocalTensor<float>& stat,
+                              uint32_t rows, uint32_t cols) {
   const AscendC::BinaryRepeatParams params(1, 1, 0, uint8_t(cols / 8), uint8_t(cols / 8), 1);
   for (uint32_t c = 0; c < cols; c += kFp32PerRepeat) {
     const uint64_t lanes = cols - c < kFp32PerRepeat ? cols - c : kFp32PerRepeat;
-    if constexpr (kDivide) {
-      AscendC::Div(block[c], block[c], stat, lanes, int32_t(rows), params);
-    } else {
+    if constexpr (kOp == RowOp::kSub) {
+      AscendC::Sub(block[c], block[c], stat, lanes, int32_t(rows), params);
+    } else if constexpr (kOp == RowOp::kMul) {
       AscendC::Mul(block[c], block[c], stat, lanes, int32_t(rows), params);
+    } else {
+      static_assert(kOp == RowOp::kDiv, "RowsOp takes kSub, kMul or kDiv");
+      AscendC::Div(block[c], block[c], stat, lanes, int32_t(rows), params);
     }
   }
 }

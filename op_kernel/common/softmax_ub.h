@@ -13,26 +13,27 @@ namespace ascend_attn_kernel {
 
 constexpr uint32_t kMaxRowsPerAiv = 64;
 constexpr uint32_t kStatLanes = 8;
-// Row statistics of one AIV as [kMaxRowsPerAiv, 8] fp32 each: max, sum, the rescale factor alpha, and lse.
+// Row statistics of one AIV as [kMaxRowsPerAiv, 8] fp32 each: max, sum, two rescale factors alpha, and lse.
 constexpr uint32_t kStatBytes = kMaxRowsPerAiv * kStatLanes * 4;
+// Score chunks in flight: the next chunk's copy-in overlaps this one's vector work.
+constexpr uint32_t kSoftmaxInDepth = 2;
 
 // UB one AIV carves for OnlineSoftmaxRows (bytes); the host tilings use it to choose chunk_rows.
 struct SoftmaxUbPlan {
-  uint32_t in_bytes, out_bytes, o_acc_bytes, stat_bytes, work_bytes, softcap_bytes;
+  uint32_t in_bytes, out_bytes, o_acc_bytes, stat_bytes, work_bytes;  // in_bytes: one of the kSoftmaxInDepth buffers
   __host_aicore__ constexpr uint32_t total() const {
-    return in_bytes + out_bytes + o_acc_bytes + stat_bytes + work_bytes + softcap_bytes;
+    return kSoftmaxInDepth * in_bytes + out_bytes + o_acc_bytes + stat_bytes + work_bytes;
   }
 };
 __host_aicore__ constexpr uint32_t Round32(uint32_t n) { return (n + 31) / 32 * 32; }
 __host_aicore__ constexpr SoftmaxUbPlan SoftmaxUbLayout(uint32_t block_cols, uint32_t head_dim_v, uint32_t chunk_rows,
-                                                        uint32_t elem_bytes, bool softcap) {
+                                                        uint32_t elem_bytes) {
   const uint32_t width = block_cols > head_dim_v ? block_cols : head_dim_v;  // S rows and O_tmp rows share a buffer
-  return SoftmaxUbPlan{Round32(chunk_rows * width * 4),
-                       Round32(chunk_rows * width * elem_bytes),
+  return SoftmaxUbPlan{Round32(chunk_rows * width * 4), Round32(chunk_rows * width * elem_bytes),
                        Round32(kMaxRowsPerAiv * head_dim_v * 4),
-                       4 * kStatBytes + kMaxRowsPerAiv * kStatLanes / 8,  // max, sum, alpha, lse; a row-mask of bits
-                       2 * 1024,                                          // reduction results, work
-                       softcap ? Round32(block_cols * 4) : 0};
+                       5 * kStatBytes + kMaxRowsPerAiv * kStatLanes / 8,  // + a row-mask of bits
+                       // a tile's row stats and the new max [64, 8] each, one value per row, the 64-lane fold
+                       2 * kStatBytes + kMaxRowsPerAiv * 4 + chunk_rows * 64 * 4};
 }
 
 // UB a mix kernel's AIV may carve: 192 KB minus the 8 KB the Ascend C framework reserves and 256 B for the runtime.

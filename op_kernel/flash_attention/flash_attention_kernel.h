@@ -1,6 +1,9 @@
 // FlashAttention forward for Atlas A2, vector-master C+V: each AIV owns up to 64 query rows of a 128-row task and
 // drives the cube through the high-level Matmul API (S = Q K^T and O_tmp = P V into its GM workspace slots), while
-// it does the fp32 online softmax in UB. Packed varlen TND input; GQA/MQA; causal/window; softcap; optional LSE.
+// it does the fp32 online softmax in UB. The cube works one step ahead of the vector: S of tile j + 1 is computed
+// during the softmax of tile j and P V of tile j during the rescale of tile j - 1, through two slot pairs and
+// asynchronous IterateAll<false> (one Matmul object in flight at a time: End.md asks for End between objects).
+// Packed varlen TND input; GQA/MQA; causal/window; softcap; optional LSE.
 #pragma once
 #include "../common/online_softmax.h"
 #include "../common/visible_keys.h"
@@ -54,14 +57,9 @@ class FlashAttentionKernel {
     cu_k_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(cu_seqlens_k), t_->batch + 1);
     out_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(out), uint64_t(t_->total_q) * h * t_->head_dim_v);
     if (t_->return_lse) lse_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(lse), uint64_t(h) * t_->total_q);
-    __gm__ uint8_t* slot = AscendC::GetUserWorkspace(workspace) + AscendC::GetBlockIdx() * t_->ws_per_aiv;
-    ws_s_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(slot), uint64_t(kFlashRowsPerAiv) * t_->block_cols);
-    ws_p_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(slot + t_->ws_p_offset),
-                          uint64_t(kFlashRowsPerAiv) * t_->block_cols);
-    ws_o_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(slot + t_->ws_o_offset),
-                          uint64_t(kFlashRowsPerAiv) * t_->head_dim_v);
-    softmax_.Init(pipe, SoftmaxShape{t_->block_cols, t_->head_dim_v, t_->chunk_rows, t_->scale, t_->softcap}, ws_s_,
-                  ws_p_, ws_o_);
+    __gm__ uint8_t* aiv = AscendC::GetUserWorkspace(workspace) + AscendC::GetBlockIdx() * t_->ws_per_aiv;
+    softmax_.Init(pipe, SoftmaxShape{t_->block_cols, t_->head_dim_v, t_->chunk_rows, t_->scale, t_->softcap},
+                  Slots(aiv), Slots(aiv + t_->ws_slot_bytes));
   }
 
   // Runs this core's contiguous task range; each AIV takes its half of every task's rows.
@@ -113,16 +111,40 @@ class FlashAttentionKernel {
     return true;
   }
 
+  // S, P and O_tmp slots of one pipeline stage, at `base` in this AIV's workspace.
+  __aicore__ inline SoftmaxSlots<T> Slots(__gm__ uint8_t* base) const {
+    SoftmaxSlots<T> slots;
+    slots.s.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(base), uint64_t(kFlashRowsPerAiv) * t_->block_cols);
+    slots.p.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(base + t_->ws_p_offset),
+                            uint64_t(kFlashRowsPerAiv) * t_->block_cols);
+    slots.o.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(base + t_->ws_o_offset),
+                            uint64_t(kFlashRowsPerAiv) * t_->head_dim_v);
+    return slots;
+  }
+
+  // KV tile j (keys [k0, k0 + cols)) goes through slot j % 2. Cube order: S(0), S(1), PV(0), S(2), PV(1), ...;
+  // each request is waited for before the next (End between objects), right before the vector needs its result.
   __aicore__ inline void ComputeRowBlock(const RowBlock& b) {
     softmax_.Reset(b.rows);
-    for (int64_t k0 = b.key_lo; k0 < b.key_hi; k0 += t_->block_cols) {  // fully masked KV tiles never start
-      const uint32_t cols = uint32_t(b.key_hi - k0 < t_->block_cols ? b.key_hi - k0 : t_->block_cols);
-      ComputeScores(b, uint32_t(k0), cols);
-      softmax_.Tile(b.rows, cols,
-                    FlashVisible{b.q_row0, b.seqlen_q, b.seqlen_k, k0, t_->window_left, t_->window_right});
-      ComputePV(b, uint32_t(k0), cols);
-      softmax_.AccumulatePV(b.rows);
+    const int64_t bc = t_->block_cols;  // fully masked KV tiles never start
+    const uint32_t tiles = b.key_hi > b.key_lo ? uint32_t((b.key_hi - b.key_lo + bc - 1) / bc) : 0;
+    if (tiles > 0) {
+      IssueScores(b, 0);
+      WaitCube(mm_qk);
     }
+    if (tiles > 1) IssueScores(b, 1);
+    for (uint32_t j = 0; j < tiles; ++j) {
+      const int64_t k0 = b.key_lo + int64_t(j) * bc;
+      const uint32_t cols = uint32_t(b.key_hi - k0 < bc ? b.key_hi - k0 : bc);
+      softmax_.Tile(j % 2, b.rows, cols,
+                    FlashVisible{b.q_row0, b.seqlen_q, b.seqlen_k, k0, t_->window_left, t_->window_right});
+      if (j + 1 < tiles) WaitCube(mm_qk);  // S(j + 1), computed during that softmax
+      IssuePV(b, uint32_t(k0), cols, j % 2);
+      if (j > 0) softmax_.AccumulatePV((j - 1) % 2, b.rows);  // during P V of tile j
+      WaitCube(mm_pv);
+      if (j + 2 < tiles) IssueScores(b, j + 2);
+    }
+    if (tiles > 0) softmax_.AccumulatePV((tiles - 1) % 2, b.rows);
     softmax_.Finish(b.rows);
     for (uint32_t r0 = 0; r0 < b.rows; r0 += softmax_.ChunkRows()) {
       const uint32_t n = b.rows - r0 < softmax_.ChunkRows() ? b.rows - r0 : softmax_.ChunkRows();
@@ -133,26 +155,32 @@ class FlashAttentionKernel {
       softmax_.StoreLse(lse_[uint64_t(b.head) * t_->total_q + b.q_token0 + b.q_row0], 0, b.rows, 1, 0);
   }
 
-  // S[rows, cols] = Q[rows, d] K[k0 : k0 + cols, d]^T into the S slot (row stride Bc).
-  __aicore__ inline void ComputeScores(const RowBlock& b, uint32_t k0, uint32_t cols) {
-    const uint32_t h = t_->num_heads, hk = t_->num_kv_heads, d = t_->head_dim;
-    mm_qk.SetOrgShape(int(b.rows), int(cols), int(h * d), int(hk * d), int(t_->block_cols));
-    mm_qk.SetTensorA(q_[(uint64_t(b.q_token0) + b.q_row0) * h * d + uint64_t(b.head) * d]);
-    mm_qk.SetTensorB(k_[(uint64_t(b.k_token0) + k0) * hk * d + uint64_t(b.kv_head) * d], true);
-    mm_qk.SetTail(int(b.rows), int(cols), int(d));
-    mm_qk.IterateAll(ws_s_);
-    mm_qk.End();
+  template <class Mm>
+  __aicore__ inline void WaitCube(Mm& mm) {
+    mm.WaitIterateAll();
+    mm.End();
   }
 
-  // O_tmp[rows, dv] = P[rows, cols] V[k0 : k0 + cols, dv] into the O slot.
-  __aicore__ inline void ComputePV(const RowBlock& b, uint32_t k0, uint32_t cols) {
+  // S[rows, cols] = Q[rows, d] K[k0 : k0 + cols, d]^T of KV tile j into slot j % 2 (row stride Bc), asynchronously.
+  __aicore__ inline void IssueScores(const RowBlock& b, uint32_t j) {
+    const uint32_t h = t_->num_heads, hk = t_->num_kv_heads, d = t_->head_dim;
+    const int64_t k0 = b.key_lo + int64_t(j) * t_->block_cols;
+    const uint32_t cols = uint32_t(b.key_hi - k0 < t_->block_cols ? b.key_hi - k0 : t_->block_cols);
+    mm_qk.SetOrgShape(int(b.rows), int(cols), int(h * d), int(hk * d), int(t_->block_cols));
+    mm_qk.SetTensorA(q_[(uint64_t(b.q_token0) + b.q_row0) * h * d + uint64_t(b.head) * d]);
+    mm_qk.SetTensorB(k_[(uint64_t(b.k_token0) + uint64_t(k0)) * hk * d + uint64_t(b.kv_head) * d], true);
+    mm_qk.SetTail(int(b.rows), int(cols), int(d));
+    mm_qk.template IterateAll<false>(softmax_.Slot(j % 2).s, 0, false, true);
+  }
+
+  // O_tmp[rows, dv] = P[rows, cols] V[k0 : k0 + cols, dv] from and to slot `slot`, asynchronously.
+  __aicore__ inline void IssuePV(const RowBlock& b, uint32_t k0, uint32_t cols, uint32_t slot) {
     const uint32_t hk = t_->num_kv_heads, dv = t_->head_dim_v;
     mm_pv.SetOrgShape(int(b.rows), int(hk * dv), int(t_->block_cols), int(cols), int(dv));
-    mm_pv.SetTensorA(ws_p_);
+    mm_pv.SetTensorA(softmax_.Slot(slot).p);
     mm_pv.SetTensorB(v_[(uint64_t(b.k_token0) + k0) * hk * dv + uint64_t(b.kv_head) * dv]);
     mm_pv.SetTail(int(b.rows), int(dv), int(cols));
-    mm_pv.IterateAll(ws_o_);
-    mm_pv.End();
+    mm_pv.template IterateAll<false>(softmax_.Slot(slot).o, 0, false, true);
   }
 
   // Normalized rows [r0, r0 + n) in the output dtype to out [total_q, heads, dv].
@@ -166,9 +194,9 @@ class FlashAttentionKernel {
   }
 
   const FlashAttentionTiling* t_ = nullptr;
-  AscendC::GlobalTensor<T> q_, k_, v_, out_, ws_p_;
+  AscendC::GlobalTensor<T> q_, k_, v_, out_;
   AscendC::GlobalTensor<int32_t> cu_q_, cu_k_;
-  AscendC::GlobalTensor<float> lse_, ws_s_, ws_o_;
+  AscendC::GlobalTensor<float> lse_;
   OnlineSoftmaxRows<T> softmax_;
 };
 

@@ -27,8 +27,9 @@ struct FlashAttentionTiling {
   uint32_t num_tasks;                            // (batch, kv head, group, q tile) tasks
   uint32_t used_cores;                           // block_dim
   uint32_t core_task_begin[kFlashMaxCores + 1];  // core c runs tasks [begin[c], begin[c + 1])
-  uint64_t ws_per_aiv;                           // user workspace bytes of one AIV: S, P and O_tmp slots
-  uint64_t ws_p_offset, ws_o_offset;             // offsets of the P and O_tmp slots in it (S at 0)
+  uint64_t ws_per_aiv;                           // user workspace bytes of one AIV: two slot sets
+  uint64_t ws_slot_bytes;                        // one slot set: S (at 0), P and O_tmp
+  uint64_t ws_p_offset, ws_o_offset;             // offsets of the P and O_tmp slots in a slot set
   TCubeTiling mm1;                               // S = Q K^T: m rows per AIV, n = Bc, k = head_dim
   TCubeTiling mm2;                               // O_tmp = P V: m rows per AIV, n = head_dim_v, k = Bc
 };

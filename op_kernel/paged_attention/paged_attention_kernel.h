@@ -1,8 +1,10 @@
 // PagedAttention for Atlas A2, vector-master C+V like flash_attention: every AIV is a worker running a contiguous
 // range of (sequence, kv head, token block, KV split) items. The query rows of an item are its tokens x the q heads
 // of one kv head (GQA packed into the matmul's M). K/V pages are read in place through the block table, one Matmul
-// per page. With more than one split (flash-decoding), items leave normalized partial O and lse in the workspace;
-// after SyncAll every AIV combines a share of the (token, head) rows.
+// per page. The cube works one KV tile ahead of the vector, as in flash_attention: S of tile j + 1 during the
+// softmax of tile j, P V of tile j during the rescale of tile j - 1. With more than one split (flash-decoding),
+// items leave normalized partial O and lse in the workspace; after SyncAll every AIV combines a share of the
+// (token, head) rows.
 #pragma once
 #include "../common/online_softmax.h"
 #include "../common/visible_keys.h"
@@ -64,12 +66,7 @@ class PagedAttentionKernel {
     out_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(out), t_->num_tokens * h * t_->head_dim_v);
     if (t_->return_lse) lse_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(lse), h * t_->num_tokens);
     __gm__ uint8_t* user = AscendC::GetUserWorkspace(workspace);
-    __gm__ uint8_t* slot = user + AscendC::GetBlockIdx() * t_->ws_per_aiv;
-    ws_s_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(slot), uint64_t(kMaxRowsPerAiv) * t_->block_cols);
-    ws_p_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(slot + t_->ws_p_offset),
-                          uint64_t(kMaxRowsPerAiv) * t_->block_cols);
-    ws_o_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(slot + t_->ws_o_offset),
-                          uint64_t(kMaxRowsPerAiv) * t_->head_dim_v);
+    __gm__ uint8_t* aiv = user + AscendC::GetBlockIdx() * t_->ws_per_aiv;
     const uint64_t parts = t_->num_tokens * h * t_->max_splits;
     if (t_->max_splits > 1) {
       part_o_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(user + t_->ws_part_o_offset), parts * t_->head_dim_v);
@@ -79,8 +76,8 @@ class PagedAttentionKernel {
     error_.SetGlobalBuffer(
         reinterpret_cast<__gm__ uint32_t*>(user + t_->ws_error_offset + AscendC::GetBlockIdx() * kPagedErrorSlotBytes),
         kPagedErrorSlotBytes / 4);
-    softmax_.Init(pipe, SoftmaxShape{t_->block_cols, t_->head_dim_v, t_->chunk_rows, t_->scale, t_->softcap}, ws_s_,
-                  ws_p_, ws_o_);
+    softmax_.Init(pipe, SoftmaxShape{t_->block_cols, t_->head_dim_v, t_->chunk_rows, t_->scale, t_->softcap},
+                  Slots(aiv), Slots(aiv + t_->ws_slot_bytes));
     if (t_->max_splits > 1) combine_.Init(pipe, t_->max_splits, t_->head_dim_v, part_o_, part_lse_);
   }
 
@@ -145,18 +142,40 @@ class PagedAttentionKernel {
     return true;
   }
 
+  // S, P and O_tmp slots of one pipeline stage, at `base` in this AIV's workspace.
+  __aicore__ inline SoftmaxSlots<T> Slots(__gm__ uint8_t* base) const {
+    SoftmaxSlots<T> slots;
+    slots.s.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(base), uint64_t(kMaxRowsPerAiv) * t_->block_cols);
+    slots.p.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(base + t_->ws_p_offset),
+                            uint64_t(kMaxRowsPerAiv) * t_->block_cols);
+    slots.o.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(base + t_->ws_o_offset),
+                            uint64_t(kMaxRowsPerAiv) * t_->head_dim_v);
+    return slots;
+  }
+
+  // KV tile j (whole pages from key k0) goes through slot j % 2; cube order S(0), S(1), PV(0), S(2), PV(1), ...
   __aicore__ inline void ComputeItem(const PagedItem& it) {
     softmax_.Reset(it.rows);
-    const int64_t bs = t_->block_size;
-    for (int64_t k0 = it.key_lo / bs * bs; k0 < it.key_hi; k0 += t_->block_cols) {  // tiles of whole pages
-      const uint32_t cols = uint32_t(it.key_hi - k0 < t_->block_cols ? it.key_hi - k0 : t_->block_cols);
-      ComputeScores(it, k0, cols);
-      softmax_.Tile(it.rows, cols,
+    const int64_t bs = t_->block_size, bc = t_->block_cols, first = it.key_lo / bs * bs;
+    const uint32_t tiles = it.key_hi > first ? uint32_t((it.key_hi - first + bc - 1) / bc) : 0;
+    if (tiles > 0) {
+      IssueScores(it, first, 0);
+      WaitCube(mm_qk, qk_pending_);
+    }
+    if (tiles > 1) IssueScores(it, first + bc, 1);
+    for (uint32_t j = 0; j < tiles; ++j) {
+      const int64_t k0 = first + int64_t(j) * bc;
+      const uint32_t cols = uint32_t(it.key_hi - k0 < bc ? it.key_hi - k0 : bc);
+      softmax_.Tile(j % 2, it.rows, cols,
                     PagedVisible{it.ctx, it.q_len, it.first_q, it.key_lo, it.key_hi, k0, Group(), t_->window_left,
                                  t_->window_right});
-      ComputePV(it, k0, cols);
-      softmax_.AccumulatePV(it.rows);
+      if (j + 1 < tiles) WaitCube(mm_qk, qk_pending_);  // S(j + 1), computed during that softmax
+      IssuePV(it, k0, cols, j % 2);
+      if (j > 0) softmax_.AccumulatePV((j - 1) % 2, it.rows);  // during P V of tile j
+      WaitCube(mm_pv, pv_pending_);
+      if (j + 2 < tiles) IssueScores(it, k0 + 2 * bc, j % 2);
     }
+    if (tiles > 0) softmax_.AccumulatePV((tiles - 1) % 2, it.rows);
     softmax_.Finish(it.rows);
     for (uint32_t r0 = 0; r0 < it.rows; r0 += softmax_.ChunkRows()) {
       const uint32_t n = it.rows - r0 < softmax_.ChunkRows() ? it.rows - r0 : softmax_.ChunkRows();
@@ -187,9 +206,25 @@ class PagedAttentionKernel {
     return block;
   }
 
-  // S[rows, cols] = Q K^T for the pages of the tile starting at key k0, one Matmul per (token, page).
-  __aicore__ inline void ComputeScores(const PagedItem& it, int64_t k0, uint32_t cols) {
+  // One request of `mm`, sent asynchronously once its previous one is done (one request in flight per object).
+  template <class Mm>
+  __aicore__ inline void Send(Mm& mm, const AscendC::GlobalTensor<float>& c, uint8_t accumulate, bool& pending) {
+    if (pending) mm.WaitIterateAll();
+    mm.template IterateAll<false>(c, accumulate, false, true);
+    pending = true;
+  }
+  template <class Mm>
+  __aicore__ inline void WaitCube(Mm& mm, bool& pending) {
+    if (pending) mm.WaitIterateAll();
+    pending = false;
+    mm.End();
+  }
+
+  // S[rows, cols] = Q K^T for the pages of the tile starting at key k0 into slot `slot`, one Matmul per (token,
+  // page); the last request is left in flight.
+  __aicore__ inline void IssueScores(const PagedItem& it, int64_t k0, uint32_t slot) {
     const uint32_t g = Group(), d = t_->head_dim, hk = t_->num_kv_heads, bs = t_->block_size;
+    const uint32_t cols = uint32_t(it.key_hi - k0 < t_->block_cols ? it.key_hi - k0 : t_->block_cols);
     for (uint32_t off = 0; off < cols; off += bs) {
       const uint32_t keys = cols - off < bs ? cols - off : bs;
       const int64_t block = PageBlock(it, k0 + off);
@@ -199,14 +234,14 @@ class PagedAttentionKernel {
         mm_qk.SetTensorA(q_[(uint64_t(it.token0) + tt) * t_->num_heads * d + uint64_t(it.kv_head) * g * d]);
         mm_qk.SetTensorB(k_[(uint64_t(block) * bs * hk + it.kv_head) * d], true);
         mm_qk.SetTail(int(g), int(keys), int(d));
-        mm_qk.IterateAll(ws_s_[uint64_t(tt) * g * t_->block_cols + off]);
+        Send(mm_qk, softmax_.Slot(slot).s[uint64_t(tt) * g * t_->block_cols + off], 0, qk_pending_);
       }
     }
-    mm_qk.End();
   }
 
-  // O_tmp[rows, dv] = sum over the tile's pages of P[:, page] V_page.
-  __aicore__ inline void ComputePV(const PagedItem& it, int64_t k0, uint32_t cols) {
+  // O_tmp[rows, dv] = sum over the tile's pages of P[:, page] V_page, from and to slot `slot`; the last request is
+  // left in flight.
+  __aicore__ inline void IssuePV(const PagedItem& it, int64_t k0, uint32_t cols, uint32_t slot) {
     const uint32_t dv = t_->head_dim_v, hk = t_->num_kv_heads, bs = t_->block_size;
     bool first = true;
     for (uint32_t off = 0; off < cols; off += bs) {
@@ -214,13 +249,12 @@ class PagedAttentionKernel {
       const int64_t block = PageBlock(it, k0 + off);
       if (block < 0) continue;
       mm_pv.SetOrgShape(int(it.rows), int(hk * dv), int(t_->block_cols), int(keys), int(dv));
-      mm_pv.SetTensorA(ws_p_[off]);
+      mm_pv.SetTensorA(softmax_.Slot(slot).p[off]);
       mm_pv.SetTensorB(v_[(uint64_t(block) * bs * hk + it.kv_head) * dv]);
       mm_pv.SetTail(int(it.rows), int(dv), int(keys));
-      mm_pv.IterateAll(ws_o_, first ? 0 : 1);  // later pages accumulate into O_tmp
+      Send(mm_pv, softmax_.Slot(slot).o, first ? 0 : 1, pv_pending_);  // later pages accumulate into O_tmp
       first = false;
     }
-    mm_pv.End();
   }
 
   // Rows [r0, r0 + n) are (token, head-in-group) pairs; the group's heads of one token are contiguous in out.
@@ -290,12 +324,13 @@ class PagedAttentionKernel {
   }
 
   const PagedAttentionTiling* t_ = nullptr;
-  AscendC::GlobalTensor<T> q_, k_, v_, out_, ws_p_;
+  AscendC::GlobalTensor<T> q_, k_, v_, out_;
   AscendC::GlobalTensor<int32_t> tables_, ctx_, cu_q_;
-  AscendC::GlobalTensor<float> lse_, ws_s_, ws_o_, part_o_, part_lse_;
+  AscendC::GlobalTensor<float> lse_, part_o_, part_lse_;
   AscendC::GlobalTensor<uint32_t> error_;
   OnlineSoftmaxRows<T> softmax_;
   PagedCombine<T> combine_;
+  bool qk_pending_ = false, pv_pending_ = false;  // a request of mm_qk / mm_pv not yet waited for
 };
 
 }  // namespace ascend_attn_kernel

@@ -20,7 +20,7 @@ struct PagedAttentionTiling {
   float scale, softcap;
   int32_t window_left, window_right;  // -1 = unbounded; causal is window_right = 0
   uint32_t return_lse;
-  uint32_t block_cols;       // Bc: keys per KV tile, whole pages (multiple of block_size, at most 512)
+  uint32_t block_cols;       // Bc: keys per KV tile, whole pages (multiple of block_size, at least 128 keys)
   uint32_t chunk_rows;       // rows an AIV keeps in UB at once
   uint32_t tokens_per_item;  // query tokens of one work item: tokens_per_item * group rows <= 64
   uint32_t split_keys;       // keys of one KV split (multiple of block_size); a sequence has ceil(ctx / split_keys)
@@ -28,7 +28,8 @@ struct PagedAttentionTiling {
   uint32_t num_items;        // (sequence, kv head, token block, split) items
   uint32_t used_workers;     // AIVs with items
   uint32_t worker_item_begin[kPagedMaxWorkers + 1];  // AIV w runs items [begin[w], begin[w + 1])
-  uint64_t ws_per_aiv;                               // S, P and O_tmp slots of one AIV
+  uint64_t ws_per_aiv;                               // two slot sets of one AIV (the cube works a tile ahead)
+  uint64_t ws_slot_bytes;                            // one slot set: S (at 0), P and O_tmp
   uint64_t ws_p_offset, ws_o_offset;
   uint64_t ws_part_o_offset;    // after all AIV slots: partial O fp32 [num_tokens, heads, max_splits, dv]
   uint64_t ws_part_lse_offset;  // partial lse fp32 [num_tokens, heads, max_splits]

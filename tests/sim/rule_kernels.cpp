@@ -1,6 +1,7 @@
 // Purpose-built kernels for the simulator's unit tests: each breaks (or exercises) one hardware rule.
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <string>
@@ -10,6 +11,7 @@
 #include "lib/matmul_intf.h"
 
 using namespace AscendC;
+namespace py = pybind11;
 
 namespace {
 
@@ -626,6 +628,41 @@ void row_broadcast(const Bufs& b) {
   que.FreeTensor(x);
 }
 
+// Per-repeat reductions of a [4, 80] fp32 block (row stride 10 blocks): the max of each row's first 48 lanes to
+// gm[320..324), the sum of its first 64 to gm[328..332), (max, index) pairs of its first 64 to gm[336..344).
+void row_reductions(const Bufs& b) {
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0), 384);
+  TPipe pipe;
+  TQueBind<TPosition::VECIN, TPosition::VECOUT, 1> que;
+  pipe.InitBuffer(que, 1, 384 * sizeof(float));
+  LocalTensor<float> x = que.AllocTensor<float>();
+  DataCopy(x, g, 320);
+  const TEventID mte2_v = GetTPipePtr()->FetchEventID(HardEvent::MTE2_V);
+  SetFlag<HardEvent::MTE2_V>(mte2_v);
+  WaitFlag<HardEvent::MTE2_V>(mte2_v);
+  WholeReduceMax(x[320], x, 48, 4, 1, 1, 10, ReduceOrder::ORDER_ONLY_VALUE);
+  WholeReduceSum(x[328], x, 64, 4, 1, 1, 10);
+  WholeReduceMax(x[336], x, 64, 4, 1, 1, 10, ReduceOrder::ORDER_VALUE_INDEX);
+  const TEventID v_mte3 = GetTPipePtr()->FetchEventID(HardEvent::V_MTE3);
+  SetFlag<HardEvent::V_MTE3>(v_mte3);
+  WaitFlag<HardEvent::V_MTE3>(v_mte3);
+  que.EnQue(x);
+  x = que.DeQue<float>();
+  DataCopy(g[320], x[320], 32);
+  que.FreeTensor(x);
+}
+
+// (value, index) pairs of fp32 need an 8-byte aligned destination (ReduceRepeat.md, table 3).
+void reduce_misaligned(const Bufs&) {
+  TPipe pipe;
+  TBuf<TPosition::VECCALC> buf;
+  pipe.InitBuffer(buf, 128 * sizeof(float));
+  LocalTensor<float> x = buf.Get<float>();
+  Duplicate(x, 1.0f, 64);
+  WholeReduceMax(x[65], x, 64, 1, 1, 1, 8, ReduceOrder::ORDER_VALUE_INDEX);
+}
+
 // Compare + Select (gm[0..64) < gm[64..128) ? gm[0..64) : -1), then a level-0 Duplicate writing 7 into lanes
 // 3..5 of the result, and Cast of gm[0..16) to half with FLOOR / CEIL / ROUND / TRUNC into gm[128..192).
 void select_and_round(const Bufs& b) {
@@ -661,6 +698,77 @@ void select_and_round(const Bufs& b) {
   r = out.DeQue<float>();
   DataCopy(g[64], r, 128);
   out.FreeTensor(r);
+}
+
+// ---- timeline calibration (one AIV unless said): what the model charges for known work ----
+
+// gm 0 [0, n) -> UB -> gm 0 [n, 2n) in chunks of `chunk` floats through a TQueBind with `buffers` buffers, `passes`
+// times; the counts come from gm 1 (int32: n, chunk, buffers, passes).
+void copy_through(const Bufs& b) {
+  const int32_t* args = reinterpret_cast<const int32_t*>(b.p.at(1));
+  const int32_t n = args[0], chunk = args[1], buffers = args[2], passes = args[3];
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0), 2 * uint64_t(n));
+  TPipe pipe;
+  TQueBind<TPosition::VECIN, TPosition::VECOUT, 1> que;
+  pipe.InitBuffer(que, uint8_t(buffers), chunk * sizeof(float));
+  for (int32_t at = 0; at < passes * n; at += chunk) {
+    LocalTensor<float> x = que.AllocTensor<float>();
+    DataCopy(x, g[at % n], uint32_t(chunk));
+    que.EnQue(x);
+    x = que.DeQue<float>();
+    DataCopy(g[n + at % n], x, uint32_t(chunk));
+    que.FreeTensor(x);
+  }
+}
+
+// One vector instruction, then (dependent) its result copied out by MTE3; or (independent) an MTE2 copy into another
+// buffer at the same time.
+template <bool dependent>
+void two_instructions(const Bufs& b) {
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0), 8192);
+  TPipe pipe;
+  TBuf<TPosition::VECCALC> a, c;
+  pipe.InitBuffer(a, 8192 * sizeof(float));
+  pipe.InitBuffer(c, 8192 * sizeof(float));
+  LocalTensor<float> x = a.Get<float>(), y = c.Get<float>();
+  Duplicate(x, 1.0f, 8192);
+  if (dependent) {
+    const TEventID id = GetTPipePtr()->FetchEventID(HardEvent::V_MTE3);
+    SetFlag<HardEvent::V_MTE3>(id);
+    WaitFlag<HardEvent::V_MTE3>(id);
+    DataCopy(g, x, 8192);
+  } else {
+    DataCopy(y, g, 8192);
+    const TEventID id = GetTPipePtr()->FetchEventID(HardEvent::MTE2_V);
+    SetFlag<HardEvent::MTE2_V>(id);
+    WaitFlag<HardEvent::MTE2_V>(id);
+  }
+}
+
+// Both AIVs of each core send 16 back-to-back 128 x 256 x 512 Matmul requests (A, B, C in gm 1 and gm 0, reused so
+// they stay in L2): the cube's share of the time.
+void matmul_only(const Bufs& b) {
+  GlobalTensor<float> c;
+  GlobalTensor<half> ab;
+  c.SetGlobalBuffer(b.f(0), 2ull * GetBlockNum() * 128 * 256);  // a C per AIV
+  ab.SetGlobalBuffer(b.h(1), 128 * 512 + 512 * 256);
+  TPipe pipe;
+  Mm mm;
+  TCubeTiling t;
+  t.usedCoreNum = 1, t.M = t.singleCoreM = 128, t.N = t.singleCoreN = 256, t.Ka = t.Kb = t.singleCoreK = 512;
+  t.baseM = t.baseN = 128, t.baseK = 64, t.depthA1 = t.depthB1 = 2;
+  t.stepM = t.stepN = t.stepKa = t.stepKb = 1, t.dbL0A = t.dbL0B = 2,
+  t.dbL0C = 1;  // L0C: 128 x 128 fp32 twice would fill it
+  REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), mm, &t);
+  for (int i = 0; i < 16; ++i) {
+    mm.SetOrgShape(128, 256, 512);
+    mm.SetTensorA(ab);
+    mm.SetTensorB(ab[128 * 512]);
+    mm.IterateAll(c[GetBlockIdx() * 128 * 256]);
+    mm.End();
+  }
 }
 
 using Kernel = void (*)(const Bufs&);
@@ -719,21 +827,30 @@ const std::map<std::string, std::pair<ascend_sim::KernelType, Kernel>> kKernels 
     {"write_input", {ascend_sim::KernelType::kAivOnly, write_input}},
     {"writes_nothing", {ascend_sim::KernelType::kAivOnly, writes_nothing}},
     {"row_broadcast", {ascend_sim::KernelType::kAivOnly, row_broadcast}},
+    {"row_reductions", {ascend_sim::KernelType::kAivOnly, row_reductions}},
+    {"reduce_misaligned", {ascend_sim::KernelType::kAivOnly, reduce_misaligned}},
     {"select_and_round", {ascend_sim::KernelType::kAivOnly, select_and_round}},
+    {"copy_through", {ascend_sim::KernelType::kAivOnly, copy_through}},
+    {"dependent_pair", {ascend_sim::KernelType::kAivOnly, two_instructions<true>}},
+    {"independent_pair", {ascend_sim::KernelType::kAivOnly, two_instructions<false>}},
+    {"matmul_only", {ascend_sim::KernelType::kMixAic1To2, matmul_only}},
 };
 
 // Runs kernel `name` on `cores` cores over the given GM buffers (role per buffer: input, output, inout, scratch),
-// re-raising the simulator's error; `seed` serializes the simulated threads in a seeded order.
-void run(const std::string& name, const std::vector<at::Tensor>& buffers, const std::vector<std::string>& roles,
-         int64_t cores, std::optional<uint64_t> seed) {
+// re-raising the simulator's error; `seed` switches the simulated threads in a seeded order. Returns the timeline:
+// end (cycles, the last instruction's completion), busy cycles per unit ("AIV 0 V", "core 0 cube", "core 0 port") and
+// the traced instructions as (thread, pipe, start, end, name) tuples.
+py::dict run(const std::string& name, const std::vector<at::Tensor>& buffers, const std::vector<std::string>& roles,
+             int64_t cores, std::optional<uint64_t> seed) {
   static const std::map<std::string, ascend_sim::GmRole> kRoles = {{"input", ascend_sim::GmRole::kInput},
                                                                    {"output", ascend_sim::GmRole::kOutput},
                                                                    {"inout", ascend_sim::GmRole::kInOut},
                                                                    {"scratch", ascend_sim::GmRole::kScratch}};
   const auto& [type, kernel] = kKernels.at(name);
   ascend_sim::LaunchOptions options;
-  options.serialize = seed.has_value();
+  options.seeded = seed.has_value();
   options.seed = seed.value_or(0);
+  options.trace = true;
   ascend_sim::Launch launch(type, uint32_t(cores), options);
   Bufs b;
   for (size_t i = 0; i < buffers.size(); ++i) {
@@ -742,6 +859,30 @@ void run(const std::string& name, const std::vector<at::Tensor>& buffers, const 
     b.p.push_back(p);
   }
   launch.run([&] { kernel(b); });
+  py::dict busy;
+  double end = 0.0;
+  for (const auto& t : launch.threads()) {
+    end = std::max(end, t->times.end());
+    for (uint32_t p = 0; p < ascend_sim::kPipeCount; ++p) {
+      if (t->times.busy[p] > 0)
+        busy[py::str(t->describe() + " " + ascend_sim::pipe_name(ascend_sim::Pipe(p)))] = t->times.busy[p];
+    }
+  }
+  for (uint32_t core = 0; core < uint32_t(cores); ++core) {
+    busy[py::str("core " + std::to_string(core) + " cube")] = launch.cube(core).busy();
+    busy[py::str("core " + std::to_string(core) + " port")] = launch.port(core).busy();
+  }
+  py::list events;
+  for (const auto& t : launch.threads()) {
+    for (const ascend_sim::TraceEvent& e : t->trace) {
+      events.append(py::make_tuple(t->describe(), ascend_sim::pipe_name(e.pipe), e.start, e.end, e.what));
+    }
+  }
+  py::dict out;
+  out["end"] = end;
+  out["busy"] = busy;
+  out["events"] = events;
+  return out;
 }
 
 }  // namespace

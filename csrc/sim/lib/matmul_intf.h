@@ -139,20 +139,25 @@ class Matmul {
     });
     check(m <= org_m_ && n <= org_n_ && k <= org_ka_ && k <= org_kb_, loc,
           [&] { return "Matmul shape " + shape(m, n, k) + " exceeds SetOrgShape"; });
-    const Access a = issue(Pipe::kMm, loc);
-    // Rows each operand touches: recorded (race detector, data cache) and counted.
-    for (int r = 0; r < (trans_a_ ? k : m); ++r)
-      a_.sim_access(uint64_t(r) * (trans_a_ ? org_m_ : org_ka_), trans_a_ ? m : k, false, a);
-    for (int r = 0; r < (trans_b_ ? n : k); ++r)
-      b_.sim_access(uint64_t(r) * (trans_b_ ? org_kb_ : org_n_), trans_b_ ? k : n, false, a);
-    for (int r = 0; r < m; ++r) gm.sim_access(uint64_t(r) * org_kc_, n, true, a);
-    auto& counters = *ctx().counters;
-    const uint64_t b_passes = (m + uint64_t(tiling_->baseM) * std::max(tiling_->stepM, 1) - 1) /
-                              (uint64_t(tiling_->baseM) * std::max(tiling_->stepM, 1));
-    counters.gm_read_bytes += (b_passes - 1) * uint64_t(k) * n * sizeof(B);  // B again for every further M block
-    auto up16 = [](uint64_t x) { return (x + 15) / 16 * 16; };
-    counters.cube_macs += up16(m) * up16(n) * up16(k);
-    if (!dry_run()) compute(gm, m, n, k, enAtomic);
+    {  // the request is timed when this scope closes; a synchronous call waits for it after that
+      Instr in(Pipe::kMm, loc, sync ? "IterateAll" : "IterateAll<false>");
+      const Access& a = in.access();
+      // Rows each operand touches: recorded (race detector, data cache) and counted.
+      for (int r = 0; r < (trans_a_ ? k : m); ++r)
+        a_.sim_access(uint64_t(r) * (trans_a_ ? org_m_ : org_ka_), trans_a_ ? m : k, false, a);
+      for (int r = 0; r < (trans_b_ ? n : k); ++r)
+        b_.sim_access(uint64_t(r) * (trans_b_ ? org_kb_ : org_n_), trans_b_ ? k : n, false, a);
+      for (int r = 0; r < m; ++r) gm.sim_access(uint64_t(r) * org_kc_, n, true, a);
+      auto& counters = *ctx().counters;
+      const uint64_t b_passes = (m + uint64_t(tiling_->baseM) * std::max(tiling_->stepM, 1) - 1) /
+                                (uint64_t(tiling_->baseM) * std::max(tiling_->stepM, 1));
+      counters.gm_read_bytes += (b_passes - 1) * uint64_t(k) * n * sizeof(B);  // B again for every further M block
+      in.add_gm((b_passes - 1) * uint64_t(k) * n * sizeof(B), 0);  // ... from L2, where the first pass left it
+      auto up16 = [](uint64_t x) { return (x + 15) / 16 * 16; };
+      counters.cube_macs += up16(m) * up16(n) * up16(k);
+      in.add_macs(up16(m) * up16(n) * up16(k));
+      if (!dry_run()) compute(gm, m, n, k, enAtomic);
+    }
     if (sync) {
       complete();
     } else if (waitIterateAll) {
@@ -193,6 +198,7 @@ class Matmul {
   static void complete() {
     ascend_sim::ThreadCtx& c = ascend_sim::ctx();
     c.sync.wait(ascend_sim::Pipe::kS, c.sync.completion(ascend_sim::Pipe::kMm));
+    c.times.s = std::max(c.times.s, c.times.done[size_t(ascend_sim::Pipe::kMm)]);
   }
   void compute(const AscendC::GlobalTensor<C>& gm, int m, int n, int k, uint8_t atomic) const {
     using ascend_sim::to_f32;
