@@ -1,4 +1,4 @@
-"""Command line: ``python -m ascend_attn.bench {flash,paged} [--repeats N] [--warmup N] [--dtype fp32|bf16]``
+"""Command line: ``python -m ascend_attn.bench {flash,paged} [--repeats N] [--warmup N] [--dtype fp32|bf16|fp16]``
 ``[--out DIR]``; ``python -m ascend_attn.bench all --out DIR [--quick] ...`` runs every benchmark and writes
 DIR/report.md and DIR/report.png."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from ascend_attn.bench import flash, paged
-from ascend_attn.bench.common import progress
+from ascend_attn.bench.common import DEFAULT_DTYPES, DTYPES, progress
 from ascend_attn.bench.summary import write_report
 
 BENCHMARKS = {"flash": flash, "paged": paged}
@@ -16,7 +16,7 @@ BENCHMARKS = {"flash": flash, "paged": paged}
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median is reported)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs before timing")
-    p.add_argument("--dtype", choices=["fp32", "bf16"], help="only this dtype")
+    p.add_argument("--dtype", choices=list(DTYPES), help=f"only this dtype (default: {', '.join(DEFAULT_DTYPES)})")
 
 
 def main(argv: list[str] | None = None) -> None:
