@@ -283,17 +283,24 @@ def _split_heads(t: Tensor, heads: int, name: str) -> Tensor:
     )
 
 
+_INT32_MAX = 2**31 - 1
+
+
 def _host_lengths(t: Tensor, name: str) -> list:
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         raise ValueError(f"{name} must be an integer tensor (ATB: host int32), got {t.dtype}")
     if t.numel() and int(t.min()) < 0:
         raise ValueError(f"{name} has a negative length: {t.tolist()}")
+    if t.numel() and int(t.max()) > _INT32_MAX:  # an int64 tensor would wrap when converted to the ops' int32
+        raise ValueError(f"{name} has a length of {int(t.max())}, more than ATB's host int32 holds (2^31 - 1)")
     return t.tolist()
 
 
 def _cu_seqlens(lengths: list[int], total: int, name: str, tensor_name: str, device) -> Tensor:
     if sum(lengths) != total:
         raise ValueError(f"{name} sums to {sum(lengths)} but {tensor_name} has {total} tokens")
+    if total > _INT32_MAX:
+        raise ValueError(f"{name} sums to {total} tokens, more than int32 cu_seqlens can index (2^31 - 1)")
     return torch.tensor([0, *itertools.accumulate(lengths)], dtype=torch.int32, device=device)
 
 

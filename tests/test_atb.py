@@ -243,6 +243,14 @@ def test_simulator_kernels_pending(param, match):
         atb.Operation(param, simulator=True)
 
 
+def test_context_lengths_past_int32_raise_instead_of_wrapping():
+    decode = atb.Operation(PA(head_num=4, kv_head_num=2))
+    key_cache, value_cache, block_tables = paged_kv([5, 9], 4, 2, 16, torch.float32)
+    lens = torch.tensor([5, 2**32 + 9])  # int64: converting it to int32 would give 9
+    with pytest.raises(ValueError, match=r"contextLens has a length of 4294967305, more than ATB's host int32"):
+        decode.forward([torch.randn(2, 4, 16), key_cache, value_cache, block_tables, lens])
+
+
 def pa_encoder_inputs(q_lens, k_lens=None, mask=None):
     q, k, v, _, _ = make_varlen(q_lens, k_lens or q_lens, 4, 2, 16, 16, torch.float32)
     lens = torch.tensor([q_lens, k_lens] if k_lens else q_lens, dtype=torch.int32)

@@ -345,3 +345,68 @@ def test_rejects_varlen_alibi_batch_shape():
         RuntimeError, match=r"alibi_slopes must have shape \[heads\] = \[4\] or \[batch, heads\] = \[2, 4\]"
     ):
         ascend_attn.flash_attention_varlen(q, q, q, cu, cu, 5, 5, alibi_slopes=torch.rand(3, 4))
+
+
+# ---- sizes past int32 and positions past float precision: a named error or exact, never a wrap-around ----
+
+
+def _wide(*shape):
+    """A tensor of this shape with a contiguous last dim whose rows all alias one (no memory for 2^31 rows)."""
+    return torch.zeros(shape[-1]).expand(*shape)
+
+
+@pytest.mark.parametrize(
+    "q, k, match",
+    [
+        (_wide(1, 1, 1, 8), _wide(1, 2**31, 1, 8), r"k's seqlen_k \(dim 1\) must be at most 2\^31 - 1"),
+        (_wide(1, 1, 1, 8), _wide(1, 2**32 + 5, 1, 8), r"got 4294967301"),
+        (_wide(1, 2**31, 1, 8), _wide(1, 4, 1, 8), r"q's seqlen_q \(dim 1\) must be at most 2\^31 - 1"),
+        (_wide(2**31, 1, 1, 8), _wide(2**31, 4, 1, 8), r"q's batch size \(dim 0\) must be at most 2\^31 - 1"),
+        (_wide(1, 1, 2**31, 8), _wide(1, 4, 1, 8), r"q's number of heads must be at most 2\^31 - 1"),
+    ],
+    ids=["seqlen_k", "seqlen_k-wraps-to-5", "seqlen_q", "batch", "heads"],
+)
+def test_sizes_past_int32_are_named_errors(q, k, match):
+    with pytest.raises(RuntimeError, match=match):
+        ascend_attn.flash_attention(q, k, k)
+
+
+def test_varlen_token_count_past_int32_is_a_named_error():
+    """cu_seqlens that wrapped when cast to int32: the cause is named, not a mismatch of the last entry."""
+    q = _wide(2**31 + 4, 1, 8)
+    cu = torch.tensor([0, 2**31 - 1, 2**31 + 4]).to(torch.int32)  # the cast wraps the last entry
+    with pytest.raises(RuntimeError, match=r"q's number of packed tokens \(dim 0; cu_seqlens_q is int32\)"):
+        ascend_attn.flash_attention_varlen(q, q, q, cu, cu, 2**31, 2**31)
+
+
+def test_wrapped_cu_seqlens_entry_names_the_overflow():
+    q = torch.randn(8, 2, 16)
+    cu = torch.tensor([0, 5, -3], dtype=torch.int32)
+    with pytest.raises(RuntimeError, match=r"cu_seqlens_q\[2\] = -3 is negative: .*overflow"):
+        ascend_attn.flash_attention_varlen(q, q, q, cu, torch.tensor([0, 3, 8], dtype=torch.int32), 5, 5)
+
+
+def test_window_wider_than_int32_is_unbounded():
+    q, k, v = make_qkv((2, 9, 40, 4, 2, 16, 16), torch.float32)
+    for causal in (False, True):
+        unbounded = ascend_attn.flash_attention(q, k, v, causal=causal)[0]
+        for window in [(2**31 + 3, 2**32 + 1), (2**31 - 1, -1), (2**40, 2**40)]:
+            out = ascend_attn.flash_attention(q, k, v, causal=causal, window_size=window)[0]
+            assert torch.equal(out, unbounded), (causal, window)
+    vq, vk, vv, cu_q, cu_k = make_varlen([3, 9], [30, 9], 4, 2, 16, 16, torch.float32)
+    unbounded = ascend_attn.flash_attention_varlen(vq, vk, vv, cu_q, cu_k, 9, 30)[0]
+    wide = ascend_attn.flash_attention_varlen(vq, vk, vv, cu_q, cu_k, 9, 30, window_size=(2**31 + 1, 2**31))[0]
+    assert torch.equal(wide, unbounded)
+
+
+def test_key_positions_past_2_pow_24_are_exact():
+    """Positions above 2^24 are not representable as floats: the visible keys of a window there must still be exact
+    (a float position would round 2^24 + 1 down and 2^24 + 3 up, adding a key and reading past the last one)."""
+    seqlen_k = 2**24 + 3
+    k = torch.zeros(1, seqlen_k, 1, 1)  # equal scores: the output is the mean of the visible values
+    v = torch.zeros(1, seqlen_k, 1, 1)
+    v[0, -4:, 0, 0] = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    out, lse = ascend_attn.flash_attention(
+        torch.ones(1, 1, 1, 1), k, v, causal=True, window_size=(1, 0), return_lse=True
+    )
+    assert out.item() == 3.5 and lse.item() == pytest.approx(torch.tensor(2.0).log().item())

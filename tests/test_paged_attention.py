@@ -8,6 +8,7 @@ from conftest import assert_lse_close, assert_out_close
 from reference import attention_ref, gather_pages, make_paged, paged_attention_ref
 
 import ascend_attn
+from ascend_attn import sim
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 BLOCK_SIZES = [1, 16, 48, 128, 512]
@@ -75,6 +76,20 @@ def test_each_isa(isa):
     kc, vc, tables, ctx = make_paged([33, 2000], 16, 2, 80, 80, torch.float16)
     cu = torch.tensor([0, 3, 4], dtype=torch.int32)
     run_and_check(torch.randn(4, 4, 80).half(), kc, vc, tables, ctx, cu, dtype=torch.float16, softcap=3.0)
+
+
+def test_window_wider_than_int32_is_unbounded():
+    """A window side >= 2^31 - 1 covers every key: the same as -1, never wrapped to a narrow window."""
+    kc, vc, tables, ctx = make_paged([40, 7], 16, 2, 16, 16, torch.float32)
+    q = torch.randn(2, 4, 16)
+    unbounded = ascend_attn.paged_attention(q, kc, vc, tables, ctx, causal=False, window_size=(-1, -1))
+    for window in [(2**31 + 3, 2**32 + 1), (2**31 - 1, 2**31 - 1), (2**40, -1)]:
+        out = ascend_attn.paged_attention(q, kc, vc, tables, ctx, causal=False, window_size=window)
+        assert torch.equal(out, unbounded), window
+    kc, vc, q = kc.half(), vc.half(), q.half()  # and the Ascend C kernel, whose tiling holds int32 windows
+    unbounded = sim.paged_attention(q, kc, vc, tables, ctx, causal=False, num_cores=2).out
+    wide = sim.paged_attention(q, kc, vc, tables, ctx, causal=False, window_size=(2**31 + 3, 2**32 + 1), num_cores=2)
+    assert torch.equal(wide.out, unbounded)
 
 
 def test_equals_varlen_on_gathered_kv():
@@ -264,6 +279,15 @@ def _paged_call(**overrides):
             r"context_lens\[0\] = 10 must be >= the number of queries of sequence 0 \(11\)",
         ),
         ({"cu_seqlens_q": torch.tensor([0, 1], dtype=torch.int32)}, "cu_seqlens_q must have num_seqs \\+ 1 = 3"),
+        ({"cu_seqlens_q": torch.tensor([0, 1, 2])}, "cu_seqlens_q must have dtype Int"),
+        ({"cu_seqlens_q": torch.tensor([[0, 1, 2]], dtype=torch.int32)}, "cu_seqlens_q must have 1 dimension"),
+        (
+            {
+                "q": torch.zeros(1, 4, 16).expand(2**31, 4, 16),
+                "cu_seqlens_q": torch.tensor([0, 1, 1], dtype=torch.int32),
+            },
+            r"q's number of tokens \(dim 0; cu_seqlens_q is int32\) must be at most 2\^31 - 1",
+        ),
         ({"cu_seqlens_q": torch.tensor([0, 1, 3], dtype=torch.int32)}, r"cu_seqlens_q\[-1\] must equal q.size\(0\)"),
         ({"alibi_slopes": torch.rand(3)}, r"alibi_slopes must have shape"),
     ],

@@ -43,6 +43,9 @@ PagedArgs check_paged_attention_args(const at::Tensor& q, const at::Tensor& key_
   CHECK_SIZE(value_cache, 1, p.block_size);
   CHECK_SIZE(value_cache, 2, a.kv_heads);
   TORCH_CHECK(p.block_size >= 1, "key_cache block_size (dim 1) must be >= 1, got ", p.block_size);
+  CHECK_INT32_SIZE(p.block_size, "key_cache block_size (dim 1)");
+  CHECK_INT32_SIZE(q.size(0), "q's number of tokens (dim 0; cu_seqlens_q is int32)");
+  CHECK_INT32_SIZE(a.heads, "q's number of heads");
   TORCH_CHECK(a.heads >= 1 && a.kv_heads >= 1 && a.heads % a.kv_heads == 0,
               "Number of heads in key/value must divide number of heads in query: q has ", a.heads,
               " heads, key_cache has ", a.kv_heads);
@@ -63,10 +66,12 @@ PagedArgs check_paged_attention_args(const at::Tensor& q, const at::Tensor& key_
   p.block_tables = block_tables.stride(1) == 1 ? block_tables : block_tables.contiguous();
   p.context_lens = host_int32(context_lens);
   if (cu_seqlens_q.has_value()) {
+    // The CHECK_* macros print the expression they were given, so an unwrapped optional gets its messages written out.
     const at::Tensor& cu = *cu_seqlens_q;
-    CHECK_DIM(cu, 1);
-    CHECK_DTYPE(cu, at::kInt);
-    CHECK_SAME_DEVICE(cu, q);
+    TORCH_CHECK(cu.dim() == 1, "cu_seqlens_q must have 1 dimension, got ", cu.dim(), " (shape ", cu.sizes(), ")");
+    TORCH_CHECK(cu.scalar_type() == at::kInt, "cu_seqlens_q must have dtype ", at::kInt, ", got ", cu.scalar_type());
+    TORCH_CHECK(cu.device() == q.device(), "cu_seqlens_q must be on the same device as q (", q.device(), "), got ",
+                cu.device());
     TORCH_CHECK(cu.numel() == num_seqs + 1, "cu_seqlens_q must have num_seqs + 1 = ", num_seqs + 1, " entries, got ",
                 cu.numel());
     p.cu_seqlens_q = host_int32(cu);

@@ -3,6 +3,7 @@
 // length, so cu_seqlens / context_lens are read on the host: one small device-to-host copy per call.
 #include <torch/library.h>
 
+#include "../common/checks.h"
 #include "../common/flash_attention_launch.h"
 #include "../common/paged_attention_launch.h"
 #include "npu_device.h"
@@ -47,6 +48,9 @@ std::tuple<at::Tensor, at::Tensor> flash_attention_npu(
   check_npu_dtype(q, "q");
   const AttentionArgs a =
       check_flash_attention_args(q, k, v, softmax_scale, causal, window_size, softcap, alibi_slopes, return_lse);
+  // The packed views are indexed by int32 cu_seqlens: their token counts must fit.
+  CHECK_INT32_SIZE(a.batch * a.seqlen_q, "batch * seqlen_q (BSND runs as packed varlen on NPU)");
+  CHECK_INT32_SIZE(a.batch * a.seqlen_k, "batch * seqlen_k (BSND runs as packed varlen on NPU)");
   const auto ints = q.options().dtype(at::kInt);
   const at::Tensor cu_q = at::arange(a.batch + 1, ints) * a.seqlen_q;
   const at::Tensor cu_k = at::arange(a.batch + 1, ints) * a.seqlen_k;
