@@ -178,7 +178,8 @@ def paged_attention(
     Args:
         q: ``[num_tokens, heads, head_dim]``. Without ``cu_seqlens_q`` one query per sequence (decode); with it,
             sequence s owns rows ``cu_seqlens_q[s]:cu_seqlens_q[s + 1]``, which are the *last* positions of its
-            context (causal among themselves).
+            context (causal among themselves). A sequence may have more queries than keys (flash-attn's rule): its
+            first queries then sit before position 0 and, under a causal mask, see no key (output 0, lse -inf).
         key_cache: ``[num_blocks, block_size, kv_heads, head_dim]``, same dtype as q; any block_size >= 1.
         value_cache: ``[num_blocks, block_size, kv_heads, head_dim_v]``.
         block_tables: int32 ``[num_seqs, max_blocks_per_seq]``; key t of sequence s lives in block

@@ -92,8 +92,9 @@ PagedArgs check_paged_attention_args(const at::Tensor& q, const at::Tensor& key_
     const int64_t q_len = cu[s + 1] - cu[s];
     TORCH_CHECK(q_len >= 0, "cu_seqlens_q must be non-decreasing, but cu_seqlens_q[", s + 1, "] < cu_seqlens_q[", s,
                 "]");
-    TORCH_CHECK(ctx[s] >= q_len, "context_lens[", s, "] = ", ctx[s], " must be >= the number of queries of sequence ",
-                s, " (", q_len, "): queries are the last positions of the context");
+    // More queries than keys is allowed (flash-attn computes it): the first queries then sit before position 0 and,
+    // under a causal mask, see no key.
+    TORCH_CHECK(ctx[s] >= 0, "context_lens[", s, "] = ", ctx[s], " must be >= 0");
     TORCH_CHECK(ctx[s] <= p.max_blocks_per_seq * p.block_size, "context_lens[", s, "] = ", ctx[s],
                 " exceeds block_tables capacity (", p.max_blocks_per_seq, " blocks of ", p.block_size, ")");
     if (q_len == 0) continue;

@@ -16,8 +16,9 @@ struct PagedArgs {
   int64_t num_blocks = 0, block_size = 0, max_blocks_per_seq = 0;
 };
 
-// Checks shapes, dtypes, that every sequence's queries fit in its context, and that every block index the
-// attention reads (the blocks overlapping some query's visible keys) lies in [0, num_blocks).
+// Checks shapes, dtypes, lengths, and that every block index the attention reads (the blocks overlapping some
+// query's visible keys) lies in [0, num_blocks). A sequence may have more queries than keys (flash-attn's rule): its
+// first queries then sit before position 0.
 PagedArgs check_paged_attention_args(const at::Tensor& q, const at::Tensor& key_cache, const at::Tensor& value_cache,
                                      const at::Tensor& block_tables, const at::Tensor& context_lens,
                                      const std::optional<at::Tensor>& cu_seqlens_q, std::optional<double> softmax_scale,
