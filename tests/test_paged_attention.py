@@ -165,6 +165,72 @@ def test_reshape_and_cache_out_of_range_leaves_caches_untouched():
     assert torch.equal(kc, before_k) and torch.equal(vc, before_v)
 
 
+def test_reshape_and_cache_rejects_repeated_slots_before_writing():
+    """Two tokens for one slot would leave an executor-dependent winner: every executor rejects it (shared check)."""
+    kc, vc = torch.randn(2, 4, 1, 8), torch.randn(2, 4, 1, 8)
+    before_k, before_v = kc.clone(), vc.clone()
+    slots = torch.tensor([5, -1, 3, -1, 5], dtype=torch.int64)  # padding (-1) may repeat
+    with pytest.raises(RuntimeError, match=r"slot_mapping\[4\] = 5 repeats slot_mapping\[0\]"):
+        ascend_attn.reshape_and_cache(torch.randn(5, 1, 8), torch.randn(5, 1, 8), kc, vc, slots)
+    assert torch.equal(kc, before_k) and torch.equal(vc, before_v)
+
+
+def test_reshape_and_cache_on_the_simulator_rejects_repeated_slots():
+    kc, vc = torch.zeros(2, 16, 1, 16).half(), torch.zeros(2, 16, 1, 16).half()
+    slots = torch.tensor([17, 17], dtype=torch.int32)
+    with pytest.raises(ValueError, match=r"slot_mapping\[1\] = 17 repeats slot_mapping\[0\]"):
+        sim.reshape_and_cache(torch.randn(2, 1, 16).half(), torch.randn(2, 1, 16).half(), kc, vc, slots, num_cores=2)
+    assert not kc.any() and not vc.any()
+
+
+def _cache_pair():
+    return torch.zeros(2, 4, 2, 8), torch.zeros(2, 4, 2, 8)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (
+            lambda: (torch.zeros(1, 4, 2, 8).expand(2, 4, 2, 8), torch.zeros(2, 4, 2, 8)),
+            "key_cache is written in place",
+        ),
+        (
+            lambda: (torch.zeros(2, 4, 2, 8), torch.zeros(64).as_strided((2, 4, 2, 8), (32, 4, 8, 1))),
+            "value_cache is written in place, so each of its elements needs memory of its own",
+        ),
+        (lambda: (lambda c: (c, c))(torch.zeros(2, 4, 2, 8)), "value_cache and key_cache share memory"),
+        (
+            lambda: (lambda kv: (kv[0:2], kv[1:3]))(torch.zeros(3, 4, 2, 8)),
+            "value_cache and key_cache share memory",
+        ),
+    ],
+    ids=["expanded", "overlapping-strides", "same-tensor", "overlapping-views"],
+)
+def test_reshape_and_cache_rejects_aliased_caches(make, match):
+    kc, vc = make()
+    before_k, before_v = kc.clone(), vc.clone()
+    with pytest.raises(RuntimeError, match=match):
+        ascend_attn.reshape_and_cache(torch.ones(3, 2, 8), torch.ones(3, 2, 8), kc, vc, torch.tensor([0, 1, 6]))
+    assert torch.equal(kc, before_k) and torch.equal(vc, before_v)
+
+
+def test_reshape_and_cache_rejects_input_sharing_the_cache():
+    kc, vc = _cache_pair()
+    with pytest.raises(RuntimeError, match="key and key_cache share memory"):
+        ascend_attn.reshape_and_cache(kc[0], torch.ones(4, 2, 8), kc, vc, torch.tensor([4, 5, 6, 7]))
+
+
+def test_reshape_and_cache_takes_strided_caches_that_do_not_overlap():
+    """vLLM's [2, num_blocks, ...] K/V pair and caches with padded strides are fine: no element shares memory."""
+    kv = torch.zeros(2, 3, 4, 2, 8)
+    padded = torch.zeros(3, 8, 2, 8)[:, ::2]  # every other row of a larger buffer
+    key, value = torch.randn(2, 2, 8), torch.randn(2, 2, 8)
+    slots = torch.tensor([1, 10])
+    for kc, vc in ((kv[0], kv[1]), (padded, torch.zeros(3, 4, 2, 8))):
+        ascend_attn.reshape_and_cache(key, value, kc, vc, slots)
+        assert torch.equal(kc[0, 1], key[0]) and torch.equal(kc[2, 2], key[1]) and torch.equal(vc[2, 2], value[1])
+
+
 def test_reshape_and_cache_opcheck():
     kc, vc = torch.zeros(3, 4, 2, 8), torch.zeros(3, 4, 2, 8)
     args = (torch.randn(5, 2, 8), torch.randn(5, 2, 8), kc, vc, torch.tensor([0, 5, -1, 11, 2], dtype=torch.int32))

@@ -1,5 +1,11 @@
 #include "common/paged_args.h"
 
+#include <ATen/MemoryOverlap.h>
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
 #include "common/checks.h"
 #include "common/visible_keys.h"
 
@@ -9,6 +15,36 @@ namespace {
 bool is_float_type(at::ScalarType t) { return t == at::kFloat || t == at::kHalf || t == at::kBFloat16; }
 
 at::Tensor host_int32(const at::Tensor& t) { return (t.device().is_cpu() ? t : t.cpu()).contiguous(); }
+
+// True when every element of t has memory of its own (no expanded or overlapping as_strided view), which a tensor
+// written in place needs. A sufficient test that also holds for non-dense strides: taking the dims of size > 1 by
+// increasing stride, each stride must exceed the farthest offset the smaller dims reach.
+bool elements_own_memory(const at::Tensor& t) {
+  std::vector<std::pair<int64_t, int64_t>> dims;  // (stride, size)
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (t.size(d) > 1) dims.emplace_back(t.stride(d), t.size(d));
+  std::sort(dims.begin(), dims.end());
+  int64_t reach = 0;
+  for (const auto& [stride, size] : dims) {
+    if (stride <= reach) return false;
+    reach += stride * (size - 1);
+  }
+  return true;
+}
+
+// Torch's in-place ops refuse the same aliasing: a written tensor whose elements share memory, or an input that
+// shares memory with a written tensor.
+void check_written_in_place(const at::Tensor& cache, const char* name) {
+  TORCH_CHECK(elements_own_memory(cache), name, " is written in place, so each of its elements needs memory of its ",
+              "own; got strides ", cache.strides(), " for shape ", cache.sizes(),
+              " (an expanded or overlapping view): pass a clone()");
+}
+
+void check_no_shared_memory(const at::Tensor& a, const char* a_name, const at::Tensor& b, const char* b_name) {
+  const at::MemOverlapStatus status = at::get_overlap_status(a, b);
+  TORCH_CHECK(status != at::MemOverlapStatus::Full && status != at::MemOverlapStatus::Partial, a_name, " and ", b_name,
+              " share memory, and ", b_name, " is written in place: pass separate tensors (or a clone())");
+}
 
 }  // namespace
 
@@ -136,12 +172,29 @@ void check_reshape_and_cache_args(const at::Tensor& key, const at::Tensor& value
   CHECK_SIZE(value_cache, 3, value.size(2));
   TORCH_CHECK(key_cache.stride(3) == 1 && value_cache.stride(3) == 1,
               "key_cache and value_cache must have a contiguous last dimension (they are written in place)");
+  check_written_in_place(key_cache, "key_cache");
+  check_written_in_place(value_cache, "value_cache");
+  check_no_shared_memory(value_cache, "value_cache", key_cache, "key_cache");
+  for (const auto& [input, input_name] : {std::pair{&key, "key"}, std::pair{&value, "value"}}) {
+    check_no_shared_memory(*input, input_name, key_cache, "key_cache");
+    check_no_shared_memory(*input, input_name, value_cache, "value_cache");
+  }
   const int64_t slots = key_cache.size(0) * key_cache.size(1);
   const at::Tensor host = (slot_mapping.device().is_cpu() ? slot_mapping : slot_mapping.cpu()).to(at::kLong);
   const int64_t* slot = host.data_ptr<int64_t>();
+  std::vector<std::pair<int64_t, int64_t>> writes;  // (slot, token) of every non-padding token
+  writes.reserve(tokens);
   for (int64_t t = 0; t < tokens; ++t) {
     TORCH_CHECK(slot[t] < slots, "slot_mapping[", t, "] = ", slot[t], " is out of range: the caches hold ", slots,
                 " slots (", key_cache.size(0), " blocks of ", key_cache.size(1), "); negative slots mark padding");
+    if (slot[t] >= 0) writes.emplace_back(slot[t], t);
+  }
+  // Two tokens writing one slot would leave a winner that depends on the executor's scheduling (threads, simulated
+  // cores, NPU cores), so every executor rejects it here, before anything is written.
+  std::sort(writes.begin(), writes.end());
+  for (size_t i = 1; i < writes.size(); ++i) {
+    TORCH_CHECK(writes[i].first != writes[i - 1].first, "slot_mapping[", writes[i].second, "] = ", writes[i].first,
+                " repeats slot_mapping[", writes[i - 1].second, "]: each slot can be written by one token per call");
   }
 }
 

@@ -25,8 +25,9 @@ PagedArgs check_paged_attention_args(const at::Tensor& q, const at::Tensor& key_
                                      bool causal, at::IntArrayRef window_size, double softcap,
                                      const std::optional<at::Tensor>& alibi_slopes, bool return_lse);
 
-// Checks shapes and dtypes, and that every non-negative slot is < num_blocks * block_size; nothing is written
-// before this passes.
+// Checks shapes and dtypes, that every non-negative slot is < num_blocks * block_size and written by one token only,
+// and that no cache element shares memory with another element or with an input; nothing is written before this
+// passes.
 void check_reshape_and_cache_args(const at::Tensor& key, const at::Tensor& value, const at::Tensor& key_cache,
                                   const at::Tensor& value_cache, const at::Tensor& slot_mapping);
 
