@@ -238,11 +238,12 @@ def merge_attn_states(out_a: Tensor, lse_a: Tensor, out_b: Tensor, lse_b: Tensor
 
     Args:
         out_a, out_b: ``[tokens, heads, head_dim]``, same dtype.
-        lse_a, lse_b: float32 ``[heads, tokens]``; ``-inf`` marks a row that saw no key on that side.
+        lse_a, lse_b: float32 ``[heads, tokens]``; ``-inf`` marks a row that saw no key on that side, and so does
+            ``+inf`` (the convention of flash-attn 2 and vLLM for an empty side).
 
     Returns:
         ``(out, lse)``: out in out_a's dtype, ``out = (e^lse_a out_a + e^lse_b out_b) / (e^lse_a + e^lse_b)``,
-        ``lse = log(e^lse_a + e^lse_b)``; a row with both sides ``-inf`` gives 0 and ``-inf``.
+        ``lse = log(e^lse_a + e^lse_b)``; a row with both sides empty gives 0 and ``-inf``.
     """
     return torch.ops.ascend_attn.merge_attn_states.default(out_a, lse_a, out_b, lse_b)
 

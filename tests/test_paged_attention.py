@@ -263,16 +263,18 @@ def test_merge_identity():
     torch.testing.assert_close(lse, full_lse[0], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("empty", [float("-inf"), float("inf")], ids=["-inf", "+inf"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16", "bf16"])
-def test_merge_handles_empty_sides_exactly(dtype):
+def test_merge_handles_empty_sides_exactly(dtype, empty):
+    """-inf (this library) and +inf (flash-attn 2's and vLLM's convention) both mark a side that saw no key."""
     out_a, out_b = torch.randn(3, 2, 8).to(dtype), torch.randn(3, 2, 8).to(dtype)
-    inf = float("-inf")
+    inf = empty
     lse_a = torch.tensor([[0.5, inf, inf], [1.0, inf, 2.0]])
     lse_b = torch.tensor([[inf, 0.25, inf], [inf, 3.0, 2.0]])
     out, lse = ascend_attn.merge_attn_states(out_a, lse_a, out_b, lse_b)
     assert out.dtype == dtype
     assert torch.equal(out[0, 0], out_a[0, 0]) and torch.equal(out[1, 0], out_b[1, 0])  # one side -inf
-    assert torch.equal(out[2, 0], torch.zeros_like(out[2, 0])) and lse[0, 2] == inf  # both -inf
+    assert torch.equal(out[2, 0], torch.zeros_like(out[2, 0])) and lse[0, 2] == float("-inf")  # both empty
     assert torch.equal(lse[:, :2], torch.tensor([[0.5, 0.25], [1.0, 3.0]]))
     torch.testing.assert_close(out[2, 1].float(), ((out_a[2, 1].float() + out_b[2, 1].float()) / 2).to(dtype).float())
 

@@ -3,6 +3,8 @@
 // length, so cu_seqlens / context_lens are read on the host: one small device-to-host copy per call.
 #include <torch/library.h>
 
+#include <cmath>
+
 #include "../common/checks.h"
 #include "../common/flash_attention_launch.h"
 #include "../common/paged_attention_launch.h"
@@ -99,9 +101,12 @@ std::tuple<at::Tensor, at::Tensor> merge_attn_states_npu(const at::Tensor& out_a
                                                          const at::Tensor& lse_b)  // fp32 [heads, tokens]
 {
   check_merge_attn_states_args(out_a, lse_a, out_b, lse_b);
-  const at::Tensor m = at::maximum(lse_a, lse_b);
+  // flash-attn 2 and vLLM mark a side that saw no key with lse +inf, this library with -inf: both mean "empty".
+  auto empty_side = [](const at::Tensor& lse) { return at::where(at::isposinf(lse), -INFINITY, lse); };
+  const at::Tensor lse_a_ = empty_side(lse_a), lse_b_ = empty_side(lse_b);
+  const at::Tensor m = at::maximum(lse_a_, lse_b_);
   const at::Tensor shift = at::where(at::isinf(m), at::zeros_like(m), m);  // both -inf: weights stay 0
-  const at::Tensor wa = at::exp(lse_a - shift), wb = at::exp(lse_b - shift);
+  const at::Tensor wa = at::exp(lse_a_ - shift), wb = at::exp(lse_b_ - shift);
   const at::Tensor total = wa + wb;
   const at::Tensor lse = at::where(total > 0, at::log(total) + shift, m);
   const at::Tensor denom = at::where(total > 0, total, at::ones_like(total));
