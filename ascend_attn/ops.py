@@ -58,10 +58,24 @@ def _lse_like(q: Tensor, shape: list, return_lse: bool) -> Tensor:
     return q.new_empty(shape if return_lse else [0], dtype=torch.float32)
 
 
+def _check_same_device(ref_name: str, ref: Tensor, **tensors: Tensor | None) -> None:
+    """The fake kernels also run when one real tensor is on ``meta`` among CPU tensors (the Meta dispatch key wins),
+    so they reject mixed devices, with the message the C++ checks give, instead of returning uninitialized memory."""
+    for name, t in tensors.items():
+        if t is not None:
+            torch._check(
+                t.device == ref.device,
+                lambda name=name, t=t: (
+                    f"{name} must be on the same device as {ref_name} ({ref.device}), got {t.device}"
+                ),
+            )
+
+
 @torch.library.register_fake("ascend_attn::flash_attention")
 def _(
     q, k, v, softmax_scale=None, causal=False, window_size=(-1, -1), softcap=0.0, alibi_slopes=None, return_lse=False
 ):
+    _check_same_device("q", q, k=k, v=v, alibi_slopes=alibi_slopes)
     torch._check(q.dim() == 4, lambda: f"q must have 4 dimensions, got {q.dim()}")
     torch._check(v.dim() == 4, lambda: f"v must have 4 dimensions, got {v.dim()}")
     batch, seqlen_q, heads, _ = q.shape
@@ -132,6 +146,9 @@ def _(
     alibi_slopes=None,
     return_lse=False,
 ):
+    _check_same_device(
+        "q", q, k=k, v=v, cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, alibi_slopes=alibi_slopes
+    )
     torch._check(q.dim() == 3, lambda: f"q must have 3 dimensions, got {q.dim()}")
     torch._check(v.dim() == 3, lambda: f"v must have 3 dimensions, got {v.dim()}")
     total_q, heads, _ = q.shape
@@ -155,6 +172,7 @@ def reshape_and_cache(key: Tensor, value: Tensor, key_cache: Tensor, value_cache
 
 @torch.library.register_fake("ascend_attn::reshape_and_cache")
 def _(key, value, key_cache, value_cache, slot_mapping):
+    _check_same_device("key", key, value=value, key_cache=key_cache, value_cache=value_cache, slot_mapping=slot_mapping)
     return None
 
 
@@ -227,6 +245,16 @@ def _(
     alibi_slopes=None,
     return_lse=False,
 ):
+    _check_same_device(
+        "q",
+        q,
+        key_cache=key_cache,
+        value_cache=value_cache,
+        block_tables=block_tables,
+        context_lens=context_lens,
+        cu_seqlens_q=cu_seqlens_q,
+        alibi_slopes=alibi_slopes,
+    )
     torch._check(q.dim() == 3, lambda: f"q must have 3 dimensions, got {q.dim()}")
     torch._check(value_cache.dim() == 4, lambda: f"value_cache must have 4 dimensions, got {value_cache.dim()}")
     tokens, heads, _ = q.shape
@@ -250,6 +278,7 @@ def merge_attn_states(out_a: Tensor, lse_a: Tensor, out_b: Tensor, lse_b: Tensor
 
 @torch.library.register_fake("ascend_attn::merge_attn_states")
 def _(out_a, lse_a, out_b, lse_b):
+    _check_same_device("out_a", out_a, lse_a=lse_a, out_b=out_b, lse_b=lse_b)
     torch._check(out_a.dim() == 3, lambda: f"out_a must have 3 dimensions, got {out_a.dim()}")
     return out_a.new_empty(out_a.shape), lse_a.new_empty(lse_a.shape)
 
