@@ -410,3 +410,71 @@ def test_key_positions_past_2_pow_24_are_exact():
         torch.ones(1, 1, 1, 1), k, v, causal=True, window_size=(1, 0), return_lse=True
     )
     assert out.item() == 3.5 and lse.item() == pytest.approx(torch.tensor(2.0).log().item())
+
+
+# ---- flash_attn_varlen_func over a paged cache (block_table) ----
+
+
+def _paged_varlen(q_lens, k_lens, block_size, dtype=torch.float32):
+    """Packed q, the same keys packed and in a shuffled paged cache, cu_seqlens and the block table."""
+    from reference import make_paged
+
+    kc, vc, table, _ = make_paged(k_lens, block_size, 2, 32, 32, dtype)
+    q = torch.randn(sum(q_lens), 4, 32).to(dtype)
+    cu_q = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()], dtype=torch.int32)
+    cu_k = torch.tensor([0, *torch.tensor(k_lens).cumsum(0).tolist()], dtype=torch.int32)
+    k = torch.cat([torch.cat([kc[int(b)] for b in table[s]])[:n] for s, n in enumerate(k_lens)])
+    v = torch.cat([torch.cat([vc[int(b)] for b in table[s]])[:n] for s, n in enumerate(k_lens)])
+    return q, k, v, kc, vc, table, cu_q, cu_k
+
+
+@pytest.mark.parametrize("options", [{"causal": True}, {}, {"window_size": (4, 1), "softcap": 3.0}], ids=str)
+def test_varlen_with_block_table_equals_packed_keys(options):
+    q_lens, k_lens = [3, 7, 1, 9], [20, 7, 33, 4]  # the last sequence has more queries than keys
+    q, k, v, kc, vc, table, cu_q, cu_k = _paged_varlen(q_lens, k_lens, 8)
+    paged = ascend_attn.flash_attn_varlen_func(
+        q, kc, vc, cu_q, cu_k, 9, 33, return_attn_probs=True, block_table=table, **options
+    )
+    packed = ascend_attn.flash_attn_varlen_func(q, k, v, cu_q, cu_k, 9, 33, return_attn_probs=True, **options)
+    assert paged[2] is None
+    torch.testing.assert_close(paged[0], packed[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(paged[1], packed[1], rtol=0, atol=1e-6)
+    ref = attention_varlen_ref(q, k, v, cu_q, cu_k, **options)[0]
+    assert_out_close(
+        ascend_attn.flash_attn_varlen_func(q, kc, vc, cu_q, cu_k, 9, 33, block_table=table, **options), ref
+    )
+
+
+def test_varlen_block_table_positional_order():
+    """block_table is flash-attn's 16th positional argument, after return_attn_probs."""
+    q, k, v, kc, vc, table, cu_q, cu_k = _paged_varlen([2, 3], [5, 9], 4)
+    out = ascend_attn.flash_attn_varlen_func(q, kc, vc, cu_q, cu_k, 3, 9, 0.0, None, True, (-1, -1), 0.0, None, False,
+                                             False, table)  # fmt: skip
+    assert_out_close(out, attention_varlen_ref(q, k, v, cu_q, cu_k, causal=True)[0])
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda a: a.update(block_table=a["block_table"].long()), "block_table must be an int32 tensor"),
+        (lambda a: a.update(block_table=a["block_table"][:1]), r"block_table must have one row per sequence \(2\)"),
+        (lambda a: a["block_table"].__setitem__((1, 0), 99), r"block_tables?\[1\]\[0\] = 99 is out of range"),
+        (lambda a: a.update(cu_seqlens_k=a["cu_seqlens_k"].long()), "cu_seqlens_k must be an int32 tensor"),
+        (lambda a: a.update(cu_seqlens_k=torch.tensor([0, 5, 4], dtype=torch.int32)), "cu_seqlens_k must be non-dec"),
+        (lambda a: a.update(max_seqlen_k=8), r"max_seqlen_k must be >= the longest sequence \(9\)"),
+        (
+            lambda a: a.update(cu_seqlens_k=torch.tensor([0, 5, 30], dtype=torch.int32), max_seqlen_k=25),
+            r"cu_seqlens_k: sequence 1 has 25 keys, more than its block_table row holds \(4 blocks of 4\)",
+        ),
+        (lambda a: a.update(k=a["k"][0]), "k must be a paged cache"),
+    ],
+    ids=["table-dtype", "table-rows", "table-range", "cu-dtype", "cu-order", "max-seqlen", "capacity", "k-rank"],
+)
+def test_varlen_with_block_table_rejects(change, match):
+    q, _, _, kc, vc, table, cu_q, cu_k = _paged_varlen([2, 3], [5, 9], 4)
+    args = dict(
+        q=q, k=kc, v=vc, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k, max_seqlen_q=3, max_seqlen_k=9, block_table=table
+    )
+    change(args)
+    with pytest.raises(RuntimeError, match=match):
+        ascend_attn.flash_attn_varlen_func(**args)

@@ -319,21 +319,6 @@ def test_flash_attn_with_kvcache_appends_then_attends(paged):
         assert_lse_close(lse[b : b + 1], ref_lse)
 
 
-def test_flash_attn_with_kvcache_rejects_missing_block():
-    kc = vc = torch.zeros(4, 4, 1, 8)
-    table = torch.tensor([[0, -1]], dtype=torch.int32)
-    with pytest.raises(ValueError, match="block_table has no block"):
-        ascend_attn.flash_attn_with_kvcache(
-            torch.randn(1, 2, 1, 8),
-            kc,
-            vc,
-            torch.randn(1, 2, 1, 8),
-            torch.randn(1, 2, 1, 8),
-            cache_seqlens=torch.tensor([3], dtype=torch.int32),
-            block_table=table,
-        )
-
-
 # ---- rejected inputs ----
 
 
