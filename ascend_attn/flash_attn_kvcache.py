@@ -117,6 +117,46 @@ def _rotary_positions(cos, sin, seqlens: list[int], seqlen_q, seqlen_new, rotate
     return q_pos, k_pos
 
 
+def _check_tensors(q, k_cache, v_cache, k, v) -> tuple[int, ...]:
+    """Checks q, the caches and the new k/v; returns (batch, seqlen_q, heads, head_dim, kv_heads, head_dim_v,
+    seqlen_new)."""
+    _check(isinstance(q, Tensor) and q.dim() == 4, "q must be a 4-D tensor (batch, seqlen_q, nheads, headdim)")
+    device = q.device
+    _check(q.dtype in _FLOAT_DTYPES, f"q must be float32, float16 or bfloat16, got {q.dtype}")
+    batch, seqlen_q, heads, head_dim = q.shape
+    _check(heads >= 1, f"q must have at least one head, got shape {list(q.shape)}")
+    _check(1 <= head_dim <= _MAX_HEAD_DIM, f"q headdim must be in [1, {_MAX_HEAD_DIM}], got {head_dim}")
+    for name, cache in (("k_cache", k_cache), ("v_cache", v_cache)):
+        _check_tensor(cache, name, 4, device)
+        _check(cache.dtype == q.dtype, f"{name} must have the same dtype as q ({q.dtype}), got {cache.dtype}")
+        _check(cache.stride(-1) == 1, f"{name} must have a contiguous last dimension, got strides {cache.stride()}")
+    _check(
+        v_cache.shape[:3] == k_cache.shape[:3],
+        f"v_cache must match k_cache {list(k_cache.shape)} except in headdim, got {list(v_cache.shape)}",
+    )
+    block_size, kv_heads, head_dim_v = k_cache.shape[1], k_cache.shape[2], v_cache.shape[3]
+    _check(block_size >= 1, f"k_cache.shape[1] (seqlen_cache, or page_block_size) must be >= 1, got {block_size}")
+    _check(
+        kv_heads >= 1 and heads % kv_heads == 0,
+        f"Number of heads in key/value must divide number of heads in query: q has {heads}, k_cache has {kv_heads}",
+    )
+    _check(k_cache.shape[3] == head_dim, f"k_cache headdim must equal q headdim ({head_dim}), got {k_cache.shape[3]}")
+    _check(1 <= head_dim_v <= _MAX_HEAD_DIM, f"v_cache headdim must be in [1, {_MAX_HEAD_DIM}], got {head_dim_v}")
+    _check((k is None) == (v is None), "k and v must be given together")
+    new = 0
+    if k is not None:
+        for name, t, dim in (("k", k, head_dim), ("v", v, head_dim_v)):
+            _check_tensor(t, name, 4, device)
+            _check(t.dtype == q.dtype, f"{name} must have the same dtype as q ({q.dtype}), got {t.dtype}")
+            expected = (batch, k.shape[1], kv_heads, dim)
+            _check(
+                tuple(t.shape) == expected,
+                f"{name} must have shape (batch, seqlen_new, nheads_k, headdim) = {expected}, got {tuple(t.shape)}",
+            )
+        new = k.shape[1]
+    return batch, seqlen_q, heads, head_dim, kv_heads, head_dim_v, new
+
+
 def flash_attn_with_kvcache(
     q: Tensor,
     k_cache: Tensor,
@@ -170,42 +210,8 @@ def flash_attn_with_kvcache(
     Returns:
         ``out (batch, seqlen_q, nheads, headdim_v)``, or ``(out, softmax_lse)``.
     """
-    # ---- q, caches, new k/v ----
-    _check(isinstance(q, Tensor) and q.dim() == 4, "q must be a 4-D tensor (batch, seqlen_q, nheads, headdim)")
-    device = q.device
-    _check(q.dtype in _FLOAT_DTYPES, f"q must be float32, float16 or bfloat16, got {q.dtype}")
-    batch, seqlen_q, heads, head_dim = q.shape
-    _check(heads >= 1, f"q must have at least one head, got shape {list(q.shape)}")
-    _check(1 <= head_dim <= _MAX_HEAD_DIM, f"q headdim must be in [1, {_MAX_HEAD_DIM}], got {head_dim}")
-    for name, cache in (("k_cache", k_cache), ("v_cache", v_cache)):
-        _check_tensor(cache, name, 4, device)
-        _check(cache.dtype == q.dtype, f"{name} must have the same dtype as q ({q.dtype}), got {cache.dtype}")
-        _check(cache.stride(-1) == 1, f"{name} must have a contiguous last dimension, got strides {cache.stride()}")
-    _check(
-        v_cache.shape[:3] == k_cache.shape[:3],
-        f"v_cache must match k_cache {list(k_cache.shape)} except in headdim, got {list(v_cache.shape)}",
-    )
-    cache_rows, block_size, kv_heads, _ = k_cache.shape
-    _check(block_size >= 1, f"k_cache.shape[1] (seqlen_cache, or page_block_size) must be >= 1, got {block_size}")
-    head_dim_v = v_cache.shape[3]
-    _check(
-        kv_heads >= 1 and heads % kv_heads == 0,
-        f"Number of heads in key/value must divide number of heads in query: q has {heads}, k_cache has {kv_heads}",
-    )
-    _check(k_cache.shape[3] == head_dim, f"k_cache headdim must equal q headdim ({head_dim}), got {k_cache.shape[3]}")
-    _check(1 <= head_dim_v <= _MAX_HEAD_DIM, f"v_cache headdim must be in [1, {_MAX_HEAD_DIM}], got {head_dim_v}")
-    _check((k is None) == (v is None), "k and v must be given together")
-    new = 0
-    if k is not None:
-        for name, t, dim in (("k", k, head_dim), ("v", v, head_dim_v)):
-            _check_tensor(t, name, 4, device)
-            _check(t.dtype == q.dtype, f"{name} must have the same dtype as q ({q.dtype}), got {t.dtype}")
-            expected = (batch, k.shape[1], kv_heads, dim)
-            _check(
-                tuple(t.shape) == expected,
-                f"{name} must have shape (batch, seqlen_new, nheads_k, headdim) = {expected}, got {tuple(t.shape)}",
-            )
-        new = k.shape[1]
+    batch, seqlen_q, heads, head_dim, kv_heads, head_dim_v, new = _check_tensors(q, k_cache, v_cache, k, v)
+    device, cache_rows, block_size = q.device, k_cache.shape[0], k_cache.shape[1]
     _check_options(softmax_scale, window_size, softcap, alibi_slopes, batch, heads, device)
     _check(
         isinstance(num_splits, int) and not isinstance(num_splits, bool) and num_splits >= 0,
