@@ -164,8 +164,11 @@ def reshape_and_cache(key: Tensor, value: Tensor, key_cache: Tensor, value_cache
         key_cache: ``[num_blocks, block_size, kv_heads, head_dim]``, same dtype as key (mutated).
         value_cache: ``[num_blocks, block_size, kv_heads, head_dim_v]`` (mutated).
         slot_mapping: int32 or int64 ``[num_tokens]``; token t goes to slot ``block * block_size + offset``;
-            a negative slot marks a padding token, which is skipped. A slot >= ``num_blocks * block_size`` raises
-            before anything is written.
+            a negative slot marks a padding token, which is skipped. A slot >= ``num_blocks * block_size``, or a
+            slot given to two tokens, raises before anything is written (on every executor).
+
+    The caches are written in place, so, as for torch's in-place ops, a cache whose elements share memory (an
+    expanded view), key_cache and value_cache sharing memory, or key/value overlapping a cache raise too.
     """
     torch.ops.ascend_attn.reshape_and_cache.default(key, value, key_cache, value_cache, slot_mapping)
 
