@@ -48,9 +48,10 @@ speculative PagedAttention, NZ caches, compressed KV heads) raises NotImplemente
 when the Operation is created.
 
 Executors: tensors on CPU run the native CPU kernels and NPU tensors the same ops (the dispatcher routes them once the
-NPU registration exists). ``Operation(param, simulator=True)`` runs SelfAttention PA_ENCODER (fp16/bf16) through the
-Ascend C kernel in the CPU simulator (:func:`ascend_attn.sim.flash_attn_varlen_func`); the other operations' simulator
-kernels are pending and raise NotImplementedError.
+NPU registration exists). ``Operation(param, simulator=True)`` runs the Ascend C kernels in the CPU simulator instead
+(fp16/bf16, with the kernels' limits: head sizes and block sizes multiples of 16): SelfAttention PA_ENCODER through
+:func:`ascend_attn.sim.flash_attn_varlen_func`, PREFIX_ENCODER and PagedAttention through
+:func:`ascend_attn.sim.paged_attention`, ReshapeAndCache through :func:`ascend_attn.sim.reshape_and_cache`.
 """
 
 from __future__ import annotations
@@ -283,17 +284,24 @@ def _split_heads(t: Tensor, heads: int, name: str) -> Tensor:
     )
 
 
+_INT32_MAX = 2**31 - 1
+
+
 def _host_lengths(t: Tensor, name: str) -> list:
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         raise ValueError(f"{name} must be an integer tensor (ATB: host int32), got {t.dtype}")
     if t.numel() and int(t.min()) < 0:
         raise ValueError(f"{name} has a negative length: {t.tolist()}")
+    if t.numel() and int(t.max()) > _INT32_MAX:  # an int64 tensor would wrap when converted to the ops' int32
+        raise ValueError(f"{name} has a length of {int(t.max())}, more than ATB's host int32 holds (2^31 - 1)")
     return t.tolist()
 
 
 def _cu_seqlens(lengths: list[int], total: int, name: str, tensor_name: str, device) -> Tensor:
     if sum(lengths) != total:
         raise ValueError(f"{name} sums to {sum(lengths)} but {tensor_name} has {total} tokens")
+    if total > _INT32_MAX:
+        raise ValueError(f"{name} sums to {total} tokens, more than int32 cu_seqlens can index (2^31 - 1)")
     return torch.tensor([0, *itertools.accumulate(lengths)], dtype=torch.int32, device=device)
 
 
@@ -386,12 +394,6 @@ class _SelfAttention:
             f"{calc.name} supports {', '.join(m.name for m in sorted(supported))}"
             + ("; ALiBi bias tensors are not implemented" if "ALIBI" in mask.name else ""),
         )
-        _reject_if(
-            simulator and calc != P.CalcType.PA_ENCODER,
-            "calc_type",
-            calc,
-            "simulator=True: the simulator kernel for PREFIX_ENCODER is pending (only PA_ENCODER runs there)",
-        )
         self.causal = mask in self._CAUSAL
         self.window = (p.window_size - 1, 0) if p.window_size > 0 else (-1, -1)
         self.softmax_scale = p.qk_scale * p.q_scale
@@ -452,16 +454,11 @@ class _SelfAttention:
             raise ValueError(f"seqLen {q_lens} exceeds kvSeqLen {kv_lens} (kvSeqLen counts the prefix and the queries)")
         cu_q = _cu_seqlens(q_lens, q.shape[0], "seqLen", "query", q.device)
         context_lens = torch.tensor(kv_lens, dtype=torch.int32, device=q.device)
-        out = ops.paged_attention(
-            q,
-            t["keyCache"],
-            t["valueCache"],
-            t["blockTables"],
-            context_lens,
-            cu_seqlens_q=cu_q,
-            softmax_scale=self.softmax_scale,
-            causal=True,
-        )
+        args = (q, t["keyCache"], t["valueCache"], t["blockTables"], context_lens)
+        if self.simulator:
+            out = sim.paged_attention(*args, cu_seqlens_q=cu_q, softmax_scale=self.softmax_scale, causal=True).out
+        else:
+            out = ops.paged_attention(*args, cu_seqlens_q=cu_q, softmax_scale=self.softmax_scale, causal=True)
         return out.reshape(out.shape[0], -1) if query.dim() == 2 else out
 
 
@@ -504,7 +501,7 @@ class _PagedAttention:
         _reject_if(p.batch_run_status_enable, "batch_run_status_enable", True, "dynamic batch is not implemented")
         _reject_if(p.has_quant_offset, "has_quant_offset", True, "quantization is not implemented")
         _reject_if(p.mla_v_head_size > 0, "mla_v_head_size", p.mla_v_head_size, "merged-KV MLA is not implemented")
-        _reject_if(simulator, "simulator", True, "the simulator kernel for PagedAttention is pending")
+        self.simulator = simulator
         self.softmax_scale = p.qk_scale * (p.q_scale or 1.0)  # ATB: q_scale 0 or 1 = off
         self.describe = "decode"
 
@@ -518,14 +515,17 @@ class _PagedAttention:
                 f"contextLens must be [batch] with one entry per query token (CALC_TYPE_UNDEFINED decodes one token "
                 f"per sequence); got shape {list(context_lens.shape)} for {q.shape[0]} query tokens"
             )
-        out = ops.paged_attention(
+        args = (
             q,
             t["keyCache"],
             t["valueCache"],
             t["blockTables"],
             context_lens.to(device=q.device, dtype=torch.int32),
-            softmax_scale=self.softmax_scale,
         )
+        if self.simulator:
+            out = sim.paged_attention(*args, softmax_scale=self.softmax_scale).out
+        else:
+            out = ops.paged_attention(*args, softmax_scale=self.softmax_scale)
         return [out.reshape(out.shape[0], -1) if query.dim() == 2 else out]
 
 
@@ -551,11 +551,12 @@ class _ReshapeAndCache:
             cfg,
             "only ND key and value caches are implemented; use K_CACHE_V_CACHE",
         )
-        _reject_if(simulator, "simulator", True, "the simulator kernel for ReshapeAndCache is pending")
+        self.simulator = simulator
         self.describe = "K_CACHE_V_CACHE"
 
     def run(self, t: dict[str, Tensor]) -> list[Tensor]:
-        ops.reshape_and_cache(t["key"], t["value"], t["keyCache"], t["valueCache"], t["slotMapping"])
+        write = sim.reshape_and_cache if self.simulator else ops.reshape_and_cache
+        write(t["key"], t["value"], t["keyCache"], t["valueCache"], t["slotMapping"])
         return [t["keyCache"], t["valueCache"]]
 
 
@@ -568,8 +569,8 @@ class Operation:
     Args:
         param: :class:`SelfAttentionParam` (calc_type PA_ENCODER or PREFIX_ENCODER), :class:`PagedAttentionParam`
             (decode) or :class:`ReshapeAndCacheParam`.
-        simulator: run SelfAttention PA_ENCODER through the Ascend C kernel in the CPU simulator (fp16/bf16, head
-            sizes a multiple of 16); other operations raise NotImplementedError (their simulator kernels are pending).
+        simulator: run the operation through its Ascend C kernel in the CPU simulator (fp16/bf16; head sizes and
+            block sizes multiples of 16) instead of the CPU kernels.
     """
 
     def __init__(self, param, *, simulator: bool = False):

@@ -1,7 +1,8 @@
 """flash-attn-compatible API: code written for ``flash_attn`` moves by changing the import.
 
-Same argument names, defaults and return conventions as flash-attn 2's ``flash_attn_func`` and
-``flash_attn_varlen_func``. Causal masks are aligned to the bottom-right corner when ``seqlen_q != seqlen_k``::
+Same argument names, positional order, defaults and return conventions as flash-attn 2's ``flash_attn_func``,
+``flash_attn_varlen_func`` and ``flash_attn_with_kvcache`` (in :mod:`ascend_attn.flash_attn_kvcache`). Causal masks
+are aligned to the bottom-right corner when ``seqlen_q != seqlen_k``::
 
     seqlen_q = 2, seqlen_k = 5, causal=True      1 = visible
         1 1 1 1 0
@@ -14,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ascend_attn import ops
+from ascend_attn.flash_attn_kvcache import flash_attn_with_kvcache
 
 __all__ = ["flash_attn_func", "flash_attn_varlen_func", "flash_attn_with_kvcache"]
 
@@ -81,22 +83,47 @@ def flash_attn_varlen_func(
     alibi_slopes: Tensor | None = None,
     deterministic: bool = False,
     return_attn_probs: bool = False,
+    block_table: Tensor | None = None,
 ):
-    """Attention over packed variable-length sequences.
+    """Attention over packed variable-length sequences, with K/V packed or in a paged cache.
 
     Args:
         q: ``(total_q, nheads, headdim)``.
-        k: ``(total_k, nheads_k, headdim)``.
-        v: ``(total_k, nheads_k, headdim_v)``.
-        cu_seqlens_q, cu_seqlens_k: int32 ``(batch + 1,)`` cumulative sequence lengths, starting at 0.
-        max_seqlen_q, max_seqlen_k: the longest query / key sequence.
-        Other arguments as in :func:`flash_attn_func`; masks are applied per sequence.
+        k: ``(total_k, nheads_k, headdim)``, or with ``block_table`` a paged cache
+            ``(num_blocks, page_block_size, nheads_k, headdim)`` (any page size).
+        v: ``(total_k, nheads_k, headdim_v)``, or with ``block_table`` ``(num_blocks, page_block_size, nheads_k,
+            headdim_v)``.
+        cu_seqlens_q, cu_seqlens_k: int32 ``(batch + 1,)`` cumulative sequence lengths, starting at 0. With a
+            ``block_table``, sequence b's keys are the first ``cu_seqlens_k[b + 1] - cu_seqlens_k[b]`` tokens of its
+            pages.
+        max_seqlen_q, max_seqlen_k: the longest query / key sequence (at least).
+        block_table: optional int32 ``(batch, max_blocks_per_seq)``: key t of sequence b lives at offset
+            ``t % page_block_size`` of block ``block_table[b][t // page_block_size]`` (paged prefill, e.g. over a
+            cached prefix). Entries holding keys some query sees must be in ``[0, num_blocks)``.
+        Other arguments as in :func:`flash_attn_func`; masks are applied per sequence, bottom-right aligned.
 
     Returns:
         ``out (total_q, nheads, headdim_v)``, or ``(out, softmax_lse, None)`` with softmax_lse float32
         ``(nheads, total_q)`` when ``return_attn_probs``.
     """
     _check_unsupported(dropout_p)
+    if block_table is not None:
+        context_lens = _paged_key_lengths(cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, block_table, k)
+        result = ops.paged_attention(
+            q,
+            k,
+            v,
+            block_table,
+            context_lens,
+            cu_seqlens_q=cu_seqlens_q,
+            softmax_scale=softmax_scale,
+            causal=causal,
+            window_size=window_size,
+            softcap=softcap,
+            alibi_slopes=alibi_slopes,
+            return_lse=return_attn_probs,
+        )
+        return (*result, None) if return_attn_probs else result
     out, lse = ops.flash_attention_varlen(
         q,
         k,
@@ -115,87 +142,43 @@ def flash_attn_varlen_func(
     return (out, lse, None) if return_attn_probs else out
 
 
-def flash_attn_with_kvcache(
-    q: Tensor,
-    k_cache: Tensor,
-    v_cache: Tensor,
-    k: Tensor | None = None,
-    v: Tensor | None = None,
-    cache_seqlens: Tensor | int | None = None,
-    block_table: Tensor | None = None,
-    softmax_scale: float | None = None,
-    causal: bool = False,
-    window_size: tuple[int, int] = (-1, -1),
-    softcap: float = 0.0,
-    alibi_slopes: Tensor | None = None,
-    return_softmax_lse: bool = False,
-):
-    """Appends k/v to a KV cache in place, then attends q over the cache (flash-attn's inference entry point).
-
-    Args:
-        q: ``(batch, seqlen_q, nheads, headdim)``; its rows are the last seqlen_q positions of each sequence.
-        k_cache, v_cache: paged ``(num_blocks, page_block_size, nheads_k, headdim[_v])`` with ``block_table``, or
-            contiguous ``(batch, seqlen_cache, nheads_k, headdim[_v])`` without it. Updated in place when k/v given.
-        k, v: optional new keys/values ``(batch, seqlen_new, nheads_k, headdim[_v])``, written at positions
-            ``cache_seqlens[b] ..`` of each sequence.
-        cache_seqlens: int or int32 ``(batch,)``: tokens already in the cache (before k/v). Required with a paged
-            cache; defaults to the full ``seqlen_cache`` (minus seqlen_new) for a contiguous one.
-        block_table: int32 ``(batch, max_blocks_per_seq)``.
-        softmax_scale, causal, window_size, softcap, alibi_slopes: as in :func:`flash_attn_func`.
-        return_softmax_lse: also return the lse, float32 ``(batch, nheads, seqlen_q)``.
-
-    Returns:
-        ``out (batch, seqlen_q, nheads, headdim_v)``, or ``(out, softmax_lse)``.
-    """
-    batch, seqlen_q, heads, _ = q.shape
-    new = 0 if k is None else k.shape[1]
-    if (k is None) != (v is None):
-        raise ValueError("k and v must be given together")
-    if block_table is None:  # a contiguous cache is a paged cache with one block per sequence
-        block_size = k_cache.shape[1]
-        block_table = torch.arange(batch, dtype=torch.int32, device=q.device)[:, None]
-        if cache_seqlens is None:
-            cache_seqlens = block_size - new
-    elif cache_seqlens is None:
-        raise ValueError("cache_seqlens is required with a block_table")
-    block_size = k_cache.shape[1]
-    if isinstance(cache_seqlens, int):
-        cache_seqlens = torch.full((batch,), cache_seqlens, dtype=torch.int32, device=q.device)
-    if cache_seqlens.dtype != torch.int32 or cache_seqlens.shape != (batch,):
-        raise ValueError(
-            f"cache_seqlens must be int32 of shape ({batch},), got {cache_seqlens.dtype} {tuple(cache_seqlens.shape)}"
+def _paged_key_lengths(cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, block_table, k) -> Tensor:
+    """Checks what paged varlen adds to the varlen contract (naming flash-attn's arguments) and returns the int32 key
+    lengths ``(batch,)`` for ``paged_attention``; the op checks the rest (shapes, dtypes, block ranges)."""
+    for name, cu in (("cu_seqlens_q", cu_seqlens_q), ("cu_seqlens_k", cu_seqlens_k)):
+        if not isinstance(cu, Tensor) or cu.dim() != 1 or cu.dtype != torch.int32 or cu.numel() < 2:
+            got = f"{cu.dtype} of shape {tuple(cu.shape)}" if isinstance(cu, Tensor) else type(cu).__name__
+            raise RuntimeError(f"{name} must be an int32 tensor (batch + 1,) with batch >= 1, got {got}")
+    if cu_seqlens_k.numel() != cu_seqlens_q.numel():
+        raise RuntimeError(
+            f"cu_seqlens_k must have as many entries as cu_seqlens_q ({cu_seqlens_q.numel()}), got "
+            f"{cu_seqlens_k.numel()}"
         )
-    context = cache_seqlens + new
-    if new > 0:
-        positions = cache_seqlens.long()[:, None] + torch.arange(new, device=q.device)[None, :]
-        if int(positions.max()) >= block_table.shape[1] * block_size:
-            raise ValueError(
-                f"cache_seqlens + seqlen_new exceeds the cache capacity of {block_table.shape[1] * block_size} tokens"
-            )
-        blocks = block_table.long().gather(1, positions // block_size)
-        if bool((blocks < 0).any()):
-            raise ValueError("block_table has no block (-1) for a position where k/v are written")
-        slots = (blocks * block_size + positions % block_size).reshape(-1)
-        ops.reshape_and_cache(
-            k.reshape(batch * new, *k.shape[2:]), v.reshape(batch * new, *v.shape[2:]), k_cache, v_cache, slots
+    if not isinstance(block_table, Tensor) or block_table.dim() != 2 or block_table.dtype != torch.int32:
+        got = f"{block_table.dtype} of shape {tuple(block_table.shape)}" if isinstance(block_table, Tensor) else "?"
+        raise RuntimeError(f"block_table must be an int32 tensor (batch, max_blocks_per_seq), got {got}")
+    batch = cu_seqlens_k.numel() - 1
+    if block_table.shape[0] != batch:
+        raise RuntimeError(f"block_table must have one row per sequence ({batch}), got shape {list(block_table.shape)}")
+    if k.dim() != 4:
+        raise RuntimeError(
+            f"k must be a paged cache (num_blocks, page_block_size, nheads_k, headdim) with a block_table, got shape "
+            f"{list(k.shape)}"
         )
-    cu = torch.arange(0, (batch + 1) * seqlen_q, seqlen_q, dtype=torch.int32, device=q.device)
-    result = ops.paged_attention(
-        q.reshape(batch * seqlen_q, heads, q.shape[-1]),
-        k_cache,
-        v_cache,
-        block_table,
-        context.to(torch.int32),
-        cu_seqlens_q=cu,
-        softmax_scale=softmax_scale,
-        causal=causal,
-        window_size=window_size,
-        softcap=softcap,
-        alibi_slopes=alibi_slopes,
-        return_lse=return_softmax_lse,
-    )
-    out, lse = result if return_softmax_lse else (result, None)
-    out = out.reshape(batch, seqlen_q, heads, out.shape[-1])
-    if not return_softmax_lse:
-        return out
-    return out, lse.reshape(heads, batch, seqlen_q).transpose(0, 1)
+    cu_q, cu_k = cu_seqlens_q.tolist(), cu_seqlens_k.tolist()
+    capacity = block_table.shape[1] * k.shape[1]
+    for name, cu, longest in (("cu_seqlens_q", cu_q, max_seqlen_q), ("cu_seqlens_k", cu_k, max_seqlen_k)):
+        if cu[0] != 0:
+            raise RuntimeError(f"{name}[0] must be 0, got {cu[0]}")
+        for b in range(batch):
+            n = cu[b + 1] - cu[b]
+            if n < 0:
+                raise RuntimeError(f"{name} must be non-decreasing, but {name}[{b + 1}] < {name}[{b}]")
+            if n > longest:
+                raise RuntimeError(f"max_seqlen_{name[-1]} must be >= the longest sequence ({n}), got {longest}")
+            if name == "cu_seqlens_k" and n > capacity:
+                raise RuntimeError(
+                    f"cu_seqlens_k: sequence {b} has {n} keys, more than its block_table row holds "
+                    f"({block_table.shape[1]} blocks of {k.shape[1]})"
+                )
+    return (cu_seqlens_k[1:] - cu_seqlens_k[:-1]).to(torch.int32)

@@ -7,6 +7,7 @@ value cache ``[num_blocks, block_size, num_kv_heads, head_dim_v]``. Token t of a
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -16,6 +17,28 @@ from torch import Tensor
 from ascend_attn import ops
 
 __all__ = ["CacheBatch", "OutOfBlocksError", "PagedKVCache"]
+
+
+_INT32_MAX = 2**31 - 1  # block tables, context lengths and int32 slot mappings hold int32 values
+_CACHE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _integer(value, name: str) -> int:
+    """An integer argument: int, numpy integer or integer 0-d tensor; not bool or float."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}") from None
+
+
+def _count(value, name: str, minimum: int) -> int:
+    """An integer argument that is >= minimum."""
+    n = _integer(value, name)
+    if n < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {n}")
+    return n
 
 
 class OutOfBlocksError(RuntimeError):
@@ -70,13 +93,21 @@ class PagedKVCache:
         device: str | torch.device = "cpu",
         fill_value: float = 0.0,
     ):
-        for name, value in (("num_layers", num_layers), ("num_blocks", num_blocks), ("block_size", block_size)):
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+        num_layers = _count(num_layers, "num_layers", 1)
+        num_blocks = _count(num_blocks, "num_blocks", 1)
+        block_size = _count(block_size, "block_size", 1)
+        num_kv_heads = _count(num_kv_heads, "num_kv_heads", 1)
+        head_dim = _count(head_dim, "head_dim", 1)
+        head_dim_v = head_dim if head_dim_v is None else _count(head_dim_v, "head_dim_v", 1)
+        if num_blocks > _INT32_MAX:
+            raise ValueError(f"num_blocks must be at most 2^31 - 1 (block tables are int32), got {num_blocks}")
+        if dtype not in _CACHE_DTYPES:
+            raise TypeError(f"dtype must be torch.float32, torch.float16 or torch.bfloat16, got {dtype!r}")
+        self.num_layers = num_layers
         self.block_size = block_size
         self.num_blocks = num_blocks
         k_shape = (num_blocks, block_size, num_kv_heads, head_dim)
-        v_shape = (num_blocks, block_size, num_kv_heads, head_dim_v or head_dim)
+        v_shape = (num_blocks, block_size, num_kv_heads, head_dim_v)
         self.key_caches = [torch.full(k_shape, fill_value, dtype=dtype, device=device) for _ in range(num_layers)]
         self.value_caches = [torch.full(v_shape, fill_value, dtype=dtype, device=device) for _ in range(num_layers)]
         self._free = list(range(num_blocks - 1, -1, -1))  # a stack: block 0 is handed out first
@@ -106,8 +137,7 @@ class PagedKVCache:
     def blocks_needed(self, seq_id, num_tokens: int) -> int:
         """Free blocks an :meth:`append` of ``num_tokens`` would take, counting a copy-on-write of the last block."""
         seq = self._get(seq_id)
-        if num_tokens < 0:
-            raise ValueError(f"num_tokens must be >= 0, got {num_tokens}")
+        num_tokens = _count(num_tokens, "num_tokens", 0)
         room = len(seq.blocks) * self.block_size - seq.length
         fresh = -(-max(0, num_tokens - room) // self.block_size)
         return fresh + int(self._needs_copy(seq, num_tokens))
@@ -125,9 +155,18 @@ class PagedKVCache:
     def append(self, seq_id, num_tokens: int, dtype: torch.dtype = torch.int32) -> Tensor:
         """Reserves ``num_tokens`` new positions and returns their slot_mapping ``[num_tokens]`` (int32 by default).
 
-        Raises OutOfBlocksError, leaving every sequence and block untouched, when the free blocks do not suffice.
+        Raises OutOfBlocksError, leaving every sequence and block untouched, when the free blocks do not suffice;
+        every other error (bad arguments) also leaves the cache untouched.
         """
         seq = self._get(seq_id)
+        num_tokens = _count(num_tokens, "num_tokens", 0)
+        if dtype not in (torch.int32, torch.int64):
+            raise TypeError(f"dtype must be torch.int32 or torch.int64 (a slot_mapping dtype), got {dtype!r}")
+        if dtype == torch.int32 and self.num_blocks * self.block_size - 1 > _INT32_MAX:
+            raise ValueError(
+                f"dtype=torch.int32 cannot hold the slots of a cache of {self.num_blocks * self.block_size} slots; use "
+                "torch.int64"
+            )
         need = self.blocks_needed(seq_id, num_tokens)
         if need > len(self._free):
             raise OutOfBlocksError(
@@ -164,7 +203,11 @@ class PagedKVCache:
                 self._free.append(block)
 
     def write(self, layer: int, slot_mapping: Tensor, key: Tensor, value: Tensor) -> None:
-        """Stores key ``[n, kv_heads, head_dim]`` / value rows of one layer at ``slot_mapping`` (from append)."""
+        """Stores key ``[n, kv_heads, head_dim]`` / value rows of layer ``layer`` (in ``[0, num_layers)``) at
+        ``slot_mapping`` (from append)."""
+        layer = _integer(layer, "layer")
+        if not 0 <= layer < self.num_layers:  # a negative layer would silently index from the end
+            raise IndexError(f"layer must be in [0, {self.num_layers}), got {layer}")
         ops.reshape_and_cache(key, value, self.key_caches[layer], self.value_caches[layer], slot_mapping)
 
     def batch(self, seq_ids, num_new_tokens: list[int] | None = None) -> CacheBatch:
@@ -176,6 +219,7 @@ class PagedKVCache:
         news = num_new_tokens if num_new_tokens is not None else [1] * len(seqs)
         if len(news) != len(seqs):
             raise ValueError(f"num_new_tokens has {len(news)} entries for {len(seqs)} sequences")
+        news = [_count(n, f"num_new_tokens[{i}]", 0) for i, n in enumerate(news)]
         width = max([len(s.blocks) for s in seqs] + [1])
         tables = torch.full((len(seqs), width), -1, dtype=torch.int32)
         for i, s in enumerate(seqs):

@@ -58,10 +58,24 @@ def _lse_like(q: Tensor, shape: list, return_lse: bool) -> Tensor:
     return q.new_empty(shape if return_lse else [0], dtype=torch.float32)
 
 
+def _check_same_device(ref_name: str, ref: Tensor, **tensors: Tensor | None) -> None:
+    """The fake kernels also run when one real tensor is on ``meta`` among CPU tensors (the Meta dispatch key wins),
+    so they reject mixed devices, with the message the C++ checks give, instead of returning uninitialized memory."""
+    for name, t in tensors.items():
+        if t is not None:
+            torch._check(
+                t.device == ref.device,
+                lambda name=name, t=t: (
+                    f"{name} must be on the same device as {ref_name} ({ref.device}), got {t.device}"
+                ),
+            )
+
+
 @torch.library.register_fake("ascend_attn::flash_attention")
 def _(
     q, k, v, softmax_scale=None, causal=False, window_size=(-1, -1), softcap=0.0, alibi_slopes=None, return_lse=False
 ):
+    _check_same_device("q", q, k=k, v=v, alibi_slopes=alibi_slopes)
     torch._check(q.dim() == 4, lambda: f"q must have 4 dimensions, got {q.dim()}")
     torch._check(v.dim() == 4, lambda: f"v must have 4 dimensions, got {v.dim()}")
     batch, seqlen_q, heads, _ = q.shape
@@ -132,6 +146,9 @@ def _(
     alibi_slopes=None,
     return_lse=False,
 ):
+    _check_same_device(
+        "q", q, k=k, v=v, cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k, alibi_slopes=alibi_slopes
+    )
     torch._check(q.dim() == 3, lambda: f"q must have 3 dimensions, got {q.dim()}")
     torch._check(v.dim() == 3, lambda: f"v must have 3 dimensions, got {v.dim()}")
     total_q, heads, _ = q.shape
@@ -147,14 +164,18 @@ def reshape_and_cache(key: Tensor, value: Tensor, key_cache: Tensor, value_cache
         key_cache: ``[num_blocks, block_size, kv_heads, head_dim]``, same dtype as key (mutated).
         value_cache: ``[num_blocks, block_size, kv_heads, head_dim_v]`` (mutated).
         slot_mapping: int32 or int64 ``[num_tokens]``; token t goes to slot ``block * block_size + offset``;
-            a negative slot marks a padding token, which is skipped. A slot >= ``num_blocks * block_size`` raises
-            before anything is written.
+            a negative slot marks a padding token, which is skipped. A slot >= ``num_blocks * block_size``, or a
+            slot given to two tokens, raises before anything is written (on every executor).
+
+    The caches are written in place, so, as for torch's in-place ops, a cache whose elements share memory (an
+    expanded view), key_cache and value_cache sharing memory, or key/value overlapping a cache raise too.
     """
     torch.ops.ascend_attn.reshape_and_cache.default(key, value, key_cache, value_cache, slot_mapping)
 
 
 @torch.library.register_fake("ascend_attn::reshape_and_cache")
 def _(key, value, key_cache, value_cache, slot_mapping):
+    _check_same_device("key", key, value=value, key_cache=key_cache, value_cache=value_cache, slot_mapping=slot_mapping)
     return None
 
 
@@ -178,7 +199,8 @@ def paged_attention(
     Args:
         q: ``[num_tokens, heads, head_dim]``. Without ``cu_seqlens_q`` one query per sequence (decode); with it,
             sequence s owns rows ``cu_seqlens_q[s]:cu_seqlens_q[s + 1]``, which are the *last* positions of its
-            context (causal among themselves).
+            context (causal among themselves). A sequence may have more queries than keys (flash-attn's rule): its
+            first queries then sit before position 0 and, under a causal mask, see no key (output 0, lse -inf).
         key_cache: ``[num_blocks, block_size, kv_heads, head_dim]``, same dtype as q; any block_size >= 1.
         value_cache: ``[num_blocks, block_size, kv_heads, head_dim_v]``.
         block_tables: int32 ``[num_seqs, max_blocks_per_seq]``; key t of sequence s lives in block
@@ -226,6 +248,16 @@ def _(
     alibi_slopes=None,
     return_lse=False,
 ):
+    _check_same_device(
+        "q",
+        q,
+        key_cache=key_cache,
+        value_cache=value_cache,
+        block_tables=block_tables,
+        context_lens=context_lens,
+        cu_seqlens_q=cu_seqlens_q,
+        alibi_slopes=alibi_slopes,
+    )
     torch._check(q.dim() == 3, lambda: f"q must have 3 dimensions, got {q.dim()}")
     torch._check(value_cache.dim() == 4, lambda: f"value_cache must have 4 dimensions, got {value_cache.dim()}")
     tokens, heads, _ = q.shape
@@ -237,17 +269,19 @@ def merge_attn_states(out_a: Tensor, lse_a: Tensor, out_b: Tensor, lse_b: Tensor
 
     Args:
         out_a, out_b: ``[tokens, heads, head_dim]``, same dtype.
-        lse_a, lse_b: float32 ``[heads, tokens]``; ``-inf`` marks a row that saw no key on that side.
+        lse_a, lse_b: float32 ``[heads, tokens]``; ``-inf`` marks a row that saw no key on that side, and so does
+            ``+inf`` (the convention of flash-attn 2 and vLLM for an empty side).
 
     Returns:
         ``(out, lse)``: out in out_a's dtype, ``out = (e^lse_a out_a + e^lse_b out_b) / (e^lse_a + e^lse_b)``,
-        ``lse = log(e^lse_a + e^lse_b)``; a row with both sides ``-inf`` gives 0 and ``-inf``.
+        ``lse = log(e^lse_a + e^lse_b)``; a row with both sides empty gives 0 and ``-inf``.
     """
     return torch.ops.ascend_attn.merge_attn_states.default(out_a, lse_a, out_b, lse_b)
 
 
 @torch.library.register_fake("ascend_attn::merge_attn_states")
 def _(out_a, lse_a, out_b, lse_b):
+    _check_same_device("out_a", out_a, lse_a=lse_a, out_b=out_b, lse_b=lse_b)
     torch._check(out_a.dim() == 3, lambda: f"out_a must have 3 dimensions, got {out_a.dim()}")
     return out_a.new_empty(out_a.shape), lse_a.new_empty(lse_a.shape)
 

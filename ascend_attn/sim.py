@@ -185,7 +185,7 @@ def reshape_and_cache(
 ) -> SimResult:
     """Runs ``op_kernel/reshape_and_cache`` in the simulator: writes key/value ``[num_tokens, kv_heads, head_dim(_v)]``
     into the contiguous fp16/bf16 caches ``[num_blocks, block_size, kv_heads, head_dim(_v)]`` in place at
-    ``slot_mapping`` (int32/int64 ``[num_tokens]``; negative = padding, skipped), like
+    ``slot_mapping`` (int32/int64 ``[num_tokens]``; negative = padding, skipped; a repeated slot raises), like
     :func:`ascend_attn.reshape_and_cache`; ``schedule_seed`` and ``trace`` as :func:`flash_attn_varlen_func`.
     Returns a :class:`SimResult` with ``out = key_cache``, ``lse = None``."""
     raw = _sim.reshape_and_cache(key, value, key_cache, value_cache, slot_mapping, num_cores, schedule_seed, trace)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 
 import torch
 
@@ -83,7 +84,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--dtype", choices=["fp16", "bf16"], default="fp16")
     args = parser.parse_args()
-    import torch_npu
+    try:
+        import torch_npu
+    except Exception as e:  # ImportError, or CANN's libraries missing when torch_npu loads them
+        first_line = (str(e).splitlines() or [type(e).__name__])[0]
+        sys.exit(
+            f"bench_npu.py: torch_npu cannot be imported ({first_line}); this benchmark needs an Ascend NPU, CANN's "
+            "set_env.sh sourced and torch_npu==<your torch version>"
+        )
+    if not torch._C._dispatch_has_kernel_for_dispatch_key("ascend_attn::paged_attention", "PrivateUse1"):
+        sys.exit("bench_npu.py: this ascend_attn build has no NPU kernels; build it with scripts/build.sh")
 
     dtype = torch.float16 if args.dtype == "fp16" else torch.bfloat16
     print("| case | ours ms | baseline 1 ms | ratio | baseline 2 ms | ratio |")

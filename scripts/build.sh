@@ -4,24 +4,36 @@
 #
 #   scripts/build.sh [--soc Ascend910B1|Ascend910B2|Ascend910B3|Ascend910B4|Ascend910_9391] [--cpu] [--python PY]
 #
+# PY defaults to the project's .venv/bin/python when it exists (README's setup), else python3.
 # Needs: CANN 8.x or >= 9 (toolkit), torch and torch_npu of the same version (e.g. 2.13.0), cmake for CANN 8.x.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-python=python3
+python=""
 soc=""
 cpu_only=0
+die() { echo "build.sh: $*" >&2; exit 1; }
+usage_error() { echo "build.sh: $* (see the header of scripts/build.sh)" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --soc) soc="$2"; shift 2 ;;
+    --soc|--python)
+      [ $# -ge 2 ] && [ -n "$2" ] && [ "${2#--}" = "$2" ] || usage_error "$1 needs a value"
+      if [ "$1" = --soc ]; then soc="$2"; else python="$2"; fi
+      shift 2 ;;
     --cpu) cpu_only=1; shift ;;
-    --python) python="$2"; shift 2 ;;
-    *) echo "build.sh: unknown option $1 (see the header of scripts/build.sh)" >&2; exit 2 ;;
+    *) usage_error "unknown option $1" ;;
   esac
 done
-die() { echo "build.sh: $*" >&2; exit 1; }
+if [ -z "$python" ]; then
+  if [ -x "$root/.venv/bin/python" ]; then python=$root/.venv/bin/python; else python=python3; fi
+fi
 
-"$python" -c "import torch" 2>/dev/null || die "torch is not installed: pip install torch==2.13.0 (and torch_npu==2.13.0)"
+if ! "$python" -c "import torch" 2>/dev/null; then
+  if [ "$cpu_only" = 1 ]; then
+    die "torch cannot be imported by $python: create the project's environment first (README: python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 -r requirements-dev.txt), or pass --python"
+  fi
+  die "torch cannot be imported by $python: pip install torch==2.13.0 torch_npu==2.13.0 into it, or pass --python"
+fi
 if [ "$cpu_only" = 1 ]; then
   exec "$python" -m pip install --no-build-isolation -e .
 fi

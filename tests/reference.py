@@ -150,3 +150,21 @@ def make_paged(context_lens, block_size, kv_heads, head_dim, head_dim_v, dtype, 
             key_cache[b, :rows] = torch.randn(rows, kv_heads, head_dim).to(dtype)
             value_cache[b, :rows] = torch.randn(rows, kv_heads, head_dim_v).to(dtype)
     return key_cache, value_cache, tables, torch.tensor(context_lens, dtype=torch.int32)
+
+
+def rotary_ref(x, cos, sin, positions, interleaved):
+    """Rotary embedding in flash-attn's reference form ``x * cos + rotate_half(x) * sin`` on the first
+    ``rotary_dim = 2 * cos.shape[1]`` features: x ``[b, s, h, d]``, cos/sin ``[seqlen_ro, rotary_dim / 2]``, positions
+    int ``[b, s]``. fp32 arithmetic, result in x's dtype."""
+    rotary_dim = 2 * cos.shape[1]
+    c, s = cos[positions].float(), sin[positions].float()  # [b, s, rotary_dim / 2]
+    rot = x[..., :rotary_dim].float()
+    if interleaved:  # pairs (0, 1), (2, 3), ...: rotate_half maps (a, b) to (-b, a) within each pair
+        c, s = c.repeat_interleave(2, dim=-1), s.repeat_interleave(2, dim=-1)
+        half_turn = torch.stack((-rot[..., 1::2], rot[..., 0::2]), dim=-1).flatten(-2)
+    else:  # GPT-NeoX: halves (x1, x2) -> (-x2, x1)
+        c, s = torch.cat((c, c), dim=-1), torch.cat((s, s), dim=-1)
+        half = rotary_dim // 2
+        half_turn = torch.cat((-rot[..., half:], rot[..., :half]), dim=-1)
+    out = rot * c[:, :, None, :] + half_turn * s[:, :, None, :]
+    return torch.cat((out.to(x.dtype), x[..., rotary_dim:]), dim=-1)

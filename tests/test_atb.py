@@ -230,17 +230,45 @@ def test_unsupported_configurations_name_the_field(param, match):
         atb.Operation(param)
 
 
-@pytest.mark.parametrize(
-    "param, match",
-    [
-        (sa(calc_type=SA.CalcType.PREFIX_ENCODER, mask_type=M.MASK_TYPE_CAUSAL_MASK), "PREFIX_ENCODER is pending"),
-        (PA(head_num=4), "simulator kernel for PagedAttention is pending"),
-        (RC(), "simulator kernel for ReshapeAndCache is pending"),
-    ],
-)
-def test_simulator_kernels_pending(param, match):
-    with pytest.raises(NotImplementedError, match=match):
-        atb.Operation(param, simulator=True)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_paged_operations_on_the_simulator(dtype):
+    """PagedAttention decode, SelfAttention PREFIX_ENCODER and ReshapeAndCache run their Ascend C kernels with
+    simulator=True and give what the CPU kernels give (within the tolerance policy)."""
+    heads, kv_heads, d, block = 4, 2, 32, 16
+    context_lens, q_lens = [5, 40], [2, 7]
+    key_cache, value_cache, block_tables = paged_kv(context_lens, block, kv_heads, d, dtype)
+    # ReshapeAndCache: one new token per sequence, written at its next position.
+    key, value = torch.randn(2, kv_heads, d, dtype=dtype), torch.randn(2, kv_heads, d, dtype=dtype)
+    slots = torch.tensor([int(block_tables[s, n // block]) * block + n % block for s, n in enumerate([4, 39])])
+    expect_k, expect_v = key_cache.clone(), value_cache.clone()
+    atb.Operation(RC()).forward([key, value, expect_k, expect_v, slots])
+    atb.Operation(RC(), simulator=True).forward([key, value, key_cache, value_cache, slots])
+    assert torch.equal(key_cache.nan_to_num(7.0), expect_k.nan_to_num(7.0))
+    assert torch.equal(value_cache.nan_to_num(7.0), expect_v.nan_to_num(7.0))
+
+    ctx = torch.tensor(context_lens, dtype=torch.int32)
+    decode = PA(head_num=heads, kv_head_num=kv_heads, qk_scale=d**-0.5)
+    q = torch.randn(2, heads, d, dtype=dtype)
+    (out,) = atb.Operation(decode, simulator=True).forward([q, key_cache, value_cache, block_tables, ctx])
+    ref, lowp = refs(paged_attention_ref, [q, key_cache, value_cache], dtype, block_tables, ctx, softmax_scale=d**-0.5)
+    assert_out_close(out, ref, lowp)
+
+    prefix = sa(qk_scale=d**-0.5, calc_type=SA.CalcType.PREFIX_ENCODER, mask_type=M.MASK_TYPE_CAUSAL_MASK)
+    q = torch.randn(sum(q_lens), heads, d, dtype=dtype)
+    seq_len = torch.tensor(q_lens, dtype=torch.int32)
+    (out,) = atb.Operation(prefix, simulator=True).forward([q, key_cache, value_cache, block_tables, seq_len, ctx])
+    cu_q = torch.tensor([0, 2, 9], dtype=torch.int32)
+    ref, lowp = refs(paged_attention_ref, [q, key_cache, value_cache], dtype, block_tables, ctx, cu_seqlens_q=cu_q,
+                     softmax_scale=d**-0.5)  # fmt: skip
+    assert_out_close(out, ref, lowp)
+
+
+def test_context_lengths_past_int32_raise_instead_of_wrapping():
+    decode = atb.Operation(PA(head_num=4, kv_head_num=2))
+    key_cache, value_cache, block_tables = paged_kv([5, 9], 4, 2, 16, torch.float32)
+    lens = torch.tensor([5, 2**32 + 9])  # int64: converting it to int32 would give 9
+    with pytest.raises(ValueError, match=r"contextLens has a length of 4294967305, more than ATB's host int32"):
+        decode.forward([torch.randn(2, 4, 16), key_cache, value_cache, block_tables, lens])
 
 
 def pa_encoder_inputs(q_lens, k_lens=None, mask=None):

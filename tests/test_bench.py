@@ -45,8 +45,14 @@ def test_report_without_matplotlib_writes_markdown_only(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "argv", [["flash", "--repeats", "0"], ["paged", "--dtype", "fp16"], ["all", "--quick"], ["nothing"]]
+    "argv", [["flash", "--repeats", "0"], ["paged", "--dtype", "fp64"], ["all", "--quick"], ["nothing"]]
 )
 def test_rejects_bad_options(argv):
     with pytest.raises(SystemExit):
         main(argv)
+
+
+def test_fp16_is_a_dtype_like_the_demo(capsys):
+    main(["paged", "--quick", "--dtype", "fp16", "--repeats", "1", "--warmup", "0"])
+    rows = re.findall(r"^\| fp16 \|.*\|$", capsys.readouterr().out, re.MULTILINE)
+    assert len(rows) == 1

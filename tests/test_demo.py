@@ -70,6 +70,7 @@ def test_main_sim_runs_the_ascend_c_kernels(capsys):
     "argv, match",
     [
         (["--batch", "0"], "--batch: must be >= 1"),
+        (["--requests", "two"], "--requests: must be a positive integer, got 'two'"),
         (["--dtype", "fp64"], "invalid choice"),
         (["--device", "gpu"], "invalid choice"),
         (["--sim", "--dtype", "fp32"], "--sim runs the Ascend C kernels, which take fp16 or bf16"),
@@ -82,3 +83,4 @@ def test_bad_options_one_line_error(argv, match, capsys):
         main(argv)
     message = str(exc.value.code) + capsys.readouterr().err
     assert match in message and message.strip().count("\n") == 0
+    assert "_positive" not in message  # argparse must not show the helper's name

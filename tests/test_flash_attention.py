@@ -345,3 +345,136 @@ def test_rejects_varlen_alibi_batch_shape():
         RuntimeError, match=r"alibi_slopes must have shape \[heads\] = \[4\] or \[batch, heads\] = \[2, 4\]"
     ):
         ascend_attn.flash_attention_varlen(q, q, q, cu, cu, 5, 5, alibi_slopes=torch.rand(3, 4))
+
+
+# ---- sizes past int32 and positions past float precision: a named error or exact, never a wrap-around ----
+
+
+def _wide(*shape):
+    """A tensor of this shape with a contiguous last dim whose rows all alias one (no memory for 2^31 rows)."""
+    return torch.zeros(shape[-1]).expand(*shape)
+
+
+@pytest.mark.parametrize(
+    "q, k, match",
+    [
+        (_wide(1, 1, 1, 8), _wide(1, 2**31, 1, 8), r"k's seqlen_k \(dim 1\) must be at most 2\^31 - 1"),
+        (_wide(1, 1, 1, 8), _wide(1, 2**32 + 5, 1, 8), r"got 4294967301"),
+        (_wide(1, 2**31, 1, 8), _wide(1, 4, 1, 8), r"q's seqlen_q \(dim 1\) must be at most 2\^31 - 1"),
+        (_wide(2**31, 1, 1, 8), _wide(2**31, 4, 1, 8), r"q's batch size \(dim 0\) must be at most 2\^31 - 1"),
+        (_wide(1, 1, 2**31, 8), _wide(1, 4, 1, 8), r"q's number of heads must be at most 2\^31 - 1"),
+    ],
+    ids=["seqlen_k", "seqlen_k-wraps-to-5", "seqlen_q", "batch", "heads"],
+)
+def test_sizes_past_int32_are_named_errors(q, k, match):
+    with pytest.raises(RuntimeError, match=match):
+        ascend_attn.flash_attention(q, k, k)
+
+
+def test_varlen_token_count_past_int32_is_a_named_error():
+    """cu_seqlens that wrapped when cast to int32: the cause is named, not a mismatch of the last entry."""
+    q = _wide(2**31 + 4, 1, 8)
+    cu = torch.tensor([0, 2**31 - 1, 2**31 + 4]).to(torch.int32)  # the cast wraps the last entry
+    with pytest.raises(RuntimeError, match=r"q's number of packed tokens \(dim 0; cu_seqlens_q is int32\)"):
+        ascend_attn.flash_attention_varlen(q, q, q, cu, cu, 2**31, 2**31)
+
+
+def test_wrapped_cu_seqlens_entry_names_the_overflow():
+    q = torch.randn(8, 2, 16)
+    cu = torch.tensor([0, 5, -3], dtype=torch.int32)
+    with pytest.raises(RuntimeError, match=r"cu_seqlens_q\[2\] = -3 is negative: .*overflow"):
+        ascend_attn.flash_attention_varlen(q, q, q, cu, torch.tensor([0, 3, 8], dtype=torch.int32), 5, 5)
+
+
+def test_window_wider_than_int32_is_unbounded():
+    q, k, v = make_qkv((2, 9, 40, 4, 2, 16, 16), torch.float32)
+    for causal in (False, True):
+        unbounded = ascend_attn.flash_attention(q, k, v, causal=causal)[0]
+        for window in [(2**31 + 3, 2**32 + 1), (2**31 - 1, -1), (2**40, 2**40)]:
+            out = ascend_attn.flash_attention(q, k, v, causal=causal, window_size=window)[0]
+            assert torch.equal(out, unbounded), (causal, window)
+    vq, vk, vv, cu_q, cu_k = make_varlen([3, 9], [30, 9], 4, 2, 16, 16, torch.float32)
+    unbounded = ascend_attn.flash_attention_varlen(vq, vk, vv, cu_q, cu_k, 9, 30)[0]
+    wide = ascend_attn.flash_attention_varlen(vq, vk, vv, cu_q, cu_k, 9, 30, window_size=(2**31 + 1, 2**31))[0]
+    assert torch.equal(wide, unbounded)
+
+
+def test_key_positions_past_2_pow_24_are_exact():
+    """Positions above 2^24 are not representable as floats: the visible keys of a window there must still be exact
+    (a float position would round 2^24 + 1 down and 2^24 + 3 up, adding a key and reading past the last one)."""
+    seqlen_k = 2**24 + 3
+    k = torch.zeros(1, seqlen_k, 1, 1)  # equal scores: the output is the mean of the visible values
+    v = torch.zeros(1, seqlen_k, 1, 1)
+    v[0, -4:, 0, 0] = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    out, lse = ascend_attn.flash_attention(
+        torch.ones(1, 1, 1, 1), k, v, causal=True, window_size=(1, 0), return_lse=True
+    )
+    assert out.item() == 3.5 and lse.item() == pytest.approx(torch.tensor(2.0).log().item())
+
+
+# ---- flash_attn_varlen_func over a paged cache (block_table) ----
+
+
+def _paged_varlen(q_lens, k_lens, block_size, dtype=torch.float32):
+    """Packed q, the same keys packed and in a shuffled paged cache, cu_seqlens and the block table."""
+    from reference import make_paged
+
+    kc, vc, table, _ = make_paged(k_lens, block_size, 2, 32, 32, dtype)
+    q = torch.randn(sum(q_lens), 4, 32).to(dtype)
+    cu_q = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()], dtype=torch.int32)
+    cu_k = torch.tensor([0, *torch.tensor(k_lens).cumsum(0).tolist()], dtype=torch.int32)
+    k = torch.cat([torch.cat([kc[int(b)] for b in table[s]])[:n] for s, n in enumerate(k_lens)])
+    v = torch.cat([torch.cat([vc[int(b)] for b in table[s]])[:n] for s, n in enumerate(k_lens)])
+    return q, k, v, kc, vc, table, cu_q, cu_k
+
+
+@pytest.mark.parametrize("options", [{"causal": True}, {}, {"window_size": (4, 1), "softcap": 3.0}], ids=str)
+def test_varlen_with_block_table_equals_packed_keys(options):
+    q_lens, k_lens = [3, 7, 1, 9], [20, 7, 33, 4]  # the last sequence has more queries than keys
+    q, k, v, kc, vc, table, cu_q, cu_k = _paged_varlen(q_lens, k_lens, 8)
+    paged = ascend_attn.flash_attn_varlen_func(
+        q, kc, vc, cu_q, cu_k, 9, 33, return_attn_probs=True, block_table=table, **options
+    )
+    packed = ascend_attn.flash_attn_varlen_func(q, k, v, cu_q, cu_k, 9, 33, return_attn_probs=True, **options)
+    assert paged[2] is None
+    torch.testing.assert_close(paged[0], packed[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(paged[1], packed[1], rtol=0, atol=1e-6)
+    ref = attention_varlen_ref(q, k, v, cu_q, cu_k, **options)[0]
+    assert_out_close(
+        ascend_attn.flash_attn_varlen_func(q, kc, vc, cu_q, cu_k, 9, 33, block_table=table, **options), ref
+    )
+
+
+def test_varlen_block_table_positional_order():
+    """block_table is flash-attn's 16th positional argument, after return_attn_probs."""
+    q, k, v, kc, vc, table, cu_q, cu_k = _paged_varlen([2, 3], [5, 9], 4)
+    out = ascend_attn.flash_attn_varlen_func(q, kc, vc, cu_q, cu_k, 3, 9, 0.0, None, True, (-1, -1), 0.0, None, False,
+                                             False, table)  # fmt: skip
+    assert_out_close(out, attention_varlen_ref(q, k, v, cu_q, cu_k, causal=True)[0])
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda a: a.update(block_table=a["block_table"].long()), "block_table must be an int32 tensor"),
+        (lambda a: a.update(block_table=a["block_table"][:1]), r"block_table must have one row per sequence \(2\)"),
+        (lambda a: a["block_table"].__setitem__((1, 0), 99), r"block_tables?\[1\]\[0\] = 99 is out of range"),
+        (lambda a: a.update(cu_seqlens_k=a["cu_seqlens_k"].long()), "cu_seqlens_k must be an int32 tensor"),
+        (lambda a: a.update(cu_seqlens_k=torch.tensor([0, 5, 4], dtype=torch.int32)), "cu_seqlens_k must be non-dec"),
+        (lambda a: a.update(max_seqlen_k=8), r"max_seqlen_k must be >= the longest sequence \(9\)"),
+        (
+            lambda a: a.update(cu_seqlens_k=torch.tensor([0, 5, 30], dtype=torch.int32), max_seqlen_k=25),
+            r"cu_seqlens_k: sequence 1 has 25 keys, more than its block_table row holds \(4 blocks of 4\)",
+        ),
+        (lambda a: a.update(k=a["k"][0]), "k must be a paged cache"),
+    ],
+    ids=["table-dtype", "table-rows", "table-range", "cu-dtype", "cu-order", "max-seqlen", "capacity", "k-rank"],
+)
+def test_varlen_with_block_table_rejects(change, match):
+    q, _, _, kc, vc, table, cu_q, cu_k = _paged_varlen([2, 3], [5, 9], 4)
+    args = dict(
+        q=q, k=kc, v=vc, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k, max_seqlen_q=3, max_seqlen_k=9, block_table=table
+    )
+    change(args)
+    with pytest.raises(RuntimeError, match=match):
+        ascend_attn.flash_attn_varlen_func(**args)

@@ -119,6 +119,76 @@ def test_constructor_rejects_empty_cache():
         PagedKVCache(1, 0, 16, 1, 8)
 
 
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(head_dim_v=0), ValueError, "head_dim_v must be >= 1, got 0"),
+        (dict(num_kv_heads=0), ValueError, "num_kv_heads must be >= 1, got 0"),
+        (dict(head_dim=0), ValueError, "head_dim must be >= 1, got 0"),
+        (dict(block_size=2.5), TypeError, "block_size must be an integer, got float 2.5"),
+        (dict(num_layers=True), TypeError, "num_layers must be an integer, got True"),
+        (dict(dtype=torch.int32), TypeError, "dtype must be torch.float32, torch.float16 or torch.bfloat16"),
+        (dict(num_blocks=2**31), ValueError, r"num_blocks must be at most 2\^31 - 1"),
+    ],
+)
+def test_constructor_rejects(kwargs, error, match):
+    args = dict(num_layers=1, num_blocks=4, block_size=4, num_kv_heads=1, head_dim=8) | kwargs
+    with pytest.raises(error, match=match):
+        PagedKVCache(**args)
+
+
+def _state(cache, seq="a"):
+    return cache.block_list(seq), cache.seq_len(seq), cache.num_free_blocks, [cache.ref_count(b) for b in range(6)]
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda c: c.append("a", 2.5), TypeError, "num_tokens must be an integer, got float 2.5"),
+        (lambda c: c.append("a", "3"), TypeError, "num_tokens must be an integer"),
+        (lambda c: c.append("a", 3, dtype="int32"), TypeError, "dtype must be torch.int32 or torch.int64"),
+        (lambda c: c.append("a", 3, dtype=torch.float32), TypeError, "dtype must be torch.int32 or torch.int64"),
+        (lambda c: c.blocks_needed("a", 1.5), TypeError, "num_tokens must be an integer"),
+        (lambda c: c.batch(["a"], num_new_tokens=[1.5]), TypeError, r"num_new_tokens\[0\] must be an integer"),
+        (lambda c: c.batch(["a"], num_new_tokens=[-1]), ValueError, r"num_new_tokens\[0\] must be >= 0"),
+    ],
+)
+def test_bad_arguments_leave_the_cache_unchanged(call, error, match):
+    cache = small_cache()
+    cache.add_sequence("a")
+    cache.append("a", 5)
+    cache.fork("a", "b")  # "a" now has a shared partial block: an append would copy it first
+    before = _state(cache)
+    with pytest.raises(error, match=match):
+        call(cache)
+    assert _state(cache) == before
+
+
+def test_append_accepts_integer_like_counts():
+    cache = small_cache()
+    cache.add_sequence("a")
+    assert cache.append("a", torch.tensor(3)).tolist() == [0, 1, 2]
+
+
+def test_int32_slots_of_a_huge_cache_are_refused():
+    cache = PagedKVCache(1, 2**20, 2**12, 1, 1, device="meta")  # 2^32 slots: int32 slot_mapping would wrap
+    cache.add_sequence("a")
+    with pytest.raises(ValueError, match="dtype=torch.int32 cannot hold the slots of a cache of 4294967296 slots"):
+        cache.append("a", 1)
+    assert cache.append("a", 1, dtype=torch.int64).dtype == torch.int64
+
+
+@pytest.mark.parametrize("layer, error", [(-1, IndexError), (2, IndexError), (0.0, TypeError)])
+def test_write_rejects_a_layer_outside_the_cache(layer, error):
+    cache = PagedKVCache(2, 4, 4, 1, 2, dtype=torch.float32)
+    cache.add_sequence("a")
+    slots = cache.append("a", 1)
+    before = [c.clone() for c in cache.key_caches]
+    with pytest.raises(error, match="layer must be"):
+        cache.write(layer, slots, torch.ones(1, 1, 2), torch.ones(1, 1, 2))
+    assert all(torch.equal(a, b) for a, b in zip(cache.key_caches, before, strict=True))
+
+
 def test_serves_paged_attention():
     """Tokens written through the cache are what paged_attention reads."""
     cache = PagedKVCache(2, 16, 4, num_kv_heads=2, head_dim=8, dtype=torch.float32)

@@ -8,6 +8,7 @@ from conftest import assert_lse_close, assert_out_close
 from reference import attention_ref, gather_pages, make_paged, paged_attention_ref
 
 import ascend_attn
+from ascend_attn import sim
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 BLOCK_SIZES = [1, 16, 48, 128, 512]
@@ -77,6 +78,53 @@ def test_each_isa(isa):
     run_and_check(torch.randn(4, 4, 80).half(), kc, vc, tables, ctx, cu, dtype=torch.float16, softcap=3.0)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"causal": False}, {"window_size": (2, 0)}, {"softcap": 2.0, "alibi": True}],
+    ids=["causal", "noncausal", "window", "softcap-alibi"],
+)
+def test_more_queries_than_keys(options):
+    """flash-attn's rule: a sequence's queries are its last positions even when there are more queries than keys; the
+    first ones then sit before position 0 and, under a causal mask, see no key (0, lse -inf)."""
+    options = dict(options)
+    lens, q_lens = [3, 0, 20], [5, 2, 4]
+    kc, vc, tables, ctx = make_paged(lens, 8, 2, 32, 32, torch.float32)
+    cu = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()], dtype=torch.int32)
+    if options.pop("alibi", False):
+        options["alibi_slopes"] = torch.rand(8)
+    out = run_and_check(torch.randn(int(cu[-1]), 8, 32), kc, vc, tables, ctx, cu, **options)
+    if options.get("causal", True):
+        assert torch.equal(out[:2], torch.zeros_like(out[:2])) and torch.equal(out[5:7], torch.zeros_like(out[5:7]))
+
+
+@pytest.mark.parametrize("causal", [True, False], ids=["causal", "noncausal"])
+def test_more_queries_than_keys_on_the_simulator(causal):
+    """The Ascend C kernel follows the same rule (the shared argument check lets it through on every executor)."""
+    lens, q_lens = [3, 0, 40], [5, 2, 4]
+    kc, vc, tables, ctx = make_paged(lens, 16, 2, 32, 32, torch.float16)
+    cu = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()], dtype=torch.int32)
+    q = torch.randn(int(cu[-1]), 4, 32).half()
+    r = sim.paged_attention(q, kc, vc, tables, ctx, cu, causal=causal, return_lse=True, num_cores=4)
+    ref, ref_lse = paged_attention_ref(q.float(), kc.float(), vc.float(), tables, ctx, cu, causal=causal)
+    low, _ = paged_attention_ref(q, kc, vc, tables, ctx, cu, causal=causal, upcast=False)
+    assert_out_close(r.out, ref, low)
+    assert_lse_close(r.lse, ref_lse, atol=2e-3)
+
+
+def test_window_wider_than_int32_is_unbounded():
+    """A window side >= 2^31 - 1 covers every key: the same as -1, never wrapped to a narrow window."""
+    kc, vc, tables, ctx = make_paged([40, 7], 16, 2, 16, 16, torch.float32)
+    q = torch.randn(2, 4, 16)
+    unbounded = ascend_attn.paged_attention(q, kc, vc, tables, ctx, causal=False, window_size=(-1, -1))
+    for window in [(2**31 + 3, 2**32 + 1), (2**31 - 1, 2**31 - 1), (2**40, -1)]:
+        out = ascend_attn.paged_attention(q, kc, vc, tables, ctx, causal=False, window_size=window)
+        assert torch.equal(out, unbounded), window
+    kc, vc, q = kc.half(), vc.half(), q.half()  # and the Ascend C kernel, whose tiling holds int32 windows
+    unbounded = sim.paged_attention(q, kc, vc, tables, ctx, causal=False, num_cores=2).out
+    wide = sim.paged_attention(q, kc, vc, tables, ctx, causal=False, window_size=(2**31 + 3, 2**32 + 1), num_cores=2)
+    assert torch.equal(wide.out, unbounded)
+
+
 def test_equals_varlen_on_gathered_kv():
     lens, q_lens = [100, 17, 600], [3, 17, 1]
     kc, vc, tables, ctx = make_paged(lens, 32, 2, 64, 64, torch.float32)
@@ -117,6 +165,72 @@ def test_reshape_and_cache_out_of_range_leaves_caches_untouched():
     assert torch.equal(kc, before_k) and torch.equal(vc, before_v)
 
 
+def test_reshape_and_cache_rejects_repeated_slots_before_writing():
+    """Two tokens for one slot would leave an executor-dependent winner: every executor rejects it (shared check)."""
+    kc, vc = torch.randn(2, 4, 1, 8), torch.randn(2, 4, 1, 8)
+    before_k, before_v = kc.clone(), vc.clone()
+    slots = torch.tensor([5, -1, 3, -1, 5], dtype=torch.int64)  # padding (-1) may repeat
+    with pytest.raises(RuntimeError, match=r"slot_mapping\[4\] = 5 repeats slot_mapping\[0\]"):
+        ascend_attn.reshape_and_cache(torch.randn(5, 1, 8), torch.randn(5, 1, 8), kc, vc, slots)
+    assert torch.equal(kc, before_k) and torch.equal(vc, before_v)
+
+
+def test_reshape_and_cache_on_the_simulator_rejects_repeated_slots():
+    kc, vc = torch.zeros(2, 16, 1, 16).half(), torch.zeros(2, 16, 1, 16).half()
+    slots = torch.tensor([17, 17], dtype=torch.int32)
+    with pytest.raises(ValueError, match=r"slot_mapping\[1\] = 17 repeats slot_mapping\[0\]"):
+        sim.reshape_and_cache(torch.randn(2, 1, 16).half(), torch.randn(2, 1, 16).half(), kc, vc, slots, num_cores=2)
+    assert not kc.any() and not vc.any()
+
+
+def _cache_pair():
+    return torch.zeros(2, 4, 2, 8), torch.zeros(2, 4, 2, 8)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (
+            lambda: (torch.zeros(1, 4, 2, 8).expand(2, 4, 2, 8), torch.zeros(2, 4, 2, 8)),
+            "key_cache is written in place",
+        ),
+        (
+            lambda: (torch.zeros(2, 4, 2, 8), torch.zeros(64).as_strided((2, 4, 2, 8), (32, 4, 8, 1))),
+            "value_cache is written in place, so each of its elements needs memory of its own",
+        ),
+        (lambda: (lambda c: (c, c))(torch.zeros(2, 4, 2, 8)), "value_cache and key_cache share memory"),
+        (
+            lambda: (lambda kv: (kv[0:2], kv[1:3]))(torch.zeros(3, 4, 2, 8)),
+            "value_cache and key_cache share memory",
+        ),
+    ],
+    ids=["expanded", "overlapping-strides", "same-tensor", "overlapping-views"],
+)
+def test_reshape_and_cache_rejects_aliased_caches(make, match):
+    kc, vc = make()
+    before_k, before_v = kc.clone(), vc.clone()
+    with pytest.raises(RuntimeError, match=match):
+        ascend_attn.reshape_and_cache(torch.ones(3, 2, 8), torch.ones(3, 2, 8), kc, vc, torch.tensor([0, 1, 6]))
+    assert torch.equal(kc, before_k) and torch.equal(vc, before_v)
+
+
+def test_reshape_and_cache_rejects_input_sharing_the_cache():
+    kc, vc = _cache_pair()
+    with pytest.raises(RuntimeError, match="key and key_cache share memory"):
+        ascend_attn.reshape_and_cache(kc[0], torch.ones(4, 2, 8), kc, vc, torch.tensor([4, 5, 6, 7]))
+
+
+def test_reshape_and_cache_takes_strided_caches_that_do_not_overlap():
+    """vLLM's [2, num_blocks, ...] K/V pair and caches with padded strides are fine: no element shares memory."""
+    kv = torch.zeros(2, 3, 4, 2, 8)
+    padded = torch.zeros(3, 8, 2, 8)[:, ::2]  # every other row of a larger buffer
+    key, value = torch.randn(2, 2, 8), torch.randn(2, 2, 8)
+    slots = torch.tensor([1, 10])
+    for kc, vc in ((kv[0], kv[1]), (padded, torch.zeros(3, 4, 2, 8))):
+        ascend_attn.reshape_and_cache(key, value, kc, vc, slots)
+        assert torch.equal(kc[0, 1], key[0]) and torch.equal(kc[2, 2], key[1]) and torch.equal(vc[2, 2], value[1])
+
+
 def test_reshape_and_cache_opcheck():
     kc, vc = torch.zeros(3, 4, 2, 8), torch.zeros(3, 4, 2, 8)
     args = (torch.randn(5, 2, 8), torch.randn(5, 2, 8), kc, vc, torch.tensor([0, 5, -1, 11, 2], dtype=torch.int32))
@@ -149,16 +263,18 @@ def test_merge_identity():
     torch.testing.assert_close(lse, full_lse[0], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("empty", [float("-inf"), float("inf")], ids=["-inf", "+inf"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16", "bf16"])
-def test_merge_handles_empty_sides_exactly(dtype):
+def test_merge_handles_empty_sides_exactly(dtype, empty):
+    """-inf (this library) and +inf (flash-attn 2's and vLLM's convention) both mark a side that saw no key."""
     out_a, out_b = torch.randn(3, 2, 8).to(dtype), torch.randn(3, 2, 8).to(dtype)
-    inf = float("-inf")
+    inf = empty
     lse_a = torch.tensor([[0.5, inf, inf], [1.0, inf, 2.0]])
     lse_b = torch.tensor([[inf, 0.25, inf], [inf, 3.0, 2.0]])
     out, lse = ascend_attn.merge_attn_states(out_a, lse_a, out_b, lse_b)
     assert out.dtype == dtype
     assert torch.equal(out[0, 0], out_a[0, 0]) and torch.equal(out[1, 0], out_b[1, 0])  # one side -inf
-    assert torch.equal(out[2, 0], torch.zeros_like(out[2, 0])) and lse[0, 2] == inf  # both -inf
+    assert torch.equal(out[2, 0], torch.zeros_like(out[2, 0])) and lse[0, 2] == float("-inf")  # both empty
     assert torch.equal(lse[:, :2], torch.tensor([[0.5, 0.25], [1.0, 3.0]]))
     torch.testing.assert_close(out[2, 1].float(), ((out_a[2, 1].float() + out_b[2, 1].float()) / 2).to(dtype).float())
 
@@ -203,21 +319,6 @@ def test_flash_attn_with_kvcache_appends_then_attends(paged):
         assert_lse_close(lse[b : b + 1], ref_lse)
 
 
-def test_flash_attn_with_kvcache_rejects_missing_block():
-    kc = vc = torch.zeros(4, 4, 1, 8)
-    table = torch.tensor([[0, -1]], dtype=torch.int32)
-    with pytest.raises(ValueError, match="block_table has no block"):
-        ascend_attn.flash_attn_with_kvcache(
-            torch.randn(1, 2, 1, 8),
-            kc,
-            vc,
-            torch.randn(1, 2, 1, 8),
-            torch.randn(1, 2, 1, 8),
-            cache_seqlens=torch.tensor([3], dtype=torch.int32),
-            block_table=table,
-        )
-
-
 # ---- rejected inputs ----
 
 
@@ -259,11 +360,17 @@ def _paged_call(**overrides):
         ({"q": torch.randn(2, 4, 32)}, "key_cache head_dim must equal q head_dim"),
         ({"q": torch.randn(3, 4, 16)}, r"q.size\(0\) must be 2"),
         ({"q": torch.randn(2, 4, 16)[None]}, "q must have 3 dimensions"),
-        (
-            {"q": torch.randn(12, 4, 16), "cu_seqlens_q": torch.tensor([0, 11, 12], dtype=torch.int32)},
-            r"context_lens\[0\] = 10 must be >= the number of queries of sequence 0 \(11\)",
-        ),
         ({"cu_seqlens_q": torch.tensor([0, 1], dtype=torch.int32)}, "cu_seqlens_q must have num_seqs \\+ 1 = 3"),
+        ({"cu_seqlens_q": torch.tensor([0, 1, 2])}, "cu_seqlens_q must have dtype Int"),
+        ({"cu_seqlens_q": torch.tensor([[0, 1, 2]], dtype=torch.int32)}, "cu_seqlens_q must have 1 dimension"),
+        ({"context_lens": torch.tensor([10, -1], dtype=torch.int32)}, r"context_lens\[1\] = -1 must be >= 0"),
+        (
+            {
+                "q": torch.zeros(1, 4, 16).expand(2**31, 4, 16),
+                "cu_seqlens_q": torch.tensor([0, 1, 1], dtype=torch.int32),
+            },
+            r"q's number of tokens \(dim 0; cu_seqlens_q is int32\) must be at most 2\^31 - 1",
+        ),
         ({"cu_seqlens_q": torch.tensor([0, 1, 3], dtype=torch.int32)}, r"cu_seqlens_q\[-1\] must equal q.size\(0\)"),
         ({"alibi_slopes": torch.rand(3)}, r"alibi_slopes must have shape"),
     ],

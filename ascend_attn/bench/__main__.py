@@ -1,4 +1,4 @@
-"""Command line: ``python -m ascend_attn.bench {flash,paged} [--repeats N] [--warmup N] [--dtype fp32|bf16]``
+"""Command line: ``python -m ascend_attn.bench {flash,paged} [--repeats N] [--warmup N] [--dtype fp32|bf16|fp16]``
 ``[--out DIR]``; ``python -m ascend_attn.bench model`` prints the Ascend C kernels' modelled 910B2 figures (simulator,
 no timing); ``python -m ascend_attn.bench all --out DIR [--quick] ...`` runs every benchmark and writes
 DIR/report.md and DIR/report.png; ``python -m ascend_attn.bench ring --world-size 2|4`` (multi-process, not in all)."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from ascend_attn.bench import flash, model, paged, ring
-from ascend_attn.bench.common import progress
+from ascend_attn.bench.common import DEFAULT_DTYPES, DTYPES, progress
 from ascend_attn.bench.summary import write_report
 
 BENCHMARKS = {"flash": flash, "paged": paged, "model": model}
@@ -18,7 +18,7 @@ SEPARATE = {"ring": ring}  # spawns processes: run on its own, not by all
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median is reported)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs before timing")
-    p.add_argument("--dtype", choices=["fp32", "bf16"], help="only this dtype")
+    p.add_argument("--dtype", choices=list(DTYPES), help=f"only this dtype (default: {', '.join(DEFAULT_DTYPES)})")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,16 @@ from pathlib import Path
 
 import torch
 
+# --dtype choices, the demo's; without --dtype a benchmark runs DEFAULT_DTYPES (fp16 only on request, so the default
+# run does not grow by half).
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DEFAULT_DTYPES = ("fp32", "bf16")
+
+
+def selected_dtypes(args: argparse.Namespace) -> list[str]:
+    """The dtype names a run measures: ``--dtype`` if given, else DEFAULT_DTYPES."""
+    return [args.dtype] if args.dtype else list(DEFAULT_DTYPES)
+
 
 @dataclass
 class Timing:

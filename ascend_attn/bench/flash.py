@@ -13,12 +13,11 @@ import torch
 import torch.nn.functional as F
 
 import ascend_attn
-from ascend_attn.bench.common import BenchResult, gemm_peaks, progress, report, time_fn
+from ascend_attn.bench.common import DTYPES, BenchResult, gemm_peaks, progress, report, selected_dtypes, time_fn
 
 DENSE = [(1, 32, 1024, 128), (4, 32, 512, 128), (1, 8, 4096, 64), (1, 32, 2048, 128)]
 GQA = (1, 32, 8, 2048, 128)  # batch, q heads, kv heads, seqlen, head_dim
 VARLEN_LENGTHS = [1752, 1328, 1078, 599, 675, 145, 213, 96]
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 HEADER = ["dtype", "case", "causal", "ours ms", "GFLOP/s", "baseline", "baseline ms", "ratio", "of fp32 GEMM peak"]
 
@@ -98,9 +97,8 @@ def measure(args: argparse.Namespace) -> BenchResult:
     dense = DENSE[:1] if args.quick else DENSE
     lengths = VARLEN_LENGTHS[3:] if args.quick else VARLEN_LENGTHS
     cases = []  # (dtype name, case name, causal, function, its arguments)
-    for dname, dtype in DTYPES.items():
-        if args.dtype and dname != args.dtype:
-            continue
+    for dname in selected_dtypes(args):
+        dtype = DTYPES[dname]
         for causal in (False, True):
             for b, h, s, d in dense:
                 cases.append(

@@ -13,13 +13,12 @@ import torch
 import torch.nn.functional as F
 
 import ascend_attn
-from ascend_attn.bench.common import BenchResult, progress, report, time_fn
+from ascend_attn.bench.common import DTYPES, BenchResult, progress, report, selected_dtypes, time_fn
 
 HEADS, KV_HEADS, HEAD_DIM = 32, 8, 128
 BLOCK_SIZES = [16, 128]
 NUM_SEQS = [1, 8, 32]
 CONTEXTS = [512, 2048, 8192]
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 HEADER = ["dtype", "block", "seqs", "ctx", "KV MiB", "ours ms", "GB/s", "of read BW", "BW now", "best baseline",
           "baseline ms", "speedup"]  # fmt: skip
 
@@ -94,7 +93,7 @@ def measure(args: argparse.Namespace) -> BenchResult:
     grid = [(bs, n, c) for bs in BLOCK_SIZES for n in NUM_SEQS for c in CONTEXTS]
     if args.quick:
         grid = [(128, 8, 2048)]
-    cases = [(d, *g) for d in DTYPES if not args.dtype or d == args.dtype for g in grid]
+    cases = [(d, *g) for d in selected_dtypes(args) for g in grid]
     rows, speedups = [], []
     for i, (dname, bs, n, ctx) in enumerate(cases, 1):
         progress(f"[{i}/{len(cases)}] {dname} block {bs} seqs {n} ctx {ctx}")

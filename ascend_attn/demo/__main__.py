@@ -36,7 +36,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _positive(value: str) -> int:
-    n = int(value)
+    # argparse words a ValueError as "invalid _positive value", so every rejection is an ArgumentTypeError.
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}") from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
     return n

@@ -132,26 +132,7 @@ def attention_forward(
         out = out.reshape(batch, q_len, *out.shape[1:])
     else:
         out = ascend_attn.flash_attn_func(q, k, v, **options)
-    if torch.is_grad_enabled() and any(x.requires_grad for x in (query, key, value)):
-        out = _NoBackward.apply(out.detach(), query, key, value)
-    return out, None
-
-
-class _NoBackward(torch.autograd.Function):
-    """Passes the attention output through; its backward raises, as the ops have no backward kernels yet.
-
-    Without it, autograd would flow through the ops' not-implemented fallback and return wrong gradients silently.
-    """
-
-    @staticmethod
-    def forward(ctx, out: Tensor, *inputs: Tensor) -> Tensor:
-        return out.view_as(out)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        raise NotImplementedError(
-            "attn_implementation='ascend_attn' is forward-only (no backward kernels yet); train with 'sdpa' or 'eager'"
-        )
+    return out, None  # a backward through the ops raises (ascend_attn.autograd) instead of dropping gradients
 
 
 def _padded(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, options: dict) -> Tensor:

@@ -24,6 +24,7 @@ void check_qkv(AttentionArgs& a, const at::Tensor& q, const at::Tensor& k, const
   a.head_dim = q.size(h + 1);
   a.head_dim_v = v.size(h + 1);
   TORCH_CHECK(a.heads >= 1, "q must have at least one head, got shape ", q.sizes());
+  CHECK_INT32_SIZE(a.heads, "q's number of heads");
   TORCH_CHECK(v.size(h) == a.kv_heads, "v must have as many heads as k (", a.kv_heads, "), got ", v.size(h));
   TORCH_CHECK(a.kv_heads >= 1 && a.heads % a.kv_heads == 0,
               "Number of heads in key/value must divide number of heads in query: q has ", a.heads,
@@ -46,6 +47,9 @@ void check_cu_seqlens(const at::Tensor& host, const char* name, int64_t total, i
   TORCH_CHECK(p[0] == 0, name, "[0] must be 0, got ", p[0]);
   int64_t longest = 0;
   for (int64_t i = 1; i < n; ++i) {
+    // A negative entry is almost always a cumulative sum that wrapped around when cast to int32: say so.
+    TORCH_CHECK(p[i] >= 0, name, "[", i, "] = ", p[i], " is negative: the cumulative lengths must fit in int32 (did ",
+                "their sum overflow 2^31 - 1?)");
     TORCH_CHECK(p[i] >= p[i - 1], name, " must be non-decreasing, but ", name, "[", i, "] = ", p[i], " < ", name, "[",
                 i - 1, "] = ", p[i - 1]);
     longest = std::max<int64_t>(longest, p[i] - p[i - 1]);
@@ -64,6 +68,11 @@ void check_attention_options(AttentionArgs& a, std::optional<double> softmax_sca
   a.window_right = window_size[1];
   TORCH_CHECK(a.window_left >= -1 && a.window_right >= -1,
               "window_size entries must be >= 0, or -1 for unbounded, got ", window_size);
+  // A side of 2^31 - 1 or more covers every key of any sequence the executors accept (lengths < 2^31), so it is
+  // unbounded; normalizing it here keeps the executors' int32 window fields exact instead of wrapping.
+  constexpr int64_t kWindowUnbounded = std::numeric_limits<int32_t>::max();
+  if (a.window_left >= kWindowUnbounded) a.window_left = -1;
+  if (a.window_right >= kWindowUnbounded) a.window_right = -1;
   if (causal) a.window_right = 0;  // causal is the window (left, 0)
   a.scale = softmax_scale.has_value() ? *softmax_scale : 1.0 / std::sqrt(static_cast<double>(a.head_dim));
   TORCH_CHECK(std::isfinite(a.scale), "softmax_scale must be finite, got ", a.scale);
@@ -97,6 +106,9 @@ AttentionArgs check_flash_attention_args(const at::Tensor& q, const at::Tensor& 
   CHECK_SIZE(k, 0, a.batch);
   CHECK_SIZE(v, 0, a.batch);
   CHECK_SIZE(v, 1, a.seqlen_k);
+  CHECK_INT32_SIZE(a.batch, "q's batch size (dim 0)");
+  CHECK_INT32_SIZE(a.seqlen_q, "q's seqlen_q (dim 1)");
+  CHECK_INT32_SIZE(a.seqlen_k, "k's seqlen_k (dim 1)");
   check_qkv(a, q, k, v, 2);
   check_attention_options(a, softmax_scale, causal, window_size, softcap, alibi_slopes, return_lse);
   return a;
@@ -124,6 +136,10 @@ AttentionArgs check_flash_attention_varlen_args(const at::Tensor& q, const at::T
   TORCH_CHECK(cu_seqlens_q.numel() >= 2, "cu_seqlens_q must have batch + 1 >= 2 entries, got ", cu_seqlens_q.numel());
   TORCH_CHECK(cu_seqlens_k.numel() == cu_seqlens_q.numel(), "cu_seqlens_k must have as many entries as cu_seqlens_q (",
               cu_seqlens_q.numel(), "), got ", cu_seqlens_k.numel());
+  // cu_seqlens are int32, so they cannot index more tokens than this; checked first so an overflowed cumulative sum
+  // is reported as such rather than as a mismatch of the last entry.
+  CHECK_INT32_SIZE(q.size(0), "q's number of packed tokens (dim 0; cu_seqlens_q is int32)");
+  CHECK_INT32_SIZE(k.size(0), "k's number of packed tokens (dim 0; cu_seqlens_k is int32)");
   a.batch = cu_seqlens_q.numel() - 1;
   a.cu_seqlens_q = cu_seqlens_q.contiguous();
   a.cu_seqlens_k = cu_seqlens_k.contiguous();

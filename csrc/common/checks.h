@@ -2,6 +2,9 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <cstdint>
+#include <limits>
+
 #define CHECK_DIM(x, n) \
   TORCH_CHECK((x).dim() == (n), #x " must have " #n " dimensions, got ", (x).dim(), " (shape ", (x).sizes(), ")")
 
@@ -18,3 +21,9 @@
 
 #define CHECK_SIZE(x, d, n) \
   TORCH_CHECK((x).size(d) == (n), #x ".size(" #d ") must be ", (n), ", got ", (x).size(d), " (shape ", (x).sizes(), ")")
+
+// The kernels index tokens, heads and keys with int32 (as cu_seqlens, context_lens and block_tables do): a larger
+// size is an error here, never a silent wrap-around further down.
+#define CHECK_INT32_SIZE(value, what)                               \
+  TORCH_CHECK((value) <= std::numeric_limits<int32_t>::max(), what, \
+              " must be at most 2^31 - 1 (the kernels index it with int32), got ", (value))

@@ -1,5 +1,11 @@
 #include "common/paged_args.h"
 
+#include <ATen/MemoryOverlap.h>
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
 #include "common/checks.h"
 #include "common/visible_keys.h"
 
@@ -9,6 +15,36 @@ namespace {
 bool is_float_type(at::ScalarType t) { return t == at::kFloat || t == at::kHalf || t == at::kBFloat16; }
 
 at::Tensor host_int32(const at::Tensor& t) { return (t.device().is_cpu() ? t : t.cpu()).contiguous(); }
+
+// True when every element of t has memory of its own (no expanded or overlapping as_strided view), which a tensor
+// written in place needs. A sufficient test that also holds for non-dense strides: taking the dims of size > 1 by
+// increasing stride, each stride must exceed the farthest offset the smaller dims reach.
+bool elements_own_memory(const at::Tensor& t) {
+  std::vector<std::pair<int64_t, int64_t>> dims;  // (stride, size)
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (t.size(d) > 1) dims.emplace_back(t.stride(d), t.size(d));
+  std::sort(dims.begin(), dims.end());
+  int64_t reach = 0;
+  for (const auto& [stride, size] : dims) {
+    if (stride <= reach) return false;
+    reach += stride * (size - 1);
+  }
+  return true;
+}
+
+// Torch's in-place ops refuse the same aliasing: a written tensor whose elements share memory, or an input that
+// shares memory with a written tensor.
+void check_written_in_place(const at::Tensor& cache, const char* name) {
+  TORCH_CHECK(elements_own_memory(cache), name, " is written in place, so each of its elements needs memory of its ",
+              "own; got strides ", cache.strides(), " for shape ", cache.sizes(),
+              " (an expanded or overlapping view): pass a clone()");
+}
+
+void check_no_shared_memory(const at::Tensor& a, const char* a_name, const at::Tensor& b, const char* b_name) {
+  const at::MemOverlapStatus status = at::get_overlap_status(a, b);
+  TORCH_CHECK(status != at::MemOverlapStatus::Full && status != at::MemOverlapStatus::Partial, a_name, " and ", b_name,
+              " share memory, and ", b_name, " is written in place: pass separate tensors (or a clone())");
+}
 
 }  // namespace
 
@@ -43,6 +79,9 @@ PagedArgs check_paged_attention_args(const at::Tensor& q, const at::Tensor& key_
   CHECK_SIZE(value_cache, 1, p.block_size);
   CHECK_SIZE(value_cache, 2, a.kv_heads);
   TORCH_CHECK(p.block_size >= 1, "key_cache block_size (dim 1) must be >= 1, got ", p.block_size);
+  CHECK_INT32_SIZE(p.block_size, "key_cache block_size (dim 1)");
+  CHECK_INT32_SIZE(q.size(0), "q's number of tokens (dim 0; cu_seqlens_q is int32)");
+  CHECK_INT32_SIZE(a.heads, "q's number of heads");
   TORCH_CHECK(a.heads >= 1 && a.kv_heads >= 1 && a.heads % a.kv_heads == 0,
               "Number of heads in key/value must divide number of heads in query: q has ", a.heads,
               " heads, key_cache has ", a.kv_heads);
@@ -63,10 +102,12 @@ PagedArgs check_paged_attention_args(const at::Tensor& q, const at::Tensor& key_
   p.block_tables = block_tables.stride(1) == 1 ? block_tables : block_tables.contiguous();
   p.context_lens = host_int32(context_lens);
   if (cu_seqlens_q.has_value()) {
+    // The CHECK_* macros print the expression they were given, so an unwrapped optional gets its messages written out.
     const at::Tensor& cu = *cu_seqlens_q;
-    CHECK_DIM(cu, 1);
-    CHECK_DTYPE(cu, at::kInt);
-    CHECK_SAME_DEVICE(cu, q);
+    TORCH_CHECK(cu.dim() == 1, "cu_seqlens_q must have 1 dimension, got ", cu.dim(), " (shape ", cu.sizes(), ")");
+    TORCH_CHECK(cu.scalar_type() == at::kInt, "cu_seqlens_q must have dtype ", at::kInt, ", got ", cu.scalar_type());
+    TORCH_CHECK(cu.device() == q.device(), "cu_seqlens_q must be on the same device as q (", q.device(), "), got ",
+                cu.device());
     TORCH_CHECK(cu.numel() == num_seqs + 1, "cu_seqlens_q must have num_seqs + 1 = ", num_seqs + 1, " entries, got ",
                 cu.numel());
     p.cu_seqlens_q = host_int32(cu);
@@ -87,8 +128,9 @@ PagedArgs check_paged_attention_args(const at::Tensor& q, const at::Tensor& key_
     const int64_t q_len = cu[s + 1] - cu[s];
     TORCH_CHECK(q_len >= 0, "cu_seqlens_q must be non-decreasing, but cu_seqlens_q[", s + 1, "] < cu_seqlens_q[", s,
                 "]");
-    TORCH_CHECK(ctx[s] >= q_len, "context_lens[", s, "] = ", ctx[s], " must be >= the number of queries of sequence ",
-                s, " (", q_len, "): queries are the last positions of the context");
+    // More queries than keys is allowed (flash-attn computes it): the first queries then sit before position 0 and,
+    // under a causal mask, see no key.
+    TORCH_CHECK(ctx[s] >= 0, "context_lens[", s, "] = ", ctx[s], " must be >= 0");
     TORCH_CHECK(ctx[s] <= p.max_blocks_per_seq * p.block_size, "context_lens[", s, "] = ", ctx[s],
                 " exceeds block_tables capacity (", p.max_blocks_per_seq, " blocks of ", p.block_size, ")");
     if (q_len == 0) continue;
@@ -130,12 +172,29 @@ void check_reshape_and_cache_args(const at::Tensor& key, const at::Tensor& value
   CHECK_SIZE(value_cache, 3, value.size(2));
   TORCH_CHECK(key_cache.stride(3) == 1 && value_cache.stride(3) == 1,
               "key_cache and value_cache must have a contiguous last dimension (they are written in place)");
+  check_written_in_place(key_cache, "key_cache");
+  check_written_in_place(value_cache, "value_cache");
+  check_no_shared_memory(value_cache, "value_cache", key_cache, "key_cache");
+  for (const auto& [input, input_name] : {std::pair{&key, "key"}, std::pair{&value, "value"}}) {
+    check_no_shared_memory(*input, input_name, key_cache, "key_cache");
+    check_no_shared_memory(*input, input_name, value_cache, "value_cache");
+  }
   const int64_t slots = key_cache.size(0) * key_cache.size(1);
   const at::Tensor host = (slot_mapping.device().is_cpu() ? slot_mapping : slot_mapping.cpu()).to(at::kLong);
   const int64_t* slot = host.data_ptr<int64_t>();
+  std::vector<std::pair<int64_t, int64_t>> writes;  // (slot, token) of every non-padding token
+  writes.reserve(tokens);
   for (int64_t t = 0; t < tokens; ++t) {
     TORCH_CHECK(slot[t] < slots, "slot_mapping[", t, "] = ", slot[t], " is out of range: the caches hold ", slots,
                 " slots (", key_cache.size(0), " blocks of ", key_cache.size(1), "); negative slots mark padding");
+    if (slot[t] >= 0) writes.emplace_back(slot[t], t);
+  }
+  // Two tokens writing one slot would leave a winner that depends on the executor's scheduling (threads, simulated
+  // cores, NPU cores), so every executor rejects it here, before anything is written.
+  std::sort(writes.begin(), writes.end());
+  for (size_t i = 1; i < writes.size(); ++i) {
+    TORCH_CHECK(writes[i].first != writes[i - 1].first, "slot_mapping[", writes[i].second, "] = ", writes[i].first,
+                " repeats slot_mapping[", writes[i - 1].second, "]: each slot can be written by one token per call");
   }
 }
 

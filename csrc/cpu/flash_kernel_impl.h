@@ -20,12 +20,13 @@ constexpr int kPrefetchChunk = 16;
 
 // Per-thread scratch, in floats, every region 64-byte aligned.
 struct ScratchLayout {
-  int64_t mp;                   // queries rounded up to whole panels of NR
-  int64_t ldo;                  // head_dim_v rounded up to NR
-  int64_t v_panel_stride;       // floats per packed V panel
-  int64_t qt, kt, vp, st, o;    // Qᵀ panels, K tile, V panels, Sᵀ [block_k][mp], O [mp][ldo]
-  int64_t m, l, alpha, lo, hi;  // per query: running max, sum, rescale, visible keys [lo, hi) as floats
-  int64_t pos, slope;           // per query: absolute position and alibi slope
+  int64_t mp;                 // queries rounded up to whole panels of NR
+  int64_t ldo;                // head_dim_v rounded up to NR
+  int64_t v_panel_stride;     // floats per packed V panel
+  int64_t qt, kt, vp, st, o;  // Qᵀ panels, K tile, V panels, Sᵀ [block_k][mp], O [mp][ldo]
+  int64_t m, l, alpha;        // per query: running max, sum, rescale
+  int64_t lo, hi, pos;        // per query, int32 (floats are inexact past 2^24): visible keys [lo, hi), position
+  int64_t slope;              // per query: alibi slope
   int64_t total;
 };
 
@@ -70,7 +71,8 @@ inline void scale_row(float* o, int n, float a) {
 }
 
 // Key range [lo, hi) (tile-relative, clipped to [0, n)) seen by any of queries [q0, q1); empty when lo >= hi.
-inline void key_union(const float* lo, const float* hi, int q0, int q1, int64_t j0, int n, int* out_lo, int* out_hi) {
+inline void key_union(const int32_t* lo, const int32_t* hi, int q0, int q1, int64_t j0, int n, int* out_lo,
+                      int* out_hi) {
   int a = n, b = 0;
   for (int q = q0; q < q1; ++q) {
     const int qa = static_cast<int>(lo[q] - j0 > 0 ? lo[q] - j0 : 0);
@@ -86,23 +88,31 @@ inline void key_union(const float* lo, const float* hi, int q0, int q1, int64_t 
 
 // Online-softmax update of one panel of NR queries over Sᵀ rows [a, b) (keys j0 + a .. j0 + b). Scores that the
 // query cannot see become 0 in P; m, l and alpha of the panel's queries are updated.
-inline void softmax_panel(const FlashParams& p, float* st, int64_t ld, int a, int b, int64_t j0, const float* lo,
-                          const float* hi, const float* slope, const float* pos, float* m, float* l, float* alpha) {
+inline void softmax_panel(const FlashParams& p, float* st, int64_t ld, int a, int b, int64_t j0, const int32_t* lo,
+                          const int32_t* hi, const float* slope, const int32_t* pos, float* m, float* l, float* alpha) {
   const vf neg_inf = vsplat(-__builtin_inff());
   bool masked = false;
   for (int q = 0; q < NR; ++q) masked |= lo[q] > j0 + a || hi[q] < j0 + b;
   const float inv_cap = p.softcap > 0.f ? 1.0f / p.softcap : 0.f;
   const bool transformed = masked || p.softcap > 0.f || p.alibi != nullptr;
   for (int h = 0; h < NR; h += W) {
-    const vf vlo = vload(lo + h), vhi = vload(hi + h);
-    const vf vpos = vload(pos + h), vslope = p.alibi != nullptr ? vload(slope + h) : vf{};
+    vi vlo, vhi;
+    __builtin_memcpy(&vlo, lo + h, sizeof(vlo));
+    __builtin_memcpy(&vhi, hi + h, sizeof(vhi));
+    // Alibi distances are taken from the tile start (pos - j0, exact in int64), so they stay exact in float for every
+    // key within 2^24 of the query, where the bias is small enough to matter.
+    vf vrel{}, vslope{};
+    if (p.alibi != nullptr) {
+      for (int q = 0; q < W; ++q) vrel[q] = static_cast<float>(static_cast<int64_t>(pos[h + q]) - j0);
+      vslope = vload(slope + h);
+    }
     vf mx = neg_inf;
     for (int j = a; j < b; ++j) {
       float* row = st + j * ld + h;
       vf x = vload(row);
-      const float key = static_cast<float>(j0 + j);
+      const vi key = vi{} + static_cast<int32_t>(j0 + j);
       if (p.softcap > 0.f) x = vtanh(x * inv_cap) * p.softcap;
-      if (p.alibi != nullptr) x -= vabs(vpos - key) * vslope;
+      if (p.alibi != nullptr) x -= vabs(vrel - static_cast<float>(j)) * vslope;
       if (masked) x = (key >= vlo && key < vhi) ? x : neg_inf;
       if (transformed) vstore(row, x);
       mx = x > mx ? x : mx;
@@ -188,17 +198,14 @@ inline void softcap_row(float* s, int n, float cap) {
   for (; j < n; ++j) s[j] = vtanh(vsplat(s[j] * inv))[0] * cap;
 }
 
-// s[j] -= slope * |pos - (first_key + j)|
-inline void alibi_row(float* s, int n, float slope, float pos, int64_t first_key) {
+// s[j] -= slope * |rel - j|, rel = pos - (first key of s): exact in float for keys within 2^24 of the query.
+inline void alibi_row(float* s, int n, float slope, float rel) {
   vf iota;
   for (int i = 0; i < W; ++i) iota[i] = static_cast<float>(i);
   int j = 0;
-  for (; j + W <= n; j += W) {
-    const vf key = iota + static_cast<float>(first_key + j);
-    vstore(s + j, vload(s + j) - vabs(pos - key) * slope);
-  }
+  for (; j + W <= n; j += W) vstore(s + j, vload(s + j) - vabs(rel - (iota + static_cast<float>(j))) * slope);
   for (; j < n; ++j) {
-    const float d = pos - static_cast<float>(first_key + j);
+    const float d = rel - static_cast<float>(j);
     s[j] -= (d < 0.f ? -d : d) * slope;
   }
 }
@@ -234,10 +241,10 @@ inline float exp_sum_row(float* s, int n, float m) {
 
 // Online-softmax update of row r over its visible keys [a, b) of the tile; P = 0 elsewhere in [ulo, uhi).
 // Returns alpha, the factor the row's O must be rescaled by.
-inline float softmax_row(const FlashParams& p, float* s, int ulo, int uhi, int a, int b, int64_t j0, float pos,
+inline float softmax_row(const FlashParams& p, float* s, int ulo, int uhi, int a, int b, int64_t j0, int64_t pos,
                          float slope, float* m, float* l) {
   if (p.softcap > 0.f) softcap_row(s + a, b - a, p.softcap);
-  if (p.alibi != nullptr) alibi_row(s + a, b - a, slope, pos, j0 + a);
+  if (p.alibi != nullptr) alibi_row(s + a, b - a, slope, static_cast<float>(pos - (j0 + a)));
   const float m_tile = max_row(s + a, b - a);
   const float m_new = m_tile > *m ? m_tile : *m;
   const float alpha = *m == -__builtin_inff() ? 0.f : __builtin_expf(*m - m_new);
@@ -298,9 +305,9 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
   float* m = scratch + L.m;
   float* l = scratch + L.l;
   float* alpha = scratch + L.alpha;
-  float* lo = scratch + L.lo;
-  float* hi = scratch + L.hi;
-  float* pos = scratch + L.pos;
+  int32_t* lo = reinterpret_cast<int32_t*>(scratch + L.lo);
+  int32_t* hi = reinterpret_cast<int32_t*>(scratch + L.hi);
+  int32_t* pos = reinterpret_cast<int32_t*>(scratch + L.pos);
   float* slope = scratch + L.slope;
 
   // 1. Per query: visible keys, running statistics; then Qᵀ (scaled) once for the whole item.
@@ -313,9 +320,10 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
     a = a > item.key_begin ? a : item.key_begin;  // split-KV items see only their key range
     b = b < item.key_end ? b : item.key_end;
     if (b <= a) a = b = 0;
-    lo[r] = static_cast<float>(a);
-    hi[r] = static_cast<float>(b);
-    pos[r] = static_cast<float>(i + Sk - Sq);
+    // Every key index and position fits in int32: the argument checks bound the lengths by 2^31 - 1.
+    lo[r] = static_cast<int32_t>(a);
+    hi[r] = static_cast<int32_t>(b);
+    pos[r] = static_cast<int32_t>(i + Sk - Sq);
     if (p.alibi != nullptr) slope[r] = p.alibi[item.seq * p.alibi_seq_stride + h];
     m[r] = -__builtin_inff();
     l[r] = 0.f;
@@ -325,8 +333,8 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
   int64_t key_lo = Sk, key_hi = 0;
   for (int r = 0; r < M; ++r) {
     if (lo[r] < hi[r]) {
-      key_lo = lo[r] < key_lo ? static_cast<int64_t>(lo[r]) : key_lo;
-      key_hi = hi[r] > key_hi ? static_cast<int64_t>(hi[r]) : key_hi;
+      key_lo = lo[r] < key_lo ? lo[r] : key_lo;
+      key_hi = hi[r] > key_hi ? hi[r] : key_hi;
     }
   }
   // The first K/V tile loads while Qᵀ is packed; later tiles are prefetched during the previous tile's work.

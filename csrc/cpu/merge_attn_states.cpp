@@ -7,6 +7,12 @@
 #include "cpu/attention_runner.h"
 
 namespace ascend_attn::cpu {
+namespace {
+
+// flash-attn 2 and vLLM mark a side that saw no key with lse +inf, this library with -inf: both mean "empty".
+float empty_side(float lse) { return lse == INFINITY ? -INFINITY : lse; }
+
+}  // namespace
 
 std::tuple<at::Tensor, at::Tensor> merge_attn_states_cpu(const at::Tensor& out_a,  // [tokens, heads, head_dim]
                                                          const at::Tensor& lse_a,  // fp32 [heads, tokens]
@@ -24,7 +30,8 @@ std::tuple<at::Tensor, at::Tensor> merge_attn_states_cpu(const at::Tensor& out_a
       for (int64_t i = begin; i < end; ++i) {
         const int64_t t = i / heads, h = i % heads;
         const float* outs[2] = {oa.data_ptr<float>() + i * dim, ob.data_ptr<float>() + i * dim};
-        const float lses[2] = {la.data_ptr<float>()[h * tokens + t], lb.data_ptr<float>()[h * tokens + t]};
+        const float lses[2] = {empty_side(la.data_ptr<float>()[h * tokens + t]),
+                               empty_side(lb.data_ptr<float>()[h * tokens + t])};
         merge_partials(2, outs, lses, dim, out.data_ptr<scalar_t>() + i * dim, lse.data_ptr<float>() + h * tokens + t);
       }
     });

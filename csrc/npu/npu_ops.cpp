@@ -3,6 +3,9 @@
 // length, so cu_seqlens / context_lens are read on the host: one small device-to-host copy per call.
 #include <torch/library.h>
 
+#include <cmath>
+
+#include "../common/checks.h"
 #include "../common/flash_attention_launch.h"
 #include "../common/paged_attention_launch.h"
 #include "npu_device.h"
@@ -47,6 +50,9 @@ std::tuple<at::Tensor, at::Tensor> flash_attention_npu(
   check_npu_dtype(q, "q");
   const AttentionArgs a =
       check_flash_attention_args(q, k, v, softmax_scale, causal, window_size, softcap, alibi_slopes, return_lse);
+  // The packed views are indexed by int32 cu_seqlens: their token counts must fit.
+  CHECK_INT32_SIZE(a.batch * a.seqlen_q, "batch * seqlen_q (BSND runs as packed varlen on NPU)");
+  CHECK_INT32_SIZE(a.batch * a.seqlen_k, "batch * seqlen_k (BSND runs as packed varlen on NPU)");
   const auto ints = q.options().dtype(at::kInt);
   const at::Tensor cu_q = at::arange(a.batch + 1, ints) * a.seqlen_q;
   const at::Tensor cu_k = at::arange(a.batch + 1, ints) * a.seqlen_k;
@@ -95,9 +101,12 @@ std::tuple<at::Tensor, at::Tensor> merge_attn_states_npu(const at::Tensor& out_a
                                                          const at::Tensor& lse_b)  // fp32 [heads, tokens]
 {
   check_merge_attn_states_args(out_a, lse_a, out_b, lse_b);
-  const at::Tensor m = at::maximum(lse_a, lse_b);
+  // flash-attn 2 and vLLM mark a side that saw no key with lse +inf, this library with -inf: both mean "empty".
+  auto empty_side = [](const at::Tensor& lse) { return at::where(at::isposinf(lse), -INFINITY, lse); };
+  const at::Tensor lse_a_ = empty_side(lse_a), lse_b_ = empty_side(lse_b);
+  const at::Tensor m = at::maximum(lse_a_, lse_b_);
   const at::Tensor shift = at::where(at::isinf(m), at::zeros_like(m), m);  // both -inf: weights stay 0
-  const at::Tensor wa = at::exp(lse_a - shift), wb = at::exp(lse_b - shift);
+  const at::Tensor wa = at::exp(lse_a_ - shift), wb = at::exp(lse_b_ - shift);
   const at::Tensor total = wa + wb;
   const at::Tensor lse = at::where(total > 0, at::log(total) + shift, m);
   const at::Tensor denom = at::where(total > 0, total, at::ones_like(total));

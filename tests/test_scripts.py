@@ -1,0 +1,78 @@
+"""scripts/build.sh and scripts/bench_npu.py fail with one clear line, never a shell or Python traceback.
+
+build.sh is run on copies in a temporary tree with stand-in pythons, so no test ever starts a build.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fake_python(path: Path) -> Path:
+    """An executable that, like a python without torch, fails `-c "import torch"`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\nexit 1\n")
+    path.chmod(0o755)
+    return path
+
+
+def build_sh(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Runs a copy of scripts/build.sh whose project root is tmp_path."""
+    script = tmp_path / "scripts" / "build.sh"
+    script.parent.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "scripts" / "build.sh", script)
+    return subprocess.run(["bash", str(script), *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [(["--soc"], "--soc"), (["--python"], "--python"), (["--python", "--cpu"], "--python"), (["--soc", ""], "--soc")],
+    ids=["soc", "python", "python-then-option", "soc-empty"],
+)
+def test_option_without_value(tmp_path, args, option):
+    r = build_sh(tmp_path, *args)
+    assert r.returncode == 2
+    assert r.stderr == f"build.sh: {option} needs a value (see the header of scripts/build.sh)\n"
+
+
+def test_unknown_option(tmp_path):
+    r = build_sh(tmp_path, "--gpu")
+    assert r.returncode == 2 and r.stderr.startswith("build.sh: unknown option --gpu")
+
+
+def test_cpu_uses_the_project_venv_and_names_it(tmp_path):
+    venv_python = fake_python(tmp_path / ".venv" / "bin" / "python")
+    r = build_sh(tmp_path, "--cpu")
+    assert r.returncode == 1
+    assert f"torch cannot be imported by {venv_python}" in r.stderr and "torch_npu" not in r.stderr
+    assert r.stderr.count("\n") == 1
+
+
+def test_without_a_venv_names_python3(tmp_path):
+    fake_python(tmp_path / "bin" / "python3")
+    r = build_sh(tmp_path, "--cpu", env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"})
+    assert r.returncode == 1 and "torch cannot be imported by python3: create the project's environment" in r.stderr
+
+
+def test_explicit_python_is_named(tmp_path):
+    other = fake_python(tmp_path / "envs" / "py")
+    r = build_sh(tmp_path, "--python", str(other))
+    assert r.returncode == 1 and f"torch cannot be imported by {other}: pip install torch==2.13.0" in r.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch_npu") is not None, reason="torch_npu is installed here")
+def test_bench_npu_without_torch_npu_is_one_line():
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_npu.py")], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 1
+    assert r.stderr.startswith("bench_npu.py: torch_npu cannot be imported") and r.stderr.count("\n") == 1
+    assert "Traceback" not in r.stderr
