@@ -192,3 +192,10 @@ def test_paged_matmul_tilings_meet_the_documented_constraints(block_size, d):
     p = paged_plan([1000], block_size=block_size, d=d)
     check_cube_tiling(p["mm1"], 64, block_size, d)  # one page per GEMM
     check_cube_tiling(p["mm2"], 64, d, block_size)
+
+
+@pytest.mark.parametrize("field", ["heads", "kv_heads", "d", "dv", "cores"])
+def test_plan_sizes_past_int32_are_named(field):
+    """The plan bindings hold sizes in 32 bits: 2^32 + 4 must not wrap into 4."""
+    with pytest.raises(ValueError, match="must be in \\[0, 2\\^31 - 1\\], got 4294967300"):
+        plan([10], [10], **{field: 2**32 + 4})

@@ -1,6 +1,7 @@
 #include "paged_attention_launch.h"
 
 #include "../tiling/paged_attention_tiling.h"
+#include "checks.h"
 
 namespace ascend_attn {
 
@@ -14,7 +15,10 @@ KernelLaunch paged_attention_launch(const PagedArgs& p, const KernelDevice& devi
               "key_cache and value_cache must be contiguous for the Ascend C paged_attention kernel");
   const at::Tensor q = a.q.contiguous(), tables = p.block_tables.contiguous();
 
-  // 2. Tiling, from host copies of the lengths (check_paged_attention_args made them).
+  // 2. Tiling, from host copies of the lengths (check_paged_attention_args made them). The shared check bounds the
+  //    sizes the CPU path needs; the kernel's tiling holds the cache's in 32 bits too.
+  CHECK_INT32_SIZE(p.num_blocks, "key_cache: num_blocks");
+  CHECK_INT32_SIZE(p.max_blocks_per_seq, "block_tables: blocks per sequence");
   PagedAttentionProblem pr;
   pr.dtype = q.scalar_type() == at::kBFloat16 ? kPagedBf16 : kPagedFp16;
   pr.num_seqs = uint32_t(a.batch), pr.num_heads = uint32_t(a.heads), pr.num_kv_heads = uint32_t(a.kv_heads);
@@ -72,6 +76,13 @@ KernelLaunch reshape_and_cache_launch(const at::Tensor& key, const at::Tensor& v
   TORCH_CHECK(key_cache.is_contiguous() && value_cache.is_contiguous(),
               "key_cache and value_cache must be contiguous for the Ascend C reshape_and_cache kernel");
   const at::Tensor k = key.contiguous(), v = value.contiguous(), slots = slot_mapping.contiguous();
+  // The kernel's tiling is 32-bit: a size past int32 must not wrap into a small one.
+  CHECK_INT32_SIZE(k.size(0), "key: num_tokens");
+  CHECK_INT32_SIZE(k.size(1), "key: kv_heads");
+  CHECK_INT32_SIZE(k.size(2), "key: head_dim");
+  CHECK_INT32_SIZE(v.size(2), "value: head_dim_v");
+  CHECK_INT32_SIZE(key_cache.size(0), "key_cache: num_blocks");
+  CHECK_INT32_SIZE(key_cache.size(1), "key_cache: block_size");
   const ReshapeAndCachePlan plan = plan_or_error([&] {
     return plan_reshape_and_cache(uint32_t(k.size(0)), uint32_t(k.size(1)), uint32_t(k.size(2)), uint32_t(v.size(2)),
                                   uint32_t(key_cache.size(0)), uint32_t(key_cache.size(1)), uint32_t(k.element_size()),

@@ -2,6 +2,8 @@
 // through ascend_attn.sim (not through the dispatcher: the simulator is a verification executor).
 #include <torch/extension.h>
 
+#include <algorithm>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <vector>
@@ -98,6 +100,14 @@ py::dict cube_tiling_dict(const TCubeTiling& t) {
   return d;
 }
 
+// A size argument of the tiling bindings, which hold it in 32 bits.
+uint32_t u32(int64_t value, const char* what) {
+  if (value < 0 || value > std::numeric_limits<int32_t>::max()) {
+    throw std::invalid_argument(std::string(what) + " must be in [0, 2^31 - 1], got " + std::to_string(value));
+  }
+  return uint32_t(value);
+}
+
 ascend_attn::KernelDevice sim_device(int64_t num_cores) {
   TORCH_CHECK(num_cores >= 1, "num_cores must be >= 1, got ", num_cores);
   TORCH_CHECK(num_cores <= 64, "num_cores must be in [1, 64], got ", num_cores);  // the kernels' tiling limit
@@ -192,16 +202,20 @@ py::dict reshape_and_cache(const at::Tensor& key, const at::Tensor& value, at::T
 py::dict flash_attention_plan(int64_t dtype, int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t head_dim_v,
                               std::vector<int32_t> cu_seqlens_q, std::vector<int32_t> cu_seqlens_k, int64_t window_left,
                               int64_t window_right, double softcap, int64_t num_cores) {
+  if (cu_seqlens_q.empty() || cu_seqlens_q.size() != cu_seqlens_k.size()) {
+    throw std::invalid_argument("cu_seqlens_q and cu_seqlens_k must have batch + 1 entries each");
+  }
   ascend_attn::FlashAttentionProblem p;
-  p.dtype = uint32_t(dtype);
+  p.dtype = u32(dtype, "dtype");
   p.batch = uint32_t(cu_seqlens_q.size() - 1);
-  p.num_heads = uint32_t(heads), p.num_kv_heads = uint32_t(kv_heads);
-  p.head_dim = uint32_t(head_dim), p.head_dim_v = uint32_t(head_dim_v);
-  p.window_left = int32_t(window_left), p.window_right = int32_t(window_right);
+  p.num_heads = u32(heads, "heads"), p.num_kv_heads = u32(kv_heads, "kv_heads");
+  p.head_dim = u32(head_dim, "head_dim"), p.head_dim_v = u32(head_dim_v, "head_dim_v");
+  p.window_left = int32_t(std::clamp<int64_t>(window_left, -1, std::numeric_limits<int32_t>::max())),
+  p.window_right = int32_t(std::clamp<int64_t>(window_right, -1, std::numeric_limits<int32_t>::max()));
   p.softcap = float(softcap);
   p.cu_seqlens_q = cu_seqlens_q.data(), p.cu_seqlens_k = cu_seqlens_k.data();
   const ascend_attn::FlashAttentionPlan plan =
-      ascend_attn::plan_flash_attention(p, uint32_t(num_cores), ascend_sim::kSimSysWorkspaceBytes);
+      ascend_attn::plan_flash_attention(p, u32(num_cores, "num_cores"), ascend_sim::kSimSysWorkspaceBytes);
   const FlashAttentionTiling& t = plan.tiling;
   py::dict d;
   d["block_dim"] = plan.block_dim;
@@ -222,16 +236,20 @@ py::dict paged_attention_plan(int64_t heads, int64_t kv_heads, int64_t head_dim,
                               int64_t block_size, int64_t max_blocks_per_seq, std::vector<int32_t> context_lens,
                               std::vector<int32_t> cu_seqlens_q, int64_t window_left, int64_t window_right,
                               int64_t num_cores) {
+  if (cu_seqlens_q.size() != context_lens.size() + 1) {
+    throw std::invalid_argument("cu_seqlens_q must have num_seqs + 1 entries");
+  }
   ascend_attn::PagedAttentionProblem p;
   p.num_seqs = uint32_t(context_lens.size());
-  p.num_heads = uint32_t(heads), p.num_kv_heads = uint32_t(kv_heads);
-  p.head_dim = uint32_t(head_dim), p.head_dim_v = uint32_t(head_dim_v);
-  p.num_blocks = uint32_t(num_blocks), p.block_size = uint32_t(block_size);
-  p.max_blocks_per_seq = uint32_t(max_blocks_per_seq);
-  p.window_left = int32_t(window_left), p.window_right = int32_t(window_right);
+  p.num_heads = u32(heads, "heads"), p.num_kv_heads = u32(kv_heads, "kv_heads");
+  p.head_dim = u32(head_dim, "head_dim"), p.head_dim_v = u32(head_dim_v, "head_dim_v");
+  p.num_blocks = u32(num_blocks, "num_blocks"), p.block_size = u32(block_size, "block_size");
+  p.max_blocks_per_seq = u32(max_blocks_per_seq, "max_blocks_per_seq");
+  p.window_left = int32_t(std::clamp<int64_t>(window_left, -1, std::numeric_limits<int32_t>::max())),
+  p.window_right = int32_t(std::clamp<int64_t>(window_right, -1, std::numeric_limits<int32_t>::max()));
   p.context_lens = context_lens.data(), p.cu_seqlens_q = cu_seqlens_q.data();
   const ascend_attn::PagedAttentionPlan plan =
-      ascend_attn::plan_paged_attention(p, uint32_t(num_cores), ascend_sim::kSimSysWorkspaceBytes);
+      ascend_attn::plan_paged_attention(p, u32(num_cores, "num_cores"), ascend_sim::kSimSysWorkspaceBytes);
   const PagedAttentionTiling& t = plan.tiling;
   py::dict d;
   d["block_dim"] = plan.block_dim;
