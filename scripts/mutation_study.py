@@ -1,12 +1,20 @@
 """Mutation study of the Ascend C simulator: plants one realistic bug at a time in the real kernels (op_kernel/),
 rebuilds the simulator with it and runs small flash_attention / paged_attention / reshape_and_cache cases, free-running
-and under seeded interleavings, then reports which rule caught each bug and whether every run caught it the same way.
+and under seeded interleavings, then reports which rule caught each bug, in which runs, and whether the runs the
+simulator let pass still produced the unmutated kernels' output. Prints a Markdown table.
 
     python scripts/mutation_study.py [--only ID ...] [--seeds 1 2] [--work DIR]
 
 The checkout is never modified: mutants are built in a copy of csrc/ and op_kernel/ under --work (default
 build/mutation_study), one simulator extension shared by all mutants so that ninja rebuilds only the translation
-units a mutation touches (about 1-3 minutes each on 2 cores). Prints a Markdown table.
+units a mutation touches (one to a few minutes each on 2 busy cores). Before any build every mutation is checked
+against the sources (each text to replace must occur exactly once), and the unmutated kernels run first: they must
+pass every case, and their outputs are the reference the mutants' outputs are compared with (the simulator is
+deterministic).
+
+A mutant counts as caught when some case raised in all its runs: a bug shows only on the inputs that reach it (S6
+needs a row block with no visible key after one that stored its lse). A case whose runs disagree is reported as
+mixed: the simulator promises verdicts that do not depend on the interleaving.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,6 +38,12 @@ PAGED = "op_kernel/paged_attention/paged_attention_kernel.h"
 COMBINE = "op_kernel/paged_attention/paged_combine.h"
 RESHAPE = "op_kernel/reshape_and_cache/reshape_and_cache.cpp"
 
+# The cases of WORKER. flash: varlen, GQA, causal, one sequence with more queries than keys, so that some row blocks
+# see no key at all (their AIV runs no KV tile). paged: decode with flash-decoding splits and their combine.
+# paged_prefill: multi-token queries over a split context, where the later split of the first tokens is fully masked.
+# paged_nosplit: no split (out and lse written directly) and two pages per KV tile (several requests per tile).
+PAGED_CASES = ["paged", "paged_prefill", "paged_nosplit"]
+ATTENTION_CASES = ["flash", *PAGED_CASES]
 
 # The argument line of flash_attention's StoreO copy-out, as clang-format lays it out.
 STORE_O_PARAMS = (
@@ -38,7 +53,7 @@ STORE_O_PARAMS = (
 
 
 def flags(event: str, var: str) -> str:
-    """The SetFlag/WaitFlag pair of the kernels' hand-ordered TBuf copies, as it appears in their source."""
+    """The SetFlag/WaitFlag pair of the kernels' hand-ordered copies, as it appears in their source."""
     return (
         f"    AscendC::SetFlag<AscendC::HardEvent::{event}>({var});\n"
         f"    AscendC::WaitFlag<AscendC::HardEvent::{event}>({var});\n"
@@ -50,15 +65,16 @@ class Mutant:
     id: str
     what: str
     file: str
-    edits: list[tuple[str, str]]  # (old, new), each old occurring exactly once
-    cases: list[str]  # flash, paged, reshape
-    sync: bool = True  # a synchronisation bug (the rest break other rules)
+    edits: list[tuple[str, str]]  # (old, new), applied in order, each old occurring exactly once when applied
+    cases: list[str]
+    sync: bool = True  # a synchronisation bug (the rest break other rules, or only the arithmetic)
 
 
 MUTANTS = [
     Mutant(
         "S1",
-        "no MTE3->S wait before the cube reads P",
+        "no MTE3->S wait at the end of Tile: the cube reads P, and S(j + 2) overwrites the S slot, before the "
+        "softmax's copies are known done",
         SOFTMAX,
         [
             (
@@ -66,19 +82,19 @@ MUTANTS = [
                 "    (void)mte3_s;",
             )
         ],
-        ["flash", "paged"],
+        ATTENTION_CASES,
     ),  # fmt: skip
     Mutant(
         "S2",
-        "S tile used without DeQue (VECIN EnQue/DeQue removed)",
+        "S chunk used without DeQue (VECIN EnQue/DeQue removed)",
         SOFTMAX,
         [
             (
-                "    in_que_.EnQue(s);\n    s = in_que_.DeQue<float>();\n    AscendC::LocalTensor<T> p",
-                "    AscendC::LocalTensor<T> p",
+                "    in_que_.EnQue(s);\n    s = in_que_.DeQue<float>();\n    AscendC::Muls(s, s, shape_.scale",
+                "    AscendC::Muls(s, s, shape_.scale",
             )
         ],
-        ["flash"],
+        ATTENTION_CASES,
     ),  # fmt: skip
     Mutant(
         "S3",
@@ -86,25 +102,24 @@ MUTANTS = [
         SOFTMAX,
         [
             (
-                "    out_que_.EnQue(p);\n    p = out_que_.DeQue<T>();\n    const uint16_t gap",
-                "    const uint16_t gap",
+                "    out_que_.EnQue(p);\n    p = out_que_.DeQue<T>();\n    AscendC::DataCopy(slots_[slot].p",
+                "    AscendC::DataCopy(slots_[slot].p",
             )
         ],
-        ["flash"],
+        ATTENTION_CASES,
     ),  # fmt: skip
     Mutant(
         "S4",
-        "S tile freed before the softmax reads it (use after free)",
+        "S chunk freed before the softmax reads it (use after free)",
         SOFTMAX,
         [
             (
-                "    s = in_que_.DeQue<float>();\n    AscendC::LocalTensor<T> p = out_que_.AllocTensor<T>();",
-                "    s = in_que_.DeQue<float>();\n    in_que_.FreeTensor(s);\n"
-                "    AscendC::LocalTensor<T> p = out_que_.AllocTensor<T>();",
+                "    s = in_que_.DeQue<float>();\n    AscendC::Muls",
+                "    s = in_que_.DeQue<float>();\n    in_que_.FreeTensor(s);\n    AscendC::Muls",
             ),
             ("    in_que_.FreeTensor(s);\n    out_que_.EnQue(p);", "    out_que_.EnQue(p);"),
         ],
-        ["flash"],
+        ATTENTION_CASES,
     ),  # fmt: skip
     Mutant(
         "S5",
@@ -116,7 +131,7 @@ MUTANTS = [
                 "    (void)v_mte3;\n    // One 4-byte",
             )
         ],
-        ["flash", "paged"],
+        ATTENTION_CASES,
     ),  # fmt: skip
     Mutant(
         "S6",
@@ -128,7 +143,7 @@ MUTANTS = [
                 "    (void)mte3_v;\n  }\n\n  // fp32 rows",
             )
         ],
-        ["flash", "paged"],
+        ATTENTION_CASES,
     ),  # fmt: skip
     Mutant(
         "S7",
@@ -140,7 +155,7 @@ MUTANTS = [
                 "",
             )
         ],
-        ["flash"],
+        ATTENTION_CASES,
     ),  # fmt: skip
     Mutant(
         "S8",
@@ -152,7 +167,7 @@ MUTANTS = [
                 "const AscendC::TEventID mte3_s = 0;",
             )
         ],
-        ["flash"],
+        ATTENTION_CASES,
     ),  # fmt: skip
     Mutant(
         "S9",
@@ -164,7 +179,7 @@ MUTANTS = [
                 "      in_que_.FreeTensor(o_tmp);\n      AscendC::Add(o, o, o_tmp, int32_t(n * dv));",
             )
         ],
-        ["flash"],
+        ATTENTION_CASES,
     ),  # fmt: skip
     Mutant(
         "S10",
@@ -176,7 +191,7 @@ MUTANTS = [
                 "    return y;",
             )
         ],
-        ["flash"],
+        ATTENTION_CASES,
     ),  # fmt: skip
     Mutant(
         "S11",
@@ -188,17 +203,43 @@ MUTANTS = [
                 "const int32_t n = int32_t(rows * kStatLanes);",
             )
         ],
-        ["flash"],
+        ATTENTION_CASES,
+        sync=False,
+    ),  # fmt: skip
+    Mutant(
+        "S12",
+        "PipeBarrier<PIPE_MTE3> in place of the MTE3->S wait at the end of Tile (a barrier orders one pipe only)",
+        SOFTMAX,
+        [
+            (
+                "    const AscendC::TEventID mte3_s = GetTPipePtr()->FetchEventID(AscendC::HardEvent::MTE3_S);\n"
+                + flags("MTE3_S", "mte3_s"),
+                "    AscendC::PipeBarrier<PIPE_MTE3>();\n",
+            )
+        ],
+        ATTENTION_CASES,
+    ),  # fmt: skip
+    Mutant(
+        "S13",
+        "O rescaled with the other slot's alpha (the next tile's, which its softmax already wrote)",
+        SOFTMAX,
+        [
+            (
+                "RowsOp<RowOp::kMul>(o, alpha_[slot][r0 * kStatLanes], n, dv);",
+                "RowsOp<RowOp::kMul>(o, alpha_[1 - slot][r0 * kStatLanes], n, dv);",
+            )
+        ],
+        ATTENTION_CASES,
         sync=False,
     ),  # fmt: skip
     Mutant(
         "F1",
-        "S = Q K^T issued asynchronously and never waited",
+        "S = Q K^T issued asynchronously without waitIterateAll = true (its WaitIterateAll has nothing to wait for)",
         FLASH,
         [
             (
-                "    mm_qk.IterateAll(ws_s_);",
-                "    mm_qk.template IterateAll<false>(ws_s_);",
+                "    mm_qk.template IterateAll<false>(softmax_.Slot(j % 2).s, 0, false, true);",
+                "    mm_qk.template IterateAll<false>(softmax_.Slot(j % 2).s);",
             )
         ],
         ["flash"],
@@ -221,8 +262,8 @@ MUTANTS = [
         FLASH,
         [
             (
-                "    mm_qk.IterateAll(ws_s_);\n    mm_qk.End();",
-                "    mm_qk.IterateAll(ws_s_);",
+                "    mm.WaitIterateAll();\n    mm.End();\n",
+                "    mm.WaitIterateAll();\n",
             )
         ],
         ["flash"],
@@ -261,6 +302,54 @@ MUTANTS = [
         sync=False,
     ),  # fmt: skip
     Mutant(
+        "F6",
+        "O_tmp of the wrong slot parity accumulated (the slot P V(j) is still writing)",
+        FLASH,
+        [
+            (
+                "if (j > 0) softmax_.AccumulatePV((j - 1) % 2, b.rows);",
+                "if (j > 0) softmax_.AccumulatePV(j % 2, b.rows);",
+            )
+        ],
+        ["flash"],
+    ),  # fmt: skip
+    Mutant(
+        "F7",
+        "WaitIterateAll dropped before End (End taken for the wait)",
+        FLASH,
+        [
+            (
+                "    mm.WaitIterateAll();\n    mm.End();\n",
+                "    mm.End();\n",
+            )
+        ],
+        ["flash"],
+    ),  # fmt: skip
+    Mutant(
+        "F8",
+        "P V issued without waiting for S(j + 1) (its WaitCube dropped)",
+        FLASH,
+        [
+            (
+                "      if (j + 1 < tiles) WaitCube(mm_qk);  // S(j + 1), computed during that softmax\n",
+                "",
+            )
+        ],
+        ["flash"],
+    ),  # fmt: skip
+    Mutant(
+        "F9",
+        "P V waited only when another tile follows: the last tile's O_tmp is rescaled in before the cube is done",
+        FLASH,
+        [
+            (
+                "      WaitCube(mm_pv);\n      if (j + 2 < tiles) IssueScores(b, j + 2);",
+                "      if (j + 1 < tiles) WaitCube(mm_pv);\n      if (j + 2 < tiles) IssueScores(b, j + 2);",
+            )
+        ],
+        ["flash"],
+    ),  # fmt: skip
+    Mutant(
         "P1",
         "partial O copied out with no V->MTE3 wait (TBuf)",
         PAGED,
@@ -270,7 +359,7 @@ MUTANTS = [
                 "    (void)v_mte3;\n    for (uint32_t r = r0;",
             )
         ],
-        ["paged"],
+        PAGED_CASES,
     ),  # fmt: skip
     Mutant(
         "P2",
@@ -282,7 +371,7 @@ MUTANTS = [
                 "    (void)mte3_v;\n  }\n\n  // Partial lse",
             )
         ],
-        ["paged"],
+        PAGED_CASES,
     ),  # fmt: skip
     Mutant(
         "P3",
@@ -294,7 +383,7 @@ MUTANTS = [
                 "",
             )
         ],
-        ["paged"],
+        PAGED_CASES,
     ),  # fmt: skip
     Mutant(
         "P4",
@@ -306,7 +395,7 @@ MUTANTS = [
                 "    uint32_t item = t_->worker_item_begin[worker];\n    if (item >= end) return;\n",
             )
         ],
-        ["paged"],
+        PAGED_CASES,
     ),  # fmt: skip
     Mutant(
         "P5",
@@ -314,11 +403,47 @@ MUTANTS = [
         PAGED,
         [
             (
-                "    mm_qk.End();\n  }\n\n  // O_tmp[rows, dv]",
-                "  }\n\n  // O_tmp[rows, dv]",
+                "    pending = false;\n    mm.End();\n",
+                "    pending = false;\n",
             )
         ],
-        ["paged"],
+        PAGED_CASES,
+    ),  # fmt: skip
+    Mutant(
+        "P6",
+        "S(j + 2) issued into the slot of S(j + 1) (wrong slot parity)",
+        PAGED,
+        [
+            (
+                "if (j + 2 < tiles) IssueScores(it, k0 + 2 * bc, j % 2);",
+                "if (j + 2 < tiles) IssueScores(it, k0 + 2 * bc, (j + 1) % 2);",
+            )
+        ],
+        PAGED_CASES,
+    ),  # fmt: skip
+    Mutant(
+        "P7",
+        "a page's request sent without waiting for the previous request of its Matmul object",
+        PAGED,
+        [
+            (
+                "    if (pending) mm.WaitIterateAll();\n    mm.template IterateAll<false>",
+                "    mm.template IterateAll<false>",
+            )
+        ],
+        PAGED_CASES,
+    ),  # fmt: skip
+    Mutant(
+        "P8",
+        "both slot sets at one workspace address (the second set's offset forgotten)",
+        PAGED,
+        [
+            (
+                "Slots(aiv), Slots(aiv + t_->ws_slot_bytes));",
+                "Slots(aiv), Slots(aiv));",
+            )
+        ],
+        PAGED_CASES,
     ),  # fmt: skip
     Mutant(
         "C1",
@@ -333,7 +458,7 @@ MUTANTS = [
                 "      l.SetValue(0, total);\n    }",
             )
         ],
-        ["paged"],
+        PAGED_CASES,
     ),  # fmt: skip
     Mutant(
         "C2",
@@ -345,7 +470,7 @@ MUTANTS = [
                 "",
             )
         ],
-        ["paged"],
+        PAGED_CASES,
     ),  # fmt: skip
     Mutant(
         "C3",
@@ -357,7 +482,7 @@ MUTANTS = [
                 "    lse_at_ = 0;",
             )
         ],
-        ["paged"],
+        PAGED_CASES,
     ),  # fmt: skip
     Mutant(
         "C4",
@@ -369,7 +494,7 @@ MUTANTS = [
                 "",
             )
         ],
-        ["paged"],
+        PAGED_CASES,
     ),  # fmt: skip
     Mutant(
         "R1",
@@ -398,49 +523,93 @@ MUTANTS = [
     Mutant("R3", "FreeTensor forgotten", RESHAPE, [("    que_.FreeTensor(row);\n", "")], ["reshape"]),
 ]
 
+# Builds the simulator from the tree it is given and runs the named cases once free-running and once per seed. Each
+# case draws its inputs from its own generator, so every run of a case sees the same inputs whatever ran before it.
+# With a reference file the outputs are compared with it; without one the first run's outputs are saved as it.
 WORKER = r"""
-import json, sys, torch
+import glob, json, os, sys, torch
 from torch.utils.cpp_extension import load
-root, build, cases, seeds = sys.argv[1], sys.argv[2], sys.argv[3].split(","), json.loads(sys.argv[4])
-import glob, os
-sources = sorted(glob.glob(f"{root}/csrc/sim/*.cpp")) + sorted(glob.glob(f"{root}/csrc/tiling/*.cpp"))
-sources += [f"{root}/csrc/common/{f}" for f in ("attention_args.cpp", "paged_args.cpp", "flash_attention_launch.cpp",
-                                               "paged_attention_launch.cpp")]
+root, build, cases, ref_path = sys.argv[1], sys.argv[2], sys.argv[3].split(","), sys.argv[5]
+seeds = json.loads(sys.argv[4])
+sources = [f for sub in ("sim", "tiling", "common") for f in sorted(glob.glob(f"{root}/csrc/{sub}/*.cpp"))]
 includes = [f"{root}/csrc", f"{root}/csrc/sim"]
 sim = load(name="_sim", sources=sources, build_directory=build, extra_include_paths=includes,
            extra_cflags=["-O1", "-std=c++17"], verbose=False)
-torch.manual_seed(0)
 
-def flash(seed):
-    q = torch.randn(220, 4, 64).half(); k = torch.randn(450, 2, 64).half(); v = torch.randn(450, 2, 64).half()
-    cu_q = torch.tensor([0, 150, 220], dtype=torch.int32); cu_k = torch.tensor([0, 150, 450], dtype=torch.int32)
-    sim.flash_attention_varlen(q, k, v, cu_q, cu_k, 150, 300, None, True, [-1, -1], 0.0, True, 3, False, seed)
+def flash(g, seed):
+    cu_q = torch.tensor([0, 150, 220, 420], dtype=torch.int32)  # the last sequence: 200 queries over 60 keys
+    cu_k = torch.tensor([0, 150, 450, 510], dtype=torch.int32)
+    q = torch.randn(420, 4, 64, generator=g).half()
+    k, v = torch.randn(510, 2, 64, generator=g).half(), torch.randn(510, 2, 64, generator=g).half()
+    out, lse, _ = sim.flash_attention_varlen(q, k, v, cu_q, cu_k, 200, 300, None, True, [-1, -1], 0.0, True, 3,
+                                             False, seed, None)
+    return [out, lse]
 
-def paged(seed):
-    lens, bs = [2500, 40, 7], 128
+def paged_call(g, seed, lens, q_lens, heads, kv_heads, bs, cores):
     blocks = [-(-n // bs) for n in lens]
-    kc = torch.randn(sum(blocks), bs, 2, 64).half(); vc = torch.randn(sum(blocks), bs, 2, 64).half()
-    tables = torch.full((3, max(blocks)), -1, dtype=torch.int32); at = 0
+    kc = torch.randn(sum(blocks), bs, kv_heads, 64, generator=g).half()
+    vc = torch.randn(sum(blocks), bs, kv_heads, 64, generator=g).half()
+    tables = torch.full((len(lens), max(blocks)), -1, dtype=torch.int32)
+    at = 0
     for s, b in enumerate(blocks):
-        tables[s, :b] = torch.arange(at, at + b, dtype=torch.int32); at += b
-    ctx = torch.tensor(lens, dtype=torch.int32); q = torch.randn(3, 8, 64).half()
-    sim.paged_attention(q, kc, vc, tables, ctx, None, None, True, [-1, -1], 0.0, True, 24, False, seed)
+        tables[s, :b] = torch.arange(at, at + b, dtype=torch.int32)
+        at += b
+    cu = torch.tensor([0] + q_lens, dtype=torch.int32).cumsum(0, dtype=torch.int32)
+    q = torch.randn(int(cu[-1]), heads, 64, generator=g).half()
+    out, lse, stats = sim.paged_attention(q, kc, vc, tables, torch.tensor(lens, dtype=torch.int32), cu, None, True,
+                                          [-1, -1], 0.0, True, cores, False, seed, None)
+    return [out, lse], stats["kv_splits"]
 
-def reshape(seed):
-    key, value = torch.randn(40, 2, 32).half(), torch.randn(40, 2, 48).half()
+def paged(g, seed):
+    out, splits = paged_call(g, seed, [2500, 40, 7], [1, 1, 1], 8, 2, 128, 24)
+    assert splits > 1, "the paged case must split the KV length"
+    return out
+
+def paged_prefill(g, seed):
+    out, splits = paged_call(g, seed, [1100], [100], 4, 1, 128, 4)
+    assert splits > 1, "the paged_prefill case must split the KV length"
+    return out
+
+def paged_nosplit(g, seed):
+    out, splits = paged_call(g, seed, [300, 200], [1, 20], 8, 2, 64, 2)
+    assert splits == 1, "the paged_nosplit case must not split the KV length"
+    return out
+
+def reshape(g, seed):
+    key, value = torch.randn(40, 2, 32, generator=g).half(), torch.randn(40, 2, 48, generator=g).half()
     kc, vc = torch.zeros(8, 16, 2, 32).half(), torch.zeros(8, 16, 2, 48).half()
-    slots = torch.randperm(128)[:40].to(torch.int32)
-    sim.reshape_and_cache(key, value, kc, vc, slots, 2, seed)
+    slots = torch.randperm(128, generator=g)[:40].to(torch.int32)
+    sim.reshape_and_cache(key, value, kc, vc, slots, 2, seed, None)
+    return [kc, vc]
 
-out = {}
+def max_diff(got, want):
+    # -inf lse rows compare equal to themselves; a NaN on one side only is an infinite difference.
+    worst = 0.0
+    for a, b in zip(got, want):
+        if a.shape != b.shape:
+            return float("inf")
+        a, b = a.float(), b.float()
+        same = (a == b) | (a.isnan() & b.isnan())
+        d = torch.where(same, torch.zeros_like(a), (a - b).abs()).nan_to_num(nan=float("inf"))
+        worst = max(worst, d.max().item() if d.numel() else 0.0)
+    return worst
+
+ref = torch.load(ref_path) if os.path.exists(ref_path) else {}
+record = not ref
+result = {}
 for case in cases:
     for seed in seeds:
+        g = torch.Generator().manual_seed(0)
         try:
-            globals()[case](seed)
-            out[f"{case} seed={seed}"] = None
+            outputs = globals()[case](g, seed)
         except Exception as e:
-            out[f"{case} seed={seed}"] = str(e).splitlines()[0]
-print("RESULT " + json.dumps(out))
+            result[f"{case} seed={seed}"] = {"error": str(e).splitlines()[0], "diff": None}
+            continue
+        ref.setdefault(case, outputs)
+        result[f"{case} seed={seed}"] = {"error": None, "diff": max_diff(outputs, ref[case])}
+if record:
+    torch.save(ref, ref_path)
+print("RESULT " + json.dumps(result))
 """
 
 
@@ -452,51 +621,111 @@ def rule_of(message: str) -> str:
     return re.sub(r"[\w.]+\.(h|cpp):\d+", "<line>", text)
 
 
+def mutate(text: str, m: Mutant) -> str:
+    """The source with m's edits; exits naming the edit if its text does not occur exactly once, so that no mutant
+    can silently test the unmutated kernel."""
+    for old, new in m.edits:
+        if text.count(old) != 1:
+            sys.exit(f"{m.id}: the text to mutate occurs {text.count(old)} times in {m.file}:\n{old}")
+        text = text.replace(old, new)
+    return text
+
+
+def run_worker(tree: str, build: str, cases: list[str], seeds: list, ref: str) -> dict | str:
+    """The worker's per-run results, or why it produced none."""
+    try:
+        r = subprocess.run([sys.executable, "-c", WORKER, tree, build, ",".join(cases), json.dumps(seeds), ref],
+                           capture_output=True, text=True, timeout=3 * 3600)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return "timed out after 3 h"
+    line = next((x for x in r.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        return f"did not build or run (exit {r.returncode}): " + (r.stderr.strip().splitlines() or ["?"])[-1][:300]
+    return json.loads(line[len("RESULT ") :])
+
+
+def summarize(results: dict) -> tuple[str, str, str, str]:
+    """caught (yes / NO / mixed), the runs that raised per case, the rules with their lines, and the outputs of the
+    runs that passed."""
+    raised = {}
+    for key, r in results.items():
+        case = key.split(" ")[0]
+        n, k = raised.get(case, (0, 0))
+        raised[case] = (n + 1, k + (r["error"] is not None))
+    if any(0 < k < n for n, k in raised.values()):
+        caught = "mixed"
+    else:
+        caught = "yes" if any(k == n for n, k in raised.values()) else "NO"
+    runs = ", ".join(f"{case} {k}/{n}" for case, (n, k) in raised.items())
+    errors = [r["error"] for r in results.values() if r["error"] is not None]
+    rules = sorted({rule_of(e) for e in errors})
+    where = sorted({re.search(r"\(at ([\w.]+:\d+)", e).group(1) for e in errors if " (at " in e})
+    rule = "; ".join(rules) + (f" — at {', '.join(where)}" if where else "")
+    diffs = {key.split(" ")[0]: r["diff"] for key, r in results.items() if r["error"] is None}
+    differ = {case: d for case, d in diffs.items() if d != 0.0}
+    if not diffs:
+        output = "—"
+    elif not differ:
+        output = "same"
+    else:
+        output = "differs: " + ", ".join(f"{case} max abs diff {d:.3g}" for case, d in differ.items())
+    return caught, runs, rule, output
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", help="mutant ids to run (default: all)")
     parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2], help="seeded interleavings besides free runs")
     parser.add_argument("--work", default=os.path.join(ROOT, "build", "mutation_study"))
     args = parser.parse_args()
+    unknown = set(args.only or []) - {m.id for m in MUTANTS}
+    if unknown:
+        sys.exit(f"unknown mutant ids: {sorted(unknown)}")
+    mutants = [m for m in MUTANTS if not args.only or m.id in args.only]
+    pristine = {f: open(os.path.join(ROOT, f)).read() for f in {m.file for m in MUTANTS}}
+    mutated = {m.id: mutate(pristine[m.file], m) for m in MUTANTS}  # every mutant, so a stale one fails any run
     tree, build = os.path.join(args.work, "tree"), os.path.join(args.work, "ext")
+    ref = os.path.join(args.work, "reference.pt")
     os.makedirs(build, exist_ok=True)
     for sub in ("csrc", "op_kernel"):
         shutil.rmtree(os.path.join(tree, sub), ignore_errors=True)
-        shutil.copytree(os.path.join(ROOT, sub), os.path.join(tree, sub))
+        # Fresh mtimes: ninja rebuilds by mtime, and the objects of an earlier study may be those of its last mutant.
+        shutil.copytree(os.path.join(ROOT, sub), os.path.join(tree, sub), copy_function=shutil.copy)
+    if os.path.exists(ref):
+        os.remove(ref)
     seeds = [None, *args.seeds]
-    mutants = [m for m in MUTANTS if not args.only or m.id in args.only]
+    cases = [c for c in [*ATTENTION_CASES, "reshape"] if any(c in m.cases for m in mutants)]
+    start = time.monotonic()
     print(f"{len(mutants)} mutants, runs per case: free-running and seeds {args.seeds}", file=sys.stderr)
+    print(f"  unmutated kernels: building and running {', '.join(cases)}", file=sys.stderr, flush=True)
+    baseline = run_worker(tree, build, cases, seeds, ref)
+    if isinstance(baseline, str) or any(r["error"] or r["diff"] != 0.0 for r in baseline.values()):
+        sys.exit(f"the unmutated kernels must pass every run with one output per case: {baseline}")
     rows = []
     for m in mutants:
         path = os.path.join(tree, m.file)
-        pristine = open(path).read()
-        text = pristine
-        for old, new in m.edits:
-            assert text.count(old) == 1, f"{m.id}: the text to mutate occurs {text.count(old)} times in {m.file}"
-            text = text.replace(old, new)
-        open(path, "w").write(text)
+        open(path, "w").write(mutated[m.id])
+        began = time.monotonic()
         print(f"  {m.id}: {m.what} ... building and running", file=sys.stderr, flush=True)
         try:
-            r = subprocess.run([sys.executable, "-c", WORKER, tree, build, ",".join(m.cases), json.dumps(seeds)],
-                               capture_output=True, text=True)  # fmt: skip
+            results = run_worker(tree, build, m.cases, seeds, ref)
         finally:
-            open(path, "w").write(pristine)
-        line = next((x for x in r.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if line is None:
-            rows.append((m, "did not build or run: " + (r.stderr.strip().splitlines() or ["?"])[-1][:200], False))
-            continue
-        results = json.loads(line[len("RESULT ") :])
-        caught = all(v is not None for v in results.values())
-        rules = sorted({rule_of(v) for v in results.values() if v is not None})
-        where = sorted({re.search(r"\(at ([\w.]+:\d+)", v).group(1) for v in results.values() if v and " (at " in v})
-        rows.append((m, "; ".join(rules) + (f" — at {', '.join(where)}" if where else ""), caught))
-    print("| id | planted bug | file | caught in every run | rule |")
-    print("|---|---|---|:---:|---|")
-    for m, rule, caught in rows:
+            open(path, "w").write(pristine[m.file])
+        print(f"  {m.id}: {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
+        rows.append((m, ("NO", "", results, "") if isinstance(results, str) else summarize(results)))
+    print("| id | planted bug | file | caught | runs that raised | rule | output of the runs that passed |")
+    print("|---|---|---|:---:|---|---|---|")
+    for m, (caught, runs, rule, output) in rows:
         kind = "" if m.sync else " (not a sync bug)"
-        print(f"| {m.id} | {m.what}{kind} | {os.path.basename(m.file)} | {'yes' if caught else 'NO'} | {rule} |")
-    missed = [m.id for m, _, caught in rows if not caught]
-    print(f"\n{len(rows) - len(missed)} of {len(rows)} caught in every run" + (f"; missed: {missed}" if missed else ""))
+        print(f"| {m.id} | {m.what}{kind} | {os.path.basename(m.file)} | {caught} | {runs} | {rule} | {output} |")
+    missed = [m.id for m, (caught, *_) in rows if caught != "yes"]
+    wrong = [m.id for m, (caught, _, _, output) in rows if caught != "yes" and output.startswith("differs")]
+    print(
+        f"\n{len(rows) - len(missed)} of {len(rows)} caught by a simulator rule"
+        + (f"; not caught or mixed: {missed}" if missed else "")
+        + (f"; of those, output differs from the unmutated kernels': {wrong}" if wrong else "")
+    )
+    print(f"total {time.monotonic() - start:.0f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":
