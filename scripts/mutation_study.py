@@ -3,14 +3,15 @@ rebuilds the simulator with it and runs small flash_attention / paged_attention 
 and under seeded interleavings, then reports which rule caught each bug, in which runs, and whether the runs the
 simulator let pass still produced the unmutated kernels' output. Prints a Markdown table.
 
-    python scripts/mutation_study.py [--only ID ...] [--seeds 1 2] [--work DIR]
+    python scripts/mutation_study.py [--only ID ...] [--seeds 1 2] [--work DIR] [--check]
 
 The checkout is never modified: mutants are built in a copy of csrc/ and op_kernel/ under --work (default
 build/mutation_study), one simulator extension shared by all mutants so that ninja rebuilds only the translation
 units a mutation touches (one to a few minutes each on 2 busy cores). Before any build every mutation is checked
-against the sources (each text to replace must occur exactly once), and the unmutated kernels run first: they must
-pass every case, and their outputs are the reference the mutants' outputs are compared with (the simulator is
-deterministic).
+against the sources (each text to replace must occur exactly once; --check does only that, in a second, and
+tests/test_mutation_study.py runs it so that a kernel change cannot leave a mutant stale), and the unmutated kernels
+run first: they must pass every case, and their outputs are the reference the mutants' outputs are compared with (the
+simulator is deterministic).
 
 A mutant counts as caught when some case raised in all its runs: a bug shows only on the inputs that reach it (S6
 needs a row block with no visible key after one that stored its lse). A case whose runs disagree is reported as
@@ -233,6 +234,19 @@ MUTANTS = [
         sync=False,
     ),  # fmt: skip
     Mutant(
+        "S14",
+        "MTE3->S pair at the end of Tile swapped: WaitFlag before its SetFlag",
+        SOFTMAX,
+        [
+            (
+                flags("MTE3_S", "mte3_s"),
+                "    AscendC::WaitFlag<AscendC::HardEvent::MTE3_S>(mte3_s);\n"
+                "    AscendC::SetFlag<AscendC::HardEvent::MTE3_S>(mte3_s);\n",
+            )
+        ],
+        ATTENTION_CASES,
+    ),  # fmt: skip
+    Mutant(
         "F1",
         "S = Q K^T issued asynchronously without waitIterateAll = true (its WaitIterateAll has nothing to wait for)",
         FLASH,
@@ -446,6 +460,19 @@ MUTANTS = [
         PAGED_CASES,
     ),  # fmt: skip
     Mutant(
+        "P9",
+        "partial O copy-out after a MTE3->V pair instead of V->MTE3 (event direction swapped)",
+        PAGED,
+        [
+            (
+                flags("V_MTE3", "v_mte3") + "    for (uint32_t r = r0;",
+                "    AscendC::SetFlag<AscendC::HardEvent::MTE3_V>(v_mte3);\n"
+                "    AscendC::WaitFlag<AscendC::HardEvent::MTE3_V>(v_mte3);\n    for (uint32_t r = r0;",
+            )
+        ],
+        PAGED_CASES,
+    ),  # fmt: skip
+    Mutant(
         "C1",
         "combined lse written with SetValue (neighbouring rows on other cores, never written back)",
         COMBINE,
@@ -622,13 +649,27 @@ def rule_of(message: str) -> str:
 
 
 def mutate(text: str, m: Mutant) -> str:
-    """The source with m's edits; exits naming the edit if its text does not occur exactly once, so that no mutant
-    can silently test the unmutated kernel."""
+    """The source with m's edits; raises ValueError naming the edit if its text does not occur exactly once, so that
+    no mutant can silently test the unmutated kernel."""
     for old, new in m.edits:
         if text.count(old) != 1:
-            sys.exit(f"{m.id}: the text to mutate occurs {text.count(old)} times in {m.file}:\n{old}")
+            raise ValueError(f"{m.id}: the text to mutate occurs {text.count(old)} times in {m.file}:\n{old}")
         text = text.replace(old, new)
     return text
+
+
+def problems(pristine: dict[str, str]) -> list[str]:
+    """What is wrong with MUTANTS against these sources: duplicate ids, unknown cases (the worker would raise on them,
+    which would count as caught), edits that do not apply."""
+    ids = [m.id for m in MUTANTS]
+    found = [f"duplicate mutant id {i}" for i in sorted({i for i in ids if ids.count(i) > 1})]
+    found += [f"{m.id}: unknown case {c}" for m in MUTANTS for c in m.cases if c not in [*ATTENTION_CASES, "reshape"]]
+    for m in MUTANTS:
+        try:
+            mutate(pristine[m.file], m)
+        except ValueError as e:
+            found.append(str(e))
+    return found
 
 
 def run_worker(tree: str, build: str, cases: list[str], seeds: list, ref: str) -> dict | str:
@@ -677,13 +718,20 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="mutant ids to run (default: all)")
     parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2], help="seeded interleavings besides free runs")
     parser.add_argument("--work", default=os.path.join(ROOT, "build", "mutation_study"))
+    parser.add_argument("--check", action="store_true", help="only check that every mutant applies; build nothing")
     args = parser.parse_args()
     unknown = set(args.only or []) - {m.id for m in MUTANTS}
     if unknown:
         sys.exit(f"unknown mutant ids: {sorted(unknown)}")
     mutants = [m for m in MUTANTS if not args.only or m.id in args.only]
     pristine = {f: open(os.path.join(ROOT, f)).read() for f in {m.file for m in MUTANTS}}
-    mutated = {m.id: mutate(pristine[m.file], m) for m in MUTANTS}  # every mutant, so a stale one fails any run
+    found = problems(pristine)  # every mutant, not only those of --only, so a stale one fails any run
+    if found:
+        sys.exit("\n".join(found))
+    if args.check:
+        print(f"{len(MUTANTS)} mutants: every edit applies exactly once to the current sources")
+        return
+    mutated = {m.id: mutate(pristine[m.file], m) for m in MUTANTS}
     tree, build = os.path.join(args.work, "tree"), os.path.join(args.work, "ext")
     ref = os.path.join(args.work, "reference.pt")
     os.makedirs(build, exist_ok=True)
@@ -701,6 +749,9 @@ def main() -> None:
     baseline = run_worker(tree, build, cases, seeds, ref)
     if isinstance(baseline, str) or any(r["error"] or r["diff"] != 0.0 for r in baseline.values()):
         sys.exit(f"the unmutated kernels must pass every run with one output per case: {baseline}")
+    # Each row is printed as soon as its mutant has run, so that a study stopped part-way still leaves its table.
+    print("| id | planted bug | file | caught | runs that raised | rule | output of the runs that passed |")
+    print("|---|---|---|:---:|---|---|---|", flush=True)
     rows = []
     for m in mutants:
         path = os.path.join(tree, m.file)
@@ -712,12 +763,13 @@ def main() -> None:
         finally:
             open(path, "w").write(pristine[m.file])
         print(f"  {m.id}: {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
-        rows.append((m, ("NO", "", results, "") if isinstance(results, str) else summarize(results)))
-    print("| id | planted bug | file | caught | runs that raised | rule | output of the runs that passed |")
-    print("|---|---|---|:---:|---|---|---|")
-    for m, (caught, runs, rule, output) in rows:
+        caught, runs, rule, output = ("NO", "", results, "") if isinstance(results, str) else summarize(results)
+        rows.append((m, (caught, runs, rule, output)))
         kind = "" if m.sync else " (not a sync bug)"
-        print(f"| {m.id} | {m.what}{kind} | {os.path.basename(m.file)} | {caught} | {runs} | {rule} | {output} |")
+        print(
+            f"| {m.id} | {m.what}{kind} | {os.path.basename(m.file)} | {caught} | {runs} | {rule} | {output} |",
+            flush=True,
+        )
     missed = [m.id for m, (caught, *_) in rows if caught != "yes"]
     wrong = [m.id for m, (caught, _, _, output) in rows if caught != "yes" and output.startswith("differs")]
     print(
