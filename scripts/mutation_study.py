@@ -739,8 +739,10 @@ def main() -> None:
         shutil.rmtree(os.path.join(tree, sub), ignore_errors=True)
         # Fresh mtimes: ninja rebuilds by mtime, and the objects of an earlier study may be those of its last mutant.
         shutil.copytree(os.path.join(ROOT, sub), os.path.join(tree, sub), copy_function=shutil.copy)
-    if os.path.exists(ref):
-        os.remove(ref)
+    # torch's build lock, left behind when an earlier study was stopped mid-build: the build would wait on it forever.
+    for stale in (ref, os.path.join(build, "lock")):
+        if os.path.exists(stale):
+            os.remove(stale)
     seeds = [None, *args.seeds]
     cases = [c for c in [*ATTENTION_CASES, "reshape"] if any(c in m.cases for m in mutants)]
     start = time.monotonic()
