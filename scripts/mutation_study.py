@@ -41,7 +41,8 @@ RESHAPE = "op_kernel/reshape_and_cache/reshape_and_cache.cpp"
 
 # The cases of WORKER. flash: varlen, GQA, causal, one sequence with more queries than keys, so that some row blocks
 # see no key at all (their AIV runs no KV tile). paged: decode with flash-decoding splits and their combine.
-# paged_prefill: multi-token queries over a split context, where the later split of the first tokens is fully masked.
+# paged_prefill: multi-token queries over a split context (two splits of 640 keys), where the later split of the first
+# 128 tokens (positions 500-627) is fully masked, so that their items run no KV tile.
 # paged_nosplit: no split (out and lse written directly) and two pages per KV tile (several requests per tile).
 PAGED_CASES = ["paged", "paged_prefill", "paged_nosplit"]
 ATTENTION_CASES = ["flash", *PAGED_CASES]
@@ -593,7 +594,7 @@ def paged(g, seed):
     return out
 
 def paged_prefill(g, seed):
-    out, splits = paged_call(g, seed, [1100], [100], 4, 1, 128, 4)
+    out, splits = paged_call(g, seed, [1100], [600], 1, 1, 128, 12)
     assert splits > 1, "the paged_prefill case must split the KV length"
     return out
 
@@ -672,6 +673,25 @@ def problems(pristine: dict[str, str]) -> list[str]:
     return found
 
 
+def sync_tree(src: str, dst: str) -> None:
+    """Makes dst a copy of src, rewriting only the files whose content differs: ninja rebuilds by mtime, so those get
+    a fresh one (an earlier study stopped mid-mutant may have left a mutant's objects newer than the pristine file),
+    while the rest keep theirs and their objects are reused (a full build takes several minutes)."""
+    wanted = set()
+    for folder, _, files in os.walk(src):
+        for name in files:
+            rel = os.path.relpath(os.path.join(folder, name), src)
+            wanted.add(rel)
+            a, b = os.path.join(src, rel), os.path.join(dst, rel)
+            if not os.path.exists(b) or open(a, "rb").read() != open(b, "rb").read():
+                os.makedirs(os.path.dirname(b), exist_ok=True)
+                shutil.copy(a, b)
+    for folder, _, files in os.walk(dst):
+        for name in files:
+            if os.path.relpath(os.path.join(folder, name), dst) not in wanted:
+                os.remove(os.path.join(folder, name))
+
+
 def run_worker(tree: str, build: str, cases: list[str], seeds: list, ref: str) -> dict | str:
     """The worker's per-run results, or why it produced none."""
     try:
@@ -736,9 +756,7 @@ def main() -> None:
     ref = os.path.join(args.work, "reference.pt")
     os.makedirs(build, exist_ok=True)
     for sub in ("csrc", "op_kernel"):
-        shutil.rmtree(os.path.join(tree, sub), ignore_errors=True)
-        # Fresh mtimes: ninja rebuilds by mtime, and the objects of an earlier study may be those of its last mutant.
-        shutil.copytree(os.path.join(ROOT, sub), os.path.join(tree, sub), copy_function=shutil.copy)
+        sync_tree(os.path.join(ROOT, sub), os.path.join(tree, sub))
     # torch's build lock, left behind when an earlier study was stopped mid-build: the build would wait on it forever.
     for stale in (ref, os.path.join(build, "lock")):
         if os.path.exists(stale):
