@@ -39,8 +39,9 @@ PAGED = "op_kernel/paged_attention/paged_attention_kernel.h"
 COMBINE = "op_kernel/paged_attention/paged_combine.h"
 RESHAPE = "op_kernel/reshape_and_cache/reshape_and_cache.cpp"
 
-# The cases of WORKER. flash: varlen, GQA, causal, one sequence with more queries than keys, so that some row blocks
-# see no key at all (their AIV runs no KV tile). paged: decode with flash-decoding splits and their combine.
+# The cases of WORKER. flash: varlen, GQA, causal, one sequence of 1100 keys (three KV tiles of Bc = 512, so that the
+# cube runs a tile ahead of the vector through both slot sets), one with more queries than keys, so that some row
+# blocks see no key at all (their AIV runs no KV tile). paged: decode with flash-decoding splits and their combine.
 # paged_prefill: multi-token queries over a split context (two splits of 640 keys), where the later split of the first
 # 128 tokens (positions 500-627) is fully masked, so that their items run no KV tile; 20 items over 8 AIVs, so such an
 # item follows one that stored its lse on the same AIV.
@@ -567,10 +568,10 @@ sim = load(name="_sim", sources=sources, build_directory=build, extra_include_pa
 
 def flash(g, seed):
     cu_q = torch.tensor([0, 150, 220, 420], dtype=torch.int32)  # the last sequence: 200 queries over 60 keys
-    cu_k = torch.tensor([0, 150, 450, 510], dtype=torch.int32)
+    cu_k = torch.tensor([0, 150, 1250, 1310], dtype=torch.int32)
     q = torch.randn(420, 4, 64, generator=g).half()
-    k, v = torch.randn(510, 2, 64, generator=g).half(), torch.randn(510, 2, 64, generator=g).half()
-    out, lse, _ = sim.flash_attention_varlen(q, k, v, cu_q, cu_k, 200, 300, None, True, [-1, -1], 0.0, True, 3,
+    k, v = torch.randn(1310, 2, 64, generator=g).half(), torch.randn(1310, 2, 64, generator=g).half()
+    out, lse, _ = sim.flash_attention_varlen(q, k, v, cu_q, cu_k, 200, 1100, None, True, [-1, -1], 0.0, True, 3,
                                              False, seed, None)
     return [out, lse]
 
