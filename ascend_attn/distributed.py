@@ -27,7 +27,7 @@ chunks' real distance, trimmed to the rows and keys that can see each other, so 
 the single-device result. Pairs no query can see are skipped, and when a window is short the ring stops early
 (every rank computes the same number of steps from the shapes, so no rank waits for a shard nobody needs).
 
-Not yet: backward (the ring backward sends dK/dV back around the ring; it needs the attention backward op) and
+Not yet: backward (the ring backward, sending dK/dV back around the ring, is not written yet) and
 ALiBi (its bias depends on absolute distances the per-step op calls do not see).
 """
 
@@ -437,9 +437,8 @@ def _check_no_grad(caller: str, *tensors: Tensor) -> None:
     # travels the ring with its K/V shard and reaches the shard's owner after W steps.
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         raise NotImplementedError(
-            f"{caller} is forward-only: the ring backward needs the attention backward op, which ascend_attn does "
-            "not have yet. Call it under torch.no_grad() / torch.inference_mode(), or with inputs that do not "
-            "require grad."
+            f"{caller} is forward-only: the ring backward (dK/dV travelling back around the ring) is not written "
+            "yet. Call it under torch.no_grad() / torch.inference_mode(), or with inputs that do not require grad."
         )
 
 
@@ -695,7 +694,7 @@ def ring_flash_attn_func(
         RingPeerError: a neighbouring rank died or did not answer within the process group's timeout (gloo raises
             from the wait; HCCL, like NCCL, may enforce its timeout from a watchdog instead).
         NotImplementedError: gradients requested (inputs that require grad with grad mode on): the ring backward
-            waits for the attention backward op.
+            is not written yet.
     """
     out, lse = _ring_bsnd(q, k, v, group, causal, softmax_scale, window_size, softcap, layout)
     return (out, lse) if return_lse else out

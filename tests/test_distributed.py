@@ -241,7 +241,7 @@ def test_short_window_stops_the_ring_early_and_skips_masked_pairs():
 
 def test_requesting_gradients_raises_not_implemented():
     q = torch.randn(1, 8, 2, 16, requires_grad=True)
-    with pytest.raises(NotImplementedError, match="forward-only: the ring backward needs the attention backward op"):
+    with pytest.raises(NotImplementedError, match="forward-only: the ring backward .* is not written yet"):
         ring_flash_attn_func(q, q, q, causal=True)
     cu = torch.tensor([0, 8], dtype=torch.int32)
     with pytest.raises(NotImplementedError, match="ring_flash_attn_varlen_func is forward-only"):
