@@ -112,7 +112,9 @@ class FlashAttnFunc(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, softmax_scale, causal, window_size, softcap, alibi_slopes, deterministic):
         _check_alibi(alibi_slopes)
-        out, lse = _ops.flash_attention.default(q, k, v, softmax_scale, causal, window_size, softcap, alibi_slopes, True)
+        out, lse = _ops.flash_attention.default(
+            q, k, v, softmax_scale, causal, window_size, softcap, alibi_slopes, True
+        )
         ctx.mark_non_differentiable(lse)
         ctx.options = (softmax_scale, causal, window_size, softcap)
         ctx.deterministic = deterministic

@@ -176,13 +176,17 @@ def test_rejects_unsupported(kwargs, error, match):
 @pytest.mark.parametrize("name", ["llama", "gemma2"])
 def test_training_step_gradients_match_eager(name, padded):
     """One training step (causal LM loss, backward): the loss and every parameter's gradient match "eager". Unpadded
-    batches run flash_attn_func, left-padded ones flash_attn_varlen_func (padded positions carry no label)."""
+    batches run flash_attn_func, left-padded ones flash_attn_varlen_func. Padded positions' outputs are unspecified
+    (eager averages, we output 0), so no label is predicted from one: the loss predicts labels[t + 1] from position
+    t, hence the pads and the first real token of each row carry no label."""
     eager, ours = (model.train() for model in _models(name))
     ids = torch.randint(0, 128, (2, 11))
+    labels = ids
     mask = None
     if padded:
         ids, mask = _left_padded_batch()
-    labels = ids if mask is None else ids.masked_fill(mask == 0, -100)
+        labels = ids.masked_fill(mask == 0, -100)
+        labels[:, 1:] = labels[:, 1:].masked_fill(mask[:, :-1] == 0, -100)
     results = []
     for model in (eager, ours):
         loss = model(ids, attention_mask=mask, labels=labels).loss

@@ -161,7 +161,9 @@ def measure(args: argparse.Namespace) -> BenchResult:
             cases.append((dname, f"dense {shape}", causal, _dense_steps, dense_args))
             if not args.quick:
                 b, h, hk, s, d = GQA
-                cases.append((dname, f"GQA {h}/{hk} {(b, s, d)}", causal, _dense_steps, (dtype, b, h, hk, s, d, causal)))
+                cases.append(
+                    (dname, f"GQA {h}/{hk} {(b, s, d)}", causal, _dense_steps, (dtype, b, h, hk, s, d, causal))
+                )
             name = f"varlen {len(lengths)} seqs H32 D128"
             cases.append((dname, name, causal, _varlen_steps, (dtype, lengths, 32, 128, causal)))
 

@@ -26,9 +26,9 @@ attention) or the 2-D padding mask ``[batch, kv_len]``, never an S×S mask. What
 which is the same for left padding). Training works: every path above is differentiable (the flash and varlen ops
 through :mod:`ascend_attn.autograd`, the 4-D fallback as plain PyTorch), with gradients that match ``"eager"``. Not
 supported, each raising ``NotImplementedError``: ``dropout > 0`` (training with attention dropout), attention sinks
-(``s_aux``) and transformers' continuous-batching ``PagedAttentionCache``. Decode steps run the same flash / varlen ops over the contiguous K/V of the model's
-``DynamicCache``; the paged ops (:func:`ascend_attn.paged_attention`, :class:`ascend_attn.PagedKVCache`) are not
-wired into transformers' caches.
+(``s_aux``) and transformers' continuous-batching ``PagedAttentionCache``. Decode steps run the same flash / varlen
+ops over the contiguous K/V of the model's ``DynamicCache``; the paged ops (:func:`ascend_attn.paged_attention`,
+:class:`ascend_attn.PagedKVCache`) are not wired into transformers' caches.
 """
 
 from __future__ import annotations

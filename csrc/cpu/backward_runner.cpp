@@ -36,7 +36,8 @@ struct DqOrder {
 
 void add_dq_in_order(void* ctx, const BackwardItem& item, int32_t head, int32_t q_tile, const float* dq, int64_t ld) {
   DqOrder& o = *static_cast<DqOrder*>(ctx);
-  std::atomic<int32_t>& turn = o.turns[o.turn_base[item.seq] + static_cast<int64_t>(head) * o.q_tiles[item.seq] + q_tile];
+  std::atomic<int32_t>& turn =
+      o.turns[o.turn_base[item.seq] + static_cast<int64_t>(head) * o.q_tiles[item.seq] + q_tile];
   // The lower kv tiles of this q tile were handed out earlier and are running (or done), so this wait ends; it is
   // short, because items of one sequence and kv head start a few steps apart.
   for (int spins = 0; turn.load(std::memory_order_acquire) != item.kv_tile; ++spins) {

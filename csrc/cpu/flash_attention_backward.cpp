@@ -87,8 +87,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> flash_attention_backward_cpu(
     std::optional<double> softmax_scale, bool causal, at::IntArrayRef window_size, double softcap,
     const std::optional<at::Tensor>& alibi_slopes,  // fp32 [heads] or [batch, heads]
     bool deterministic) {
-  const AttentionBackwardArgs b = check_flash_attention_backward_args(dout, q, k, v, out, lse, softmax_scale, causal,
-                                                                      window_size, softcap, alibi_slopes, deterministic);
+  const AttentionBackwardArgs b = check_flash_attention_backward_args(
+      dout, q, k, v, out, lse, softmax_scale, causal, window_size, softcap, alibi_slopes, deterministic);
   const AttentionArgs& a = b.fwd;
   Grads g = make_grads(b);
   BackwardParams p = make_params(b, g, 1);
@@ -135,10 +135,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> flash_attention_varlen_backward_c
   const int32_t* ck = a.cu_seqlens_k.data_ptr<int32_t>();
   std::vector<BackwardSeq> seqs(a.batch);
   for (int64_t s = 0; s < a.batch; ++s) {
-    seqs[s] = BackwardSeq{cq[s] * a.q.stride(0),    ck[s] * a.k.stride(0),    ck[s] * a.v.stride(0),
-                          cq[s] * b.dout.stride(0), ck[s] * g.dk.stride(0),   ck[s] * g.dv.stride(0),
-                          cq[s] * b.out.stride(0),  cq[s],                    cq[s],
-                          cq[s + 1] - cq[s],        ck[s + 1] - ck[s]};
+    seqs[s] = BackwardSeq{cq[s] * a.q.stride(0),
+                          ck[s] * a.k.stride(0),
+                          ck[s] * a.v.stride(0),
+                          cq[s] * b.dout.stride(0),
+                          ck[s] * g.dk.stride(0),
+                          ck[s] * g.dv.stride(0),
+                          cq[s] * b.out.stride(0),
+                          cq[s],
+                          cq[s],
+                          cq[s + 1] - cq[s],
+                          ck[s + 1] - ck[s]};
   }
   run_attention_backward(p, seqs, g.delta.data_ptr<float>(), g.dq_acc.data_ptr<float>(), a.heads * a.head_dim);
   return finish(g, a.q);

@@ -30,17 +30,18 @@ struct BackwardItem {
 
 struct BackwardParams {
   ElemType dtype;
-  const void* q;     // rows of [heads, head_dim]: row i of sequence s at q + seqs[s].q_offset + i * q_row_stride
-  const void* k;     // rows of [kv_heads, head_dim]
-  const void* v;     // rows of [kv_heads, head_dim_v]
-  const void* dout;  // rows of [heads, head_dim_v]
-  const void* out;   // rows of [heads, head_dim_v]: the forward's output, read by the runner's D pass only
+  const void* q;       // rows of [heads, head_dim]: row i of sequence s at q + seqs[s].q_offset + i * q_row_stride
+  const void* k;       // rows of [kv_heads, head_dim]
+  const void* v;       // rows of [kv_heads, head_dim_v]
+  const void* dout;    // rows of [heads, head_dim_v]
+  const void* out;     // rows of [heads, head_dim_v]: the forward's output, read by the runner's D pass only
   const float* lse;    // the forward's lse: lse[seqs[s].lse_offset + h * lse_head_stride + i]
   const float* delta;  // D = rowsum(dout * out), indexed as lse
   void* dk;            // rows of [kv_heads, head_dim], q's dtype
   void* dv;            // rows of [kv_heads, head_dim_v]
   int64_t q_row_stride, q_head_stride, k_row_stride, k_head_stride, v_row_stride, v_head_stride;
-  int64_t do_row_stride, do_head_stride, o_row_stride, o_head_stride, dk_row_stride, dk_head_stride, dv_row_stride, dv_head_stride;
+  int64_t do_row_stride, do_head_stride, o_row_stride, o_head_stride, dk_row_stride, dk_head_stride, dv_row_stride,
+      dv_head_stride;
   int64_t lse_head_stride;
   int32_t heads, kv_heads, head_dim, head_dim_v;
   float scale;                        // applied to q·k

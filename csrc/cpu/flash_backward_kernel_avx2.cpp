@@ -15,7 +15,6 @@ namespace {
 
 #pragma GCC pop_options
 
-
 namespace ascend_attn::cpu {
 
 const FlashBackwardKernel& flash_backward_kernel_avx2() {

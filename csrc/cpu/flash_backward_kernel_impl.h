@@ -14,16 +14,16 @@
 
 // Per-thread scratch, in floats, every region 64-byte aligned.
 struct BackwardLayout {
-  int64_t mp;        // query rows of a step rounded up to whole panels of NR
-  int64_t ldk, ldv;  // head_dim and head_dim_v rounded up to NR
-  int64_t kr, vr;    // K and V tile, fp32 rows [block_k][head_dim(_v)]
-  int64_t kp;        // K tile in column panels over head_dim: [ldk / NR][block_k][NR]
-  int64_t dk, dv;    // accumulators [block_k][ldk], [block_k][ldv]
-  int64_t qt, ot;    // (scale Q)ᵀ and dOᵀ in query panels: [mp / NR][head_dim(_v)][NR]
-  int64_t qp, op;    // Q and dO in column panels: [ldk / NR][mp][NR], [ldv / NR][mp][NR]
-  int64_t st, dt;    // Pᵀ and dPᵀ (then dSᵀ): [block_k][mp]
-  int64_t dq;        // the step's dS K: [mp][ldk]
-  int64_t lo, hi;    // per query, int32: visible keys [lo, hi), tile-relative
+  int64_t mp;               // query rows of a step rounded up to whole panels of NR
+  int64_t ldk, ldv;         // head_dim and head_dim_v rounded up to NR
+  int64_t kr, vr;           // K and V tile, fp32 rows [block_k][head_dim(_v)]
+  int64_t kp;               // K tile in column panels over head_dim: [ldk / NR][block_k][NR]
+  int64_t dk, dv;           // accumulators [block_k][ldk], [block_k][ldv]
+  int64_t qt, ot;           // (scale Q)ᵀ and dOᵀ in query panels: [mp / NR][head_dim(_v)][NR]
+  int64_t qp, op;           // Q and dO in column panels: [ldk / NR][mp][NR], [ldv / NR][mp][NR]
+  int64_t st, dt;           // Pᵀ and dPᵀ (then dSᵀ): [block_k][mp]
+  int64_t dq;               // the step's dS K: [mp][ldk]
+  int64_t lo, hi;           // per query, int32: visible keys [lo, hi), tile-relative
   int64_t lse, delta, rel;  // per query: lse, D, position minus the tile's first key (alibi)
   int64_t total;
 };
@@ -156,8 +156,7 @@ void backward_run(const BackwardParams& p, const BackwardTiling& t, const Backwa
     load_row<E>(Kr + static_cast<int64_t>(r) * D, k + r * p.k_row_stride, D, 1.0f);
     load_row<E>(Vr + static_cast<int64_t>(r) * Dv, v + r * p.v_row_stride, Dv, 1.0f);
   }
-  pack_panels<E>(
-      Kp, [&](int r) { return k + r * p.k_row_stride; }, n, D, static_cast<int64_t>(Bc) * NR);
+  pack_panels<E>(Kp, [&](int r) { return k + r * p.k_row_stride; }, n, D, static_cast<int64_t>(Bc) * NR);
   for (int64_t c = 0; c < n * L.ldk; c += W) vstore(dK + c, vf{});
   for (int64_t c = 0; c < n * L.ldv; c += W) vstore(dV + c, vf{});
 
