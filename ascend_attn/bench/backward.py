@@ -91,8 +91,8 @@ def _varlen_steps(dtype, lengths, heads, head_dim, causal):
         outs = []
         for b in range(len(lengths)):
             s = slice(int(cu[b]), int(cu[b + 1]))
-            qs, ks, vs = (x[s].transpose(0, 1) for x in (q, k, v))
-            outs.append(F.scaled_dot_product_attention(qs, ks, vs, is_causal=causal).transpose(0, 1))
+            qs, ks, vs = (x[None, s].transpose(1, 2) for x in (q, k, v))  # [1, heads, length, head_dim]
+            outs.append(F.scaled_dot_product_attention(qs, ks, vs, is_causal=causal)[0].transpose(0, 1))
         return torch.cat(outs)
 
     baselines = {name: _Step(_sdpa_backend(b, loop), (q, k, v), dout) for name, b in BACKENDS.items()}
