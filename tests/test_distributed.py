@@ -1,8 +1,10 @@
-"""Ring attention (ascend_attn.distributed) against single-process flash_attn_func on the gathered sequence.
+"""Ring attention (ascend_attn.distributed), forward and backward, against single-process flash_attn_func on the
+gathered sequence.
 
 Three layers: the planner (which op calls a ring step makes) checked without processes against the brute-force mask;
-every rank's steps replayed in one process; and real rings of 2 and 4 gloo processes (torch.multiprocessing spawn,
-a file store in tmp_path), one spawn per world size running every case, plus a ring whose peer dies.
+every rank's forward and backward steps replayed in one process; and real rings of 2 and 4 gloo processes
+(torch.multiprocessing spawn, a file store in tmp_path), one spawn per world size running every case (outputs, and
+gradients for the "grad" cases), plus rings whose peer dies in the forward or the backward, or stays silent.
 """
 
 from __future__ import annotations
