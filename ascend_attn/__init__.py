@@ -15,7 +15,7 @@ if importlib.util.find_spec("ascend_attn._npu") is not None:
 
     from ascend_attn import _npu  # noqa: F401  (registers the PrivateUse1 kernels)
 
-from ascend_attn import autograd  # noqa: F401  (registers the ops' autograd: backward raises until implemented)
+from ascend_attn import autograd  # noqa: F401  (registers the ops' autograd)
 from ascend_attn.flash_attn_interface import flash_attn_func, flash_attn_varlen_func, flash_attn_with_kvcache
 from ascend_attn.kv_cache import CacheBatch, OutOfBlocksError, PagedKVCache
 from ascend_attn.ops import (

@@ -27,8 +27,18 @@ chunks' real distance, trimmed to the rows and keys that can see each other, so 
 the single-device result. Pairs no query can see are skipped, and when a window is short the ring stops early
 (every rank computes the same number of steps from the shapes, so no rank waits for a shard nobody needs).
 
-Not yet: backward (the ring backward sends dK/dV back around the ring; it needs the attention backward op) and
-ALiBi (its bias depends on absolute distances the per-step op calls do not see).
+Backward (both entry points differentiate in q, k and v): the K/V shards travel the ring again in the same order,
+and with each one a fp32 dK/dV accumulator. At every step a rank runs the attention backward op on exactly the op
+calls of its forward step (same rows, keys and windows; fully masked pairs skipped), with its final out and lse:
+P = exp(S - lse) recomputed from the merged lse is that block's exact share of the row's softmax, and
+D = rowsum(dO * O) is the whole row's, so the blocks' gradients add up to the single-device ones. dQ stays on the
+rank, summed in fp32; the rank adds its dK/dV contributions to the visiting accumulator and passes it on, and after
+the last step each accumulator is sent to the rank that owns its shard. The next K/V shard arrives while a step
+computes and the previous rank's accumulator is awaited only after the step's backward calls, so both transfers
+overlap computation. Memory per rank stays O(S/W · d): two K/V buffers and two fp32 dK/dV buffers.
+
+Not supported: ALiBi (its bias depends on absolute distances the per-step op calls do not see) and gradients
+through the returned lse (a non-differentiable output, as in flash-attn).
 """
 
 from __future__ import annotations
@@ -41,8 +51,10 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from ascend_attn import ops
+from ascend_attn.autograd import needs_grad
 
 __all__ = [
     "RingPeerError",
@@ -390,57 +402,56 @@ def _peer_error(caller: str, rank: int, world: int, what: str, err: Exception) -
 
 
 class _RingComm:
-    """Sends to rank + 1 and receives from rank - 1 of ``group``; errors become :class:`RingPeerError`."""
+    """Exchanges ``what`` (e.g. the K/V shards) with the ranks ``hops`` away on ``group``: sends to rank + hops and
+    receives from rank - hops (1 by default: the ring's next and previous). Errors become :class:`RingPeerError`.
 
-    def __init__(self, group, caller: str):
+    Messages of different kinds (``tag``) match only each other, so the backward's K/V and dK/dV exchanges between
+    the same two ranks cannot be paired with one another whatever order the backend delivers them in.
+    """
+
+    def __init__(self, group, caller: str, what: str = "K/V", tag: int = 0):
         self.group = group
         self.caller = caller
+        self.what = what
+        self.tag = tag
         self.rank = dist.get_rank(group)
         self.world_size = dist.get_world_size(group)
 
-    def _fail(self, step: int, err: Exception) -> RingPeerError:
-        prev, nxt = (self.rank - 1) % self.world_size, (self.rank + 1) % self.world_size
+    def _peers(self, hops: int) -> tuple[int, int]:
+        """(source, destination) of an exchange ``hops`` ranks along the ring."""
+        return (self.rank - hops) % self.world_size, (self.rank + hops) % self.world_size
+
+    def _fail(self, step: int, hops: int, err: Exception) -> RingPeerError:
+        src, dst = self._peers(hops)
         return _peer_error(
             self.caller,
             self.rank,
             self.world_size,
-            f"the K/V exchange of ring step {step} (receive from rank {prev}, send to rank {nxt})",
+            f"the {self.what} exchange of ring step {step} (receive from rank {src}, send to rank {dst})",
             err,
         )
 
-    def start(self, send: Tensor, recv: Tensor, step: int) -> list:
+    def start(self, send: Tensor, recv: Tensor, step: int, hops: int = 1) -> list:
+        src, dst = self._peers(hops)
         ops_ = [
-            dist.P2POp(dist.isend, send, group=self.group, group_peer=(self.rank + 1) % self.world_size),
-            dist.P2POp(dist.irecv, recv, group=self.group, group_peer=(self.rank - 1) % self.world_size),
+            dist.P2POp(dist.isend, send, group=self.group, group_peer=dst, tag=self.tag),
+            dist.P2POp(dist.irecv, recv, group=self.group, group_peer=src, tag=self.tag),
         ]
         try:
             return dist.batch_isend_irecv(ops_)
         except RuntimeError as err:
-            raise self._fail(step, err) from err
+            raise self._fail(step, hops, err) from err
 
-    def wait(self, works: list, step: int) -> None:
+    def wait(self, works: list, step: int, hops: int = 1) -> None:
         try:
             for work in works:
                 work.wait()
         except RuntimeError as err:
-            raise self._fail(step, err) from err
+            raise self._fail(step, hops, err) from err
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The ring forward
-
-
-def _check_no_grad(caller: str, *tensors: Tensor) -> None:
-    # NOTE: the ring backward goes into a torch.autograd.Function around _ring_forward, which already returns the
-    # out and the fp32 lse it needs. It replays the same plan: for every step, the backward op on each task's rows
-    # and window (same q/k runs, same trimming), dQ accumulated in place, and dK/dV accumulated in a buffer that
-    # travels the ring with its K/V shard and reaches the shard's owner after W steps.
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        raise NotImplementedError(
-            f"{caller} is forward-only: the ring backward needs the attention backward op, which ascend_attn does "
-            "not have yet. Call it under torch.no_grad() / torch.inference_mode(), or with inputs that do not "
-            "require grad."
-        )
+# The ring forward and backward
 
 
 def _resolve_group(group, caller: str):
@@ -458,18 +469,12 @@ def _check_window(window_size) -> tuple[int, int]:
     return int(window_size[0]), int(window_size[1])
 
 
-class _Accumulator:
-    """This rank's output rows, merged in fp32 from the op calls of every step (out ``[T, H, Dv]``, lse ``[H, T]``).
+class _Rows:
+    """The rows of a task's runs in a packed shard: a view when the runs are consecutive, an index (built once per
+    distinct set of runs) else; and the cu_seqlens of the runs (built once per distinct set of lengths)."""
 
-    Rows of a task are a view when its runs are consecutive, an index (built once per distinct set of runs) else.
-    """
-
-    def __init__(self, total: int, heads: int, head_dim_v: int, device, softmax_scale, softcap: float):
-        self.total, self.device = total, device
-        self.softmax_scale, self.softcap = softmax_scale, softcap
-        self.out = torch.zeros(total, heads, head_dim_v, dtype=torch.float32, device=device)
-        self.lse = torch.full((heads, total), float("-inf"), dtype=torch.float32, device=device)
-        self.untouched = True  # still zeros / -inf
+    def __init__(self, device):
+        self.device = device
         self._rows: dict[tuple, slice | Tensor] = {}
         self._cu: dict[tuple, Tensor] = {}
 
@@ -492,6 +497,26 @@ class _Accumulator:
         if isinstance(sel, slice):
             return x[sel] if dim == 0 else x[:, sel]
         return x.index_select(dim, sel)
+
+
+def _add_rows(acc: Tensor, sel: slice | Tensor, grad: Tensor) -> None:
+    """``acc[sel] += grad`` along the token axis, in acc's dtype (fp32: the per-step gradients are summed there)."""
+    if isinstance(sel, slice):
+        acc[sel] += grad
+    else:
+        acc.index_add_(0, sel, grad.to(acc.dtype))
+
+
+class _Accumulator(_Rows):
+    """This rank's output rows, merged in fp32 from the op calls of every step (out ``[T, H, Dv]``, lse ``[H, T]``)."""
+
+    def __init__(self, total: int, heads: int, head_dim_v: int, device, softmax_scale, softcap: float):
+        super().__init__(device)
+        self.total = total
+        self.softmax_scale, self.softcap = softmax_scale, softcap
+        self.out = torch.zeros(total, heads, head_dim_v, dtype=torch.float32, device=device)
+        self.lse = torch.full((heads, total), float("-inf"), dtype=torch.float32, device=device)
+        self.untouched = True  # still zeros / -inf
 
     def attend(self, task: _Task, q: Tensor, k: Tensor, v: Tensor) -> None:
         """Runs one op call of q's task rows over k/v's task rows and merges it into the accumulator."""
@@ -524,6 +549,46 @@ class _Accumulator:
                 self.out.index_copy_(0, q_sel, out)
                 self.lse.index_copy_(1, q_sel, lse)
         self.untouched = False
+
+
+class _GradAccumulator(_Rows):
+    """The backward of one rank's queries: dQ accumulated in fp32 ``[T, H, D]`` over the steps, and per op call the
+    dK/dV contributions to the visiting K/V shard.
+
+    Every call is the backward op on the task's (query rows, key rows, window) of the forward with this rank's
+    *final* out and lse: the op recomputes P = exp(S - lse) and D = rowsum(dO * O), which with the merged lse are the
+    block's exact share of the whole row's softmax and its gradient, so the calls' gradients sum to the full one.
+    """
+
+    def __init__(self, dout, q, out, lse, softmax_scale, softcap: float, deterministic: bool):
+        super().__init__(q.device)
+        self.dout, self.q, self.out, self.lse = dout, q, out, lse
+        self.softmax_scale, self.softcap, self.deterministic = softmax_scale, softcap, deterministic
+        self.dq = torch.zeros(q.shape, dtype=torch.float32, device=q.device)
+
+    def attend(self, task: _Task, k: Tensor, v: Tensor) -> tuple[slice | Tensor, Tensor, Tensor]:
+        """Runs one backward op call and adds its dQ; returns ``(key rows, dk, dv)`` (in k's and v's dtypes)."""
+        q_sel, k_sel = self._select(task.q_runs), self._select(task.k_runs)
+        dq, dk, dv = ops.flash_attention_varlen_backward(
+            self._take(self.dout, q_sel),
+            self._take(self.q, q_sel),
+            self._take(k, k_sel),
+            self._take(v, k_sel),
+            self._take(self.out, q_sel),
+            self._take(self.lse, q_sel, dim=1),
+            self._cu_seqlens(task.q_runs),
+            self._cu_seqlens(task.k_runs),
+            max(n for _, n in task.q_runs),
+            max(n for _, n in task.k_runs),
+            self.softmax_scale,
+            False,
+            task.window,
+            self.softcap,
+            None,
+            self.deterministic,
+        )
+        _add_rows(self.dq, q_sel, dq)
+        return k_sel, dk, dv
 
 
 def _ring_forward(
@@ -569,6 +634,101 @@ def _ring_forward(
     return acc.out.to(q.dtype), acc.lse
 
 
+def _ring_backward(
+    dout: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    out: Tensor,
+    lse: Tensor,
+    plan: _Plan,
+    group,
+    softmax_scale: float | None,
+    softcap: float,
+    caller: str,
+    deterministic: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of :func:`_ring_forward` (same packed shards; ``out`` and ``lse`` are what it returned).
+
+    The K/V shards visit the ranks in the forward's order, and with each shard travels a fp32 dK/dV accumulator:
+    at step i rank r holds the K/V of rank s = r - i and the sum of the contributions ranks s .. r - 1 made to it,
+    adds its own (the same tasks as the forward's step) and passes it on. After the last step every accumulator
+    goes straight to the shard's owner (the next rank when the ring ran all W steps; when a short window ended it
+    early, the rank ``steps - 1`` back). The next K/V shard is received while a step computes, as in the forward;
+    the accumulator from the previous rank is awaited only after this step's backward calls, so its transfer
+    overlaps them too.
+
+    Returns ``(dq, dk, dv)`` in q's, k's and v's dtype, summed in fp32.
+    """
+    rank, world = dist.get_rank(group), dist.get_world_size(group)
+    steps = plan.steps()
+    grads = _GradAccumulator(dout, q, out, lse, softmax_scale, softcap, deterministic)
+    nk, nv = k.numel(), v.numel()
+    # acc: the dK/dV of the shard this rank is visited by; spare: receives the previous rank's accumulator.
+    acc = torch.zeros(nk + nv, dtype=torch.float32, device=k.device)
+    kv_buffers, spare, kv_comm, dkv_comm = [], None, None, None
+    if steps > 1:
+        kv_buffers = [torch.empty(nk + nv, dtype=k.dtype, device=k.device) for _ in range(2)]
+        kv_buffers[0][:nk].view(k.shape).copy_(k)
+        kv_buffers[0][nk:].view(v.shape).copy_(v)
+        spare = torch.empty_like(acc)
+        kv_comm = _RingComm(group, caller, "K/V", tag=0)
+        dkv_comm = _RingComm(group, caller, "dK/dV", tag=1)
+    dkv_works, hops = [], 1
+    for step in range(steps):
+        kv_works = kv_comm.start(kv_buffers[step % 2], kv_buffers[(step + 1) % 2], step) if step + 1 < steps else []
+        if step == 0:
+            ks, vs = k, v
+        else:
+            ks, vs = kv_buffers[step % 2][:nk].view(k.shape), kv_buffers[step % 2][nk:].view(v.shape)
+        contributions = [grads.attend(task, ks, vs) for task in plan.tasks(rank, (rank - step) % world)]
+        if dkv_works:
+            dkv_comm.wait(dkv_works, step - 1, hops)
+            acc, spare = spare, acc  # the received accumulator is this step's; the sent one is free again
+        for k_sel, dk, dv in contributions:
+            _add_rows(acc[:nk].view(k.shape), k_sel, dk)
+            _add_rows(acc[nk:].view(v.shape), k_sel, dv)
+        if steps > 1:
+            # After the last step the accumulator holds every contribution to shard rank - (steps - 1): its owner.
+            hops = 1 if step + 1 < steps else -(steps - 1)
+            dkv_works = dkv_comm.start(acc, spare, step, hops)
+        if kv_works:
+            kv_comm.wait(kv_works, step)
+    if dkv_works:
+        dkv_comm.wait(dkv_works, steps - 1, hops)
+        acc = spare
+    dk, dv = acc[:nk].view(k.shape), acc[nk:].view(v.shape)
+    return grads.dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
+
+
+class _RingAttention(torch.autograd.Function):
+    """The ring over packed local shards with its backward: ``apply(q, k, v, plan, group, softmax_scale, softcap,
+    caller) -> (out, lse)``; lse is not differentiable (as in flash-attn)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, plan, group, softmax_scale, softcap, caller):
+        out, lse = _ring_forward(q, k, v, plan, group, softmax_scale, softcap, caller)
+        ctx.mark_non_differentiable(lse)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.ring = (plan, group, softmax_scale, softcap, f"{caller} backward")
+        ctx.deterministic = torch.are_deterministic_algorithms_enabled()
+        return out, lse
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dout, _dlse):
+        q, k, v, out, lse = ctx.saved_tensors
+        dq, dk, dv = _ring_backward(dout.contiguous(), q, k, v, out, lse, *ctx.ring, ctx.deterministic)
+        return dq, dk, dv, None, None, None, None, None
+
+
+def _ring(q, k, v, plan, group, softmax_scale, softcap, caller, timings=None) -> tuple[Tensor, Tensor]:
+    """The ring forward, recorded for autograd when q, k or v require grad (``timings``: no-grad benchmarking)."""
+    if needs_grad(q, k, v):
+        return _RingAttention.apply(q, k, v, plan, group, softmax_scale, softcap, caller)
+    return _ring_forward(q, k, v, plan, group, softmax_scale, softcap, caller, timings)
+
+
 def _validate_with_op(q: Tensor, k: Tensor, v: Tensor, softmax_scale, window, softcap) -> None:
     """The op's own argument checks (dtype, heads, head dims, scale, softcap) on zero tokens, before any rank sends."""
     cu = torch.zeros(2, dtype=torch.int32, device=q.device)
@@ -577,7 +737,6 @@ def _validate_with_op(q: Tensor, k: Tensor, v: Tensor, softmax_scale, window, so
 
 def _options(caller, q, k, v, group, causal, window_size, layout, dims: int):
     """Checks shared by both entry points. Returns ``(group, world size, layout, left, right)``."""
-    _check_no_grad(caller, q, k, v)
     group = _resolve_group(group, caller)
     layout = layout if layout is not None else ("zigzag" if causal else "contiguous")
     _check_layout(layout)
@@ -694,8 +853,14 @@ def ring_flash_attn_func(
             by one small all_reduce before the ring; every rank raises).
         RingPeerError: a neighbouring rank died or did not answer within the process group's timeout (gloo raises
             from the wait; HCCL, like NCCL, may enforce its timeout from a watchdog instead).
-        NotImplementedError: gradients requested (inputs that require grad with grad mode on): the ring backward
-            waits for the attention backward op.
+
+    Differentiable in q, k and v (the ring backward; see the module docstring): a backward through out (e.g.
+    ``loss.backward()``) gives every rank ``q.grad``, ``k.grad`` and ``v.grad`` of its own shards, with their shapes
+    and dtypes, summed in fp32 (for GQA / MQA dk and dv per kv head). The backward is a collective: every rank of the
+    group must run it, or the others wait until the group's timeout and raise :class:`RingPeerError`. lse is not
+    differentiable. ``torch.use_deterministic_algorithms(True)`` is passed to the backward op, like
+    flash-attn's ``deterministic`` (the CPU backward always is); a backward that fails on a peer raises
+    :class:`RingPeerError` naming the K/V or dK/dV exchange and the step.
     """
     out, lse = _ring_bsnd(q, k, v, group, causal, softmax_scale, window_size, softcap, layout)
     return (out, lse) if return_lse else out
@@ -709,7 +874,7 @@ def _ring_bsnd(q, k, v, group, causal, softmax_scale, window_size, softcap, layo
     plan = _bsnd_plan(q, world, layout, left, right)
     flat = [_tokens_first(x) for x in (q, k, v)]
     _validate_with_op(*flat, softmax_scale, (left, right), softcap)
-    out, lse = _ring_forward(*flat, plan, group, softmax_scale, softcap, caller, timings)
+    out, lse = _ring(*flat, plan, group, softmax_scale, softcap, caller, timings)
     batch, seqlen, heads = q.shape[:3]
     return out.view(batch, seqlen, heads, out.shape[-1]), lse.view(heads, batch, seqlen).transpose(0, 1).contiguous()
 
@@ -750,6 +915,8 @@ def ring_flash_attn_varlen_func(
 
     Raises:
         The errors of :func:`ring_flash_attn_func`; SequenceShardError names the sequence whose local length is odd.
+
+    Differentiable in q, k and v, as :func:`ring_flash_attn_func`: every rank gets the gradients of its packed shards.
     """
     caller = "ring_flash_attn_varlen_func"
     group, world, layout, left, right = _options(caller, q, k, v, group, causal, window_size, layout, dims=3)
@@ -772,5 +939,5 @@ def ring_flash_attn_varlen_func(
     _validate_with_op(q, k, v, softmax_scale, (left, right), softcap)
     starts = tuple(itertools.accumulate([0, *lengths[:-1]]))
     plan = _Plan(layout, world, starts, tuple(n // segments for n in lengths), left, right)
-    out, lse = _ring_forward(q, k, v, plan, group, softmax_scale, softcap, caller)
+    out, lse = _ring(q, k, v, plan, group, softmax_scale, softcap, caller)
     return (out, lse) if return_lse else out

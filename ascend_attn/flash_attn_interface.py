@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ascend_attn import ops
+from ascend_attn.autograd import FlashAttnFunc, FlashAttnVarlenFunc, needs_grad
 from ascend_attn.flash_attn_kvcache import flash_attn_with_kvcache
 
 __all__ = ["flash_attn_func", "flash_attn_varlen_func", "flash_attn_with_kvcache"]
@@ -22,9 +23,7 @@ __all__ = ["flash_attn_func", "flash_attn_varlen_func", "flash_attn_with_kvcache
 
 def _check_unsupported(dropout_p: float) -> None:
     if dropout_p > 0.0:
-        raise NotImplementedError(
-            f"dropout_p={dropout_p}: ascend_attn implements inference/forward attention only; use dropout_p=0.0"
-        )
+        raise NotImplementedError(f"dropout_p={dropout_p}: ascend_attn implements attention without dropout")
 
 
 def flash_attn_func(
@@ -52,18 +51,29 @@ def flash_attn_func(
         window_size: ``(left, right)`` sliding window, -1 = unbounded.
         softcap: > 0 applies ``softcap * tanh(score / softcap)``.
         alibi_slopes: float32 ``(nheads,)`` or ``(batch, nheads)``.
-        deterministic: accepted for compatibility; the forward pass is always deterministic.
+        deterministic: bit-identical gradients run to run; passed to the backward op. Default False, as in flash-attn;
+            the forward is always deterministic, and so is the CPU backward whatever this says (its dQ is reduced in a
+            fixed order). ``torch.use_deterministic_algorithms(True)`` also sets it.
         return_attn_probs: also return the softmax log-sum-exp.
 
     Returns:
         ``out (batch, seqlen_q, nheads, headdim_v)``, or ``(out, softmax_lse, None)`` with softmax_lse float32
         ``(batch, nheads, seqlen_q)`` when ``return_attn_probs``. (flash-attn returns the dropout mask as the third
         item; there is none here.)
+
+    Differentiable in q, k and v (see :mod:`ascend_attn.autograd`); softmax_lse is not, and alibi_slopes get no
+    gradient.
     """
     _check_unsupported(dropout_p)
-    out, lse = ops.flash_attention(
-        q, k, v, softmax_scale, causal, window_size, softcap, alibi_slopes, return_lse=return_attn_probs
-    )
+    if needs_grad(q, k, v, alibi_slopes):
+        deterministic = deterministic or torch.are_deterministic_algorithms_enabled()
+        out, lse = FlashAttnFunc.apply(
+            q, k, v, softmax_scale, causal, list(window_size), softcap, alibi_slopes, deterministic
+        )
+    else:
+        out, lse = ops.flash_attention(
+            q, k, v, softmax_scale, causal, window_size, softcap, alibi_slopes, return_lse=return_attn_probs
+        )
     return (out, lse, None) if return_attn_probs else out
 
 
@@ -105,6 +115,9 @@ def flash_attn_varlen_func(
     Returns:
         ``out (total_q, nheads, headdim_v)``, or ``(out, softmax_lse, None)`` with softmax_lse float32
         ``(nheads, total_q)`` when ``return_attn_probs``.
+
+    Differentiable in q, k and v with packed K/V, as :func:`flash_attn_func` (``deterministic`` likewise). With a
+    ``block_table`` it runs ``paged_attention``, which is forward-only: a backward through it raises.
     """
     _check_unsupported(dropout_p)
     if block_table is not None:
@@ -124,6 +137,24 @@ def flash_attn_varlen_func(
             return_lse=return_attn_probs,
         )
         return (*result, None) if return_attn_probs else result
+    if needs_grad(q, k, v, alibi_slopes):
+        deterministic = deterministic or torch.are_deterministic_algorithms_enabled()
+        out, lse = FlashAttnVarlenFunc.apply(
+            q,
+            k,
+            v,
+            cu_seqlens_q,
+            cu_seqlens_k,
+            max_seqlen_q,
+            max_seqlen_k,
+            softmax_scale,
+            causal,
+            list(window_size),
+            softcap,
+            alibi_slopes,
+            deterministic,
+        )
+        return (out, lse, None) if return_attn_probs else out
     out, lse = ops.flash_attention_varlen(
         q,
         k,

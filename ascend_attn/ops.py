@@ -9,10 +9,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ascend_attn.autograd import needs_grad
+
 __all__ = [
     "cpu_isa",
     "flash_attention",
+    "flash_attention_backward",
     "flash_attention_varlen",
+    "flash_attention_varlen_backward",
     "merge_attn_states",
     "paged_attention",
     "reshape_and_cache",
@@ -48,10 +52,14 @@ def flash_attention(
         ``(out, lse)``: out ``[batch, seqlen_q, heads, head_dim_v]`` in q's dtype; lse float32
         ``[batch, heads, seqlen_q]`` when ``return_lse``, else an empty tensor. A query row that sees no key
         gives 0 and lse ``-inf``.
+
+    Differentiable in q, k and v (:mod:`ascend_attn.autograd`): when they require grad the op computes lse anyway,
+    for the backward.
     """
-    return torch.ops.ascend_attn.flash_attention.default(
-        q, k, v, softmax_scale, causal, list(window_size), softcap, alibi_slopes, return_lse
+    out, lse = torch.ops.ascend_attn.flash_attention.default(
+        q, k, v, softmax_scale, causal, list(window_size), softcap, alibi_slopes, return_lse or needs_grad(q, k, v)
     )
+    return out, lse if return_lse else _lse_like(q, [], False)
 
 
 def _lse_like(q: Tensor, shape: list, return_lse: bool) -> Tensor:
@@ -112,8 +120,10 @@ def flash_attention_varlen(
     Returns:
         ``(out, lse)``: out ``[total_q, heads, head_dim_v]``; lse float32 ``[heads, total_q]`` when ``return_lse``,
         else an empty tensor.
+
+    Differentiable in q, k and v, as :func:`flash_attention`.
     """
-    return torch.ops.ascend_attn.flash_attention_varlen.default(
+    out, lse = torch.ops.ascend_attn.flash_attention_varlen.default(
         q,
         k,
         v,
@@ -126,8 +136,9 @@ def flash_attention_varlen(
         list(window_size),
         softcap,
         alibi_slopes,
-        return_lse,
+        return_lse or needs_grad(q, k, v),
     )
+    return out, lse if return_lse else _lse_like(q, [], False)
 
 
 @torch.library.register_fake("ascend_attn::flash_attention_varlen")
@@ -154,6 +165,150 @@ def _(
     total_q, heads, _ = q.shape
     out = q.new_empty((total_q, heads, v.shape[-1]))
     return out, _lse_like(q, [heads, total_q], return_lse)
+
+
+def flash_attention_backward(
+    dout: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    out: Tensor,
+    lse: Tensor,
+    softmax_scale: float | None = None,
+    causal: bool = False,
+    window_size: tuple[int, int] = (-1, -1),
+    softcap: float = 0.0,
+    alibi_slopes: Tensor | None = None,
+    deterministic: bool = False,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of :func:`flash_attention` (FlashAttention-2: the probabilities are recomputed from q, k and lse).
+
+    Autograd calls this for you (:mod:`ascend_attn.autograd`); call it directly to drive a backward by hand.
+
+    Args:
+        dout: ``[batch, seqlen_q, heads, head_dim_v]``, the gradient of out, in q's dtype.
+        q, k, v: the forward's inputs (BSND, as in :func:`flash_attention`).
+        out: ``[batch, seqlen_q, heads, head_dim_v]``, the forward's output.
+        lse: float32 ``[batch, heads, seqlen_q]``, the forward's lse (run it with ``return_lse=True``).
+        softmax_scale, causal, window_size, softcap, alibi_slopes: the forward's options.
+        deterministic: ask for bit-identical gradients run to run. The CPU executor is deterministic whatever this
+            says (dQ is reduced in a fixed order); the flag is passed to the NPU kernel.
+
+    Returns:
+        ``(dq, dk, dv)`` with q's, k's and v's shapes and dtype; for GQA / MQA dk and dv are summed over the q heads
+        of each kv head. Rows that see no key get zero gradients. alibi_slopes get none (as in flash-attn).
+    """
+    return torch.ops.ascend_attn.flash_attention_backward.default(
+        dout, q, k, v, out, lse, softmax_scale, causal, list(window_size), softcap, alibi_slopes, deterministic
+    )
+
+
+def _grads_like(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
+
+
+@torch.library.register_fake("ascend_attn::flash_attention_backward")
+def _(
+    dout,
+    q,
+    k,
+    v,
+    out,
+    lse,
+    softmax_scale=None,
+    causal=False,
+    window_size=(-1, -1),
+    softcap=0.0,
+    alibi_slopes=None,
+    deterministic=False,
+):
+    _check_same_device("q", q, dout=dout, k=k, v=v, out=out, lse=lse, alibi_slopes=alibi_slopes)
+    torch._check(q.dim() == 4, lambda: f"q must have 4 dimensions, got {q.dim()}")
+    return _grads_like(q, k, v)
+
+
+def flash_attention_varlen_backward(
+    dout: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    out: Tensor,
+    lse: Tensor,
+    cu_seqlens_q: Tensor,
+    cu_seqlens_k: Tensor,
+    max_seqlen_q: int,
+    max_seqlen_k: int,
+    softmax_scale: float | None = None,
+    causal: bool = False,
+    window_size: tuple[int, int] = (-1, -1),
+    softcap: float = 0.0,
+    alibi_slopes: Tensor | None = None,
+    deterministic: bool = False,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of :func:`flash_attention_varlen`.
+
+    Args:
+        dout: ``[total_q, heads, head_dim_v]``; out likewise; lse float32 ``[heads, total_q]`` (the forward's, run
+            with ``return_lse=True``).
+        q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k and the options: the forward's.
+        deterministic: as in :func:`flash_attention_backward` (the CPU executor always is).
+
+    Returns:
+        ``(dq, dk, dv)`` with q's, k's and v's shapes and dtype.
+    """
+    return torch.ops.ascend_attn.flash_attention_varlen_backward.default(
+        dout,
+        q,
+        k,
+        v,
+        out,
+        lse,
+        cu_seqlens_q,
+        cu_seqlens_k,
+        max_seqlen_q,
+        max_seqlen_k,
+        softmax_scale,
+        causal,
+        list(window_size),
+        softcap,
+        alibi_slopes,
+        deterministic,
+    )
+
+
+@torch.library.register_fake("ascend_attn::flash_attention_varlen_backward")
+def _(
+    dout,
+    q,
+    k,
+    v,
+    out,
+    lse,
+    cu_seqlens_q,
+    cu_seqlens_k,
+    max_seqlen_q,
+    max_seqlen_k,
+    softmax_scale=None,
+    causal=False,
+    window_size=(-1, -1),
+    softcap=0.0,
+    alibi_slopes=None,
+    deterministic=False,
+):
+    _check_same_device(
+        "q",
+        q,
+        dout=dout,
+        k=k,
+        v=v,
+        out=out,
+        lse=lse,
+        cu_seqlens_q=cu_seqlens_q,
+        cu_seqlens_k=cu_seqlens_k,
+        alibi_slopes=alibi_slopes,
+    )
+    torch._check(q.dim() == 3, lambda: f"q must have 3 dimensions, got {q.dim()}")
+    return _grads_like(q, k, v)
 
 
 def reshape_and_cache(key: Tensor, value: Tensor, key_cache: Tensor, value_cache: Tensor, slot_mapping: Tensor) -> None:

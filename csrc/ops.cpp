@@ -26,6 +26,21 @@ TORCH_LIBRARY(ascend_attn, m) {
       "int max_seqlen_q, int max_seqlen_k, float? softmax_scale=None, bool causal=False, "
       "int[2] window_size=[-1, -1], float softcap=0.0, Tensor? alibi_slopes=None, bool return_lse=False) "
       "-> (Tensor out, Tensor lse)");
+  // Gradients of flash_attention (FlashAttention-2: P recomputed from q, k and lse, never stored). dout and out
+  // [batch, seqlen_q, heads, head_dim_v] in q's dtype, lse fp32 [batch, heads, seqlen_q] as the forward returned it
+  // with return_lse=True; options as the forward's. -> dq, dk, dv of q's, k's and v's shapes and dtype.
+  // deterministic: bit-identical gradients run to run (the CPU executor always is).
+  m.def(
+      "flash_attention_backward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, "
+      "float? softmax_scale=None, bool causal=False, int[2] window_size=[-1, -1], float softcap=0.0, "
+      "Tensor? alibi_slopes=None, bool deterministic=False) -> (Tensor dq, Tensor dk, Tensor dv)");
+  // Gradients of flash_attention_varlen: dout and out [total_q, heads, head_dim_v], lse fp32 [heads, total_q];
+  // the rest as flash_attention_varlen and flash_attention_backward.
+  m.def(
+      "flash_attention_varlen_backward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, "
+      "Tensor cu_seqlens_q, Tensor cu_seqlens_k, int max_seqlen_q, int max_seqlen_k, float? softmax_scale=None, "
+      "bool causal=False, int[2] window_size=[-1, -1], float softcap=0.0, Tensor? alibi_slopes=None, "
+      "bool deterministic=False) -> (Tensor dq, Tensor dk, Tensor dv)");
   // Writes new K/V rows into the paged caches: key [num_tokens, kv_heads, head_dim], value [num_tokens, kv_heads,
   // head_dim_v], caches [num_blocks, block_size, kv_heads, head_dim(_v)], slot_mapping int32/int64 [num_tokens]
   // (slot = block * block_size + offset; negative = padding token, skipped).

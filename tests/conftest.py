@@ -24,6 +24,9 @@ LOWP_FLOOR = 1e-5
 # lse is accumulated in fp32 from the same (widened) inputs as the reference: measured max error 2e-6 at |lse| ~ 10.
 LSE_ATOL = 5e-5
 LSE_RTOL = 1e-5
+# Gradients: PyTorch's fp32 autograd can be nearly exact where ours sums in another order; floor relative to the
+# reference's largest entry.
+GRAD_FLOOR = 1e-5
 
 ISA_ENV = "ASCEND_ATTN_CPU_ISA"
 
@@ -75,6 +78,20 @@ def assert_out_close(out: torch.Tensor, ref_fp32: torch.Tensor, ref_lowp: torch.
     torch_err = (ref_lowp.float() - ref_fp32.float()).abs().max().item()
     bound = 2 * torch_err + LOWP_FLOOR
     assert diff.max().item() <= bound, f"{_describe(diff)}; bound {bound:.3e} (torch {out.dtype} error {torch_err:.3e})"
+
+
+def assert_grad_close(grad: torch.Tensor, ref: torch.Tensor, ref_same: torch.Tensor, name: str = "grad") -> None:
+    """A gradient against the fp64 autograd reference ``ref``, by the policy above applied to every dtype: the max abs
+    error must be at most twice that of PyTorch's own autograd in the gradient's dtype (``ref_same``) plus a floor
+    (GRAD_FLOOR of the reference's scale, for cases where PyTorch happens to be exact)."""
+    assert grad.shape == ref.shape and grad.dtype == ref_same.dtype, (name, grad.shape, ref.shape, grad.dtype)
+    if grad.numel() == 0:
+        return
+    assert not torch.isnan(grad).any(), f"{name} has NaN"
+    err = (grad.double() - ref).abs().max().item()
+    torch_err = (ref_same.double() - ref).abs().max().item()
+    bound = 2 * torch_err + GRAD_FLOOR * max(1.0, ref.abs().max().item())
+    assert err <= bound, f"{name}: max diff {err:.3e}, bound {bound:.3e} (torch {grad.dtype} error {torch_err:.3e})"
 
 
 def assert_lse_close(lse: torch.Tensor, ref: torch.Tensor, atol: float = LSE_ATOL) -> None:

@@ -36,13 +36,15 @@ def attention_ref(
 ):
     """Attention on BSND tensors: q ``[b, sq, h, d]``, k ``[b, sk, hk, d]``, v ``[b, sk, hk, dv]``.
 
-    Returns ``(out [b, sq, h, dv] in q's dtype, lse fp32 [b, h, sq])``. ``upcast=True`` computes in fp32;
-    ``upcast=False`` computes in the input dtype (the "same-dtype PyTorch computation" of the tolerance policy;
-    its lse is still returned as fp32). A row with no visible key gives 0 and lse -inf.
+    Returns ``(out [b, sq, h, dv] in q's dtype, lse fp32 [b, h, sq])``. ``upcast=True`` computes in fp32 (fp64 for
+    fp64 inputs); ``upcast=False`` computes in the input dtype (the "same-dtype PyTorch computation" of the tolerance
+    policy; its lse is still at least fp32). A row with no visible key gives 0 and lse -inf, and zero gradients under
+    autograd (its scores are replaced by 0 before the softmax, so no NaN reaches the backward).
     """
     dtype = q.dtype
     if upcast:
-        q, k, v = q.float(), k.float(), v.float()
+        wide = torch.promote_types(dtype, torch.float32)
+        q, k, v = q.to(wide), k.to(wide), v.to(wide)
     seqlen_q, heads, head_dim = q.shape[1:]
     seqlen_k, kv_heads = k.shape[1], k.shape[2]
     k = k.repeat_interleave(heads // kv_heads, dim=2)  # q head h reads kv head h // group
@@ -55,10 +57,12 @@ def attention_ref(
         # Rounded once to the compute dtype, so upcast=False stays in the input dtype.
         scores = scores + alibi_bias(alibi_slopes, seqlen_q, seqlen_k).to(scores.dtype)
     mask = visible_mask(seqlen_q, seqlen_k, causal, window_size)
-    scores = scores.masked_fill(~mask, float("-inf"))
-    lse = torch.logsumexp(scores.float(), dim=-1)
-    # softmax of an all -inf row is NaN; such rows output 0.
-    probs = torch.softmax(scores, dim=-1).masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+    empty = ~mask.any(dim=-1, keepdim=True)  # [sq, 1]: rows that see no key
+    # softmax of an all -inf row is NaN: such rows get finite scores here and output 0 below.
+    scores = scores.masked_fill(~mask, float("-inf")).masked_fill(empty, 0.0)
+    lse = torch.logsumexp(scores.to(torch.promote_types(scores.dtype, torch.float32)), dim=-1)
+    lse = lse.masked_fill(empty.squeeze(-1), float("-inf"))
+    probs = torch.softmax(scores, dim=-1).masked_fill(empty, 0.0)
     out = torch.einsum("bhqk,bkhd->bqhd", probs, v)
     return out.to(dtype), lse
 
@@ -81,6 +85,18 @@ def attention_varlen_ref(q, k, v, cu_seqlens_q, cu_seqlens_k, alibi_slopes=None,
         outs.append(out[0])
         lses.append(lse[0])
     return torch.cat(outs), torch.cat(lses, dim=1)
+
+
+def grads_ref(forward, inputs, dout, upcast=True):
+    """``(dq, dk, dv)`` of ``forward(q, k, v) -> out`` (a reference above) by PyTorch autograd, for dout.
+
+    ``upcast=True``: in fp64 (the reference gradients); ``upcast=False``: in the inputs' dtype (the same-dtype PyTorch
+    computation the tolerance policy compares against). Returned in that precision.
+    """
+    dtype = torch.float64 if upcast else inputs[0].dtype
+    leaves = [x.detach().to(dtype).requires_grad_() for x in inputs]
+    out = forward(*leaves)
+    return torch.autograd.grad(out, leaves, dout.to(dtype))
 
 
 def gather_pages(cache, block_table_row, length):

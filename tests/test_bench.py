@@ -14,11 +14,11 @@ from ascend_attn.bench.summary import write_report
 ROW = re.compile(r"^\| (avx512|avx2|portable) \| (fp32|bf16) \|.*\| [0-9.]+ \|$", re.MULTILINE)
 
 
-@pytest.mark.parametrize("name", ["flash", "paged"])
+@pytest.mark.parametrize("name", ["flash", "paged", "backward"])
 def test_quick_run_prints_measured_rows(name, capsys, tmp_path):
     main([name, "--quick", "--dtype", "fp32", "--repeats", "1", "--warmup", "0", "--out", str(tmp_path)])
     printed = capsys.readouterr().out
-    assert len(ROW.findall(printed)) >= (2 if name == "flash" else 1)
+    assert len(ROW.findall(printed)) >= {"flash": 2, "paged": 1, "backward": 4}[name]
     assert (tmp_path / f"{name}.md").read_text().strip() == printed.strip()
 
 

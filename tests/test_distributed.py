@@ -1,8 +1,10 @@
-"""Ring attention (ascend_attn.distributed) against single-process flash_attn_func on the gathered sequence.
+"""Ring attention (ascend_attn.distributed), forward and backward, against single-process flash_attn_func on the
+gathered sequence.
 
 Three layers: the planner (which op calls a ring step makes) checked without processes against the brute-force mask;
-every rank's steps replayed in one process; and real rings of 2 and 4 gloo processes (torch.multiprocessing spawn,
-a file store in tmp_path), one spawn per world size running every case, plus a ring whose peer dies.
+every rank's forward and backward steps replayed in one process; and real rings of 2 and 4 gloo processes
+(torch.multiprocessing spawn, a file store in tmp_path), one spawn per world size running every case (outputs, and
+gradients for the "grad" cases), plus rings whose peer dies in the forward or the backward, or stays silent.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import assert_lse_close, assert_out_close
-from reference import attention_ref, attention_varlen_ref
+from conftest import assert_grad_close, assert_lse_close, assert_out_close
+from reference import attention_ref, attention_varlen_ref, grads_ref
 
 import ascend_attn
 from ascend_attn import distributed as ring
@@ -196,6 +198,59 @@ def test_replayed_ring_equals_single_process(lengths, world, layout, causal, win
     assert_lse_close(lse, ref_lse)
 
 
+# fp32 ring gradients against single-process flash_attn_func's: the same op math, summed in another order (per
+# step, then across steps in fp32). Measured max diff 9.5e-7 (4.2e-7 of the largest gradient) over the replay cases.
+FP32_GRAD_RTOL = 1e-5
+
+
+def assert_fp32_grad_close(got, ref, name):
+    """Max abs diff at most FP32_GRAD_RTOL of the reference's largest entry (at least 1)."""
+    assert got.dtype == ref.dtype == torch.float32 and got.shape == ref.shape, (name, got.dtype, got.shape, ref.shape)
+    assert not torch.isnan(got).any(), f"{name} has NaN"
+    err = (got - ref).abs().max().item() if got.numel() else 0.0
+    bound = FP32_GRAD_RTOL * max(1.0, ref.abs().max().item() if ref.numel() else 0.0)
+    assert err <= bound, f"{name}: max diff {err:.3e}, bound {bound:.3e}"
+
+
+def _replay_backward(q, k, v, dout, lengths, world, layout, causal, window, softcap=0.0):
+    """Every rank's backward ring steps in one process: the same tasks as the forward, dK/dV summed in fp32 into the
+    shard they belong to (what the accumulator travelling the ring does). Returns the global (dq, dk, dv)."""
+    out, lse, plan = _replay(q, k, v, lengths, world, layout, causal, window, softcap)
+    cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
+    qs, outs, douts, ks, vs = (varlen_split(x, cu, world, layout)[0] for x in (q, out, dout, k, v))
+    lses = varlen_split(lse, cu, world, layout, dim=1)[0]
+    dks = [torch.zeros(x.shape) for x in ks]
+    dvs = [torch.zeros(x.shape) for x in vs]
+    dqs = []
+    for rank in range(world):
+        grads = ring._GradAccumulator(douts[rank], qs[rank], outs[rank], lses[rank], None, softcap, False)
+        for step in range(plan.steps()):
+            src = (rank - step) % world
+            for task in plan.tasks(rank, src):
+                k_sel, dk, dv = grads.attend(task, ks[src], vs[src])
+                ring._add_rows(dks[src], k_sel, dk)
+                ring._add_rows(dvs[src], k_sel, dv)
+        dqs.append(grads.dq)
+    return tuple(varlen_merge(x, cu, layout) for x in (dqs, dks, dvs))
+
+
+@pytest.mark.parametrize("lengths, world, layout, causal, window", REPLAY_CASES)
+def test_replayed_ring_backward_equals_single_process(lengths, world, layout, causal, window):
+    total = sum(lengths)
+    q, k, v = torch.randn(total, 4, 24), torch.randn(total, 2, 24), torch.randn(total, 2, 16)
+    dout = torch.randn(total, 4, 16)
+    got = _replay_backward(q, k, v, dout, lengths, world, layout, causal, window, softcap=3.0)
+    cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
+    leaves = [x.clone().requires_grad_() for x in (q, k, v)]
+    longest = max(lengths)
+    out = ascend_attn.flash_attn_varlen_func(
+        *leaves, cu, cu, longest, longest, causal=causal, window_size=window, softcap=3.0
+    )
+    out.backward(dout)
+    for name, g, leaf in zip(("dq", "dk", "dv"), got, leaves, strict=True):
+        assert_fp32_grad_close(g, leaf.grad, name)
+
+
 def _work(plan, rank, src):
     """Query-key pairs the op calls of one step cover (rows x keys summed over calls, sequence by sequence)."""
     return sum(
@@ -239,15 +294,6 @@ def test_short_window_stops_the_ring_early_and_skips_masked_pairs():
 # Checks that need no ring
 
 
-def test_requesting_gradients_raises_not_implemented():
-    q = torch.randn(1, 8, 2, 16, requires_grad=True)
-    with pytest.raises(NotImplementedError, match="forward-only: the ring backward needs the attention backward op"):
-        ring_flash_attn_func(q, q, q, causal=True)
-    cu = torch.tensor([0, 8], dtype=torch.int32)
-    with pytest.raises(NotImplementedError, match="ring_flash_attn_varlen_func is forward-only"):
-        ring_flash_attn_varlen_func(q[0], q[0], q[0], cu, 8)
-
-
 @pytest.mark.skipif(dist.is_available() and dist.is_initialized(), reason="a process group is already initialized")
 def test_without_a_process_group_raises():
     q = torch.randn(1, 8, 2, 16)
@@ -259,8 +305,9 @@ def test_without_a_process_group_raises():
 # Real rings: spawned gloo processes
 
 
-def _case(kind, dtype, shape, options, lengths=None, kv_heads=None, head_dim_v=None, raw=False):
-    """Inputs of one case, made in the parent (seeded) and sharded by every rank itself."""
+def _case(kind, dtype, shape, options, lengths=None, kv_heads=None, head_dim_v=None, raw=False, grad=False):
+    """Inputs of one case, made in the parent (seeded) and sharded by every rank itself. ``grad``: the ranks also
+    backpropagate the loss ``sum(out * weight)`` for a random ``weight`` of out's shape (so dout = weight)."""
     batch, seqlen, heads, head_dim = shape
     kv_heads = kv_heads or heads
     head_dim_v = head_dim_v or head_dim
@@ -269,7 +316,9 @@ def _case(kind, dtype, shape, options, lengths=None, kv_heads=None, head_dim_v=N
     q = torch.randn(*lead, heads, head_dim, generator=g).to(dtype)
     k = torch.randn(*lead, kv_heads, head_dim, generator=g).to(dtype)
     v = torch.randn(*lead, kv_heads, head_dim_v, generator=g).to(dtype)
-    case = {"kind": kind, "q": q, "k": k, "v": v, "options": options, "raw": raw}
+    case = {"kind": kind, "q": q, "k": k, "v": v, "options": options, "raw": raw, "grad": grad}
+    if grad:
+        case["weight"] = torch.randn(*lead, heads, head_dim_v, generator=g).to(dtype)
     if kind == "varlen":
         case["cu"] = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
     return case
@@ -301,6 +350,29 @@ CASES_2 = {
     "error op check": _case("bsnd", F32, (1, 8, 3, 16), {"causal": True, "kv_heads": 2}, raw=True),
     "error shapes differ": _case("bsnd", F32, (1, 8, 2, 16), {"shrink_by_rank": True}, raw=True),
     "error options differ": _case("bsnd", F32, (1, 8, 2, 16), {"causal_on_rank_0_only": True}, raw=True),
+    # Forward and backward: the ranks' gradients against single-process autograd.
+    "grad fp32 causal gqa": _case("bsnd", F32, (2, 64, 4, 32), CAUSAL, kv_heads=2, grad=True),
+    "grad fp32 head_dim_v": _case("bsnd", F32, (1, 64, 4, 48), {}, kv_heads=1, head_dim_v=32, grad=True),
+    "grad fp32 causal window softcap": _case(
+        "bsnd",
+        F32,
+        (1, 64, 2, 32),
+        {"causal": True, "window_size": (20, -1), "softcap": 2.0, "softmax_scale": 0.3},
+        grad=True,
+    ),
+    "grad fp32 window zigzag": _case(
+        "bsnd", F32, (1, 64, 2, 32), {"window_size": (5, 3), "layout": "zigzag"}, grad=True
+    ),
+    "grad bf16 causal gqa": _case("bsnd", BF16, (1, 96, 4, 64), CAUSAL, kv_heads=2, grad=True),
+    "grad bf16 softcap window": _case(
+        "bsnd", BF16, (1, 64, 4, 32), {"causal": True, "softcap": 5.0, "window_size": (9, 0)}, grad=True
+    ),
+    "grad varlen fp32 causal": _case(
+        "varlen", F32, (0, 0, 4, 32), CAUSAL, lengths=[8, 36, 0, 20, 4], kv_heads=2, grad=True
+    ),
+    "grad varlen bf16 causal window": _case(
+        "varlen", BF16, (0, 0, 2, 64), {"causal": True, "window_size": (6, -1)}, lengths=[12, 40, 4], grad=True
+    ),
 }
 
 CASES_4 = {
@@ -311,6 +383,23 @@ CASES_4 = {
     "fp32 softcap": _case("bsnd", F32, (1, 64, 2, 32), {"causal": True, "softcap": 2.0}),
     "varlen fp32 causal": _case("varlen", F32, (0, 0, 4, 32), CAUSAL, lengths=[16, 72, 8, 0, 40], kv_heads=1),
     "varlen bf16 causal": _case("varlen", BF16, (0, 0, 2, 32), CAUSAL, lengths=[24, 8, 48]),
+    "grad fp32 causal gqa": _case("bsnd", F32, (1, 64, 4, 32), CAUSAL, kv_heads=2, grad=True),
+    "grad fp32 causal window": _case(
+        "bsnd", F32, (1, 128, 2, 32), {"causal": True, "window_size": (10, -1)}, grad=True
+    ),
+    # Chunks of 32 and a 10-key window: the ring stops after 2 of 4 steps, so the dK/dV accumulators go back to
+    # their owners 1 rank back instead of 1 rank on.
+    "grad fp32 window stops the ring early": _case(
+        "bsnd", F32, (1, 128, 2, 32), {"causal": True, "window_size": (10, -1), "layout": "contiguous"}, grad=True
+    ),
+    "grad fp32 non-causal window": _case("bsnd", F32, (1, 64, 2, 32), {"window_size": (9, 4)}, grad=True),
+    "grad bf16 causal": _case("bsnd", BF16, (2, 64, 2, 64), CAUSAL, grad=True),
+    "grad varlen fp32 causal": _case(
+        "varlen", F32, (0, 0, 4, 32), CAUSAL, lengths=[16, 72, 8, 0, 40], kv_heads=1, grad=True
+    ),
+    "grad varlen fp32 window contiguous": _case(
+        "varlen", F32, (0, 0, 2, 16), {"window_size": (3, 5)}, lengths=[8, 40, 4, 24], grad=True
+    ),
 }
 
 GRIDS = {2: CASES_2, 4: CASES_4}
@@ -345,16 +434,31 @@ def _run_case(case, rank, world):
             return ring_flash_attn_varlen_func(q, k, v, cu, 8, **options)
         return ring_flash_attn_func(q, k, v, **options)
     layout = _layout(options)
+    tensors = (q, k, v, case["weight"]) if case["grad"] else (q, k, v)
     if case["kind"] == "varlen":
-        q, k, v = (varlen_split(x, case["cu"], world, layout)[0][rank] for x in (q, k, v))
+        shards = [varlen_split(x, case["cu"], world, layout)[0][rank] for x in tensors]
         local_cu = varlen_split(case["q"], case["cu"], world, layout)[1]
         longest = int((local_cu[1:] - local_cu[:-1]).max())
-        return ring_flash_attn_varlen_func(q, k, v, local_cu, longest, return_lse=True, **options)
-    if layout == "zigzag":
-        q, k, v = (zigzag_split(x, world)[rank] for x in (q, k, v))
+
+        def attend(q, k, v):
+            return ring_flash_attn_varlen_func(q, k, v, local_cu, longest, return_lse=True, **options)
     else:
-        q, k, v = (x.chunk(world, dim=1)[rank] for x in (q, k, v))
-    return ring_flash_attn_func(q, k, v, return_lse=True, **options)
+        if layout == "zigzag":
+            shards = [zigzag_split(x, world)[rank] for x in tensors]
+        else:
+            shards = [x.chunk(world, dim=1)[rank].clone() for x in tensors]
+
+        def attend(q, k, v):
+            return ring_flash_attn_func(q, k, v, return_lse=True, **options)
+
+    if not case["grad"]:
+        return attend(*shards)
+    leaves = [x.requires_grad_() for x in shards[:3]]
+    with torch.enable_grad():
+        out, lse = attend(*leaves)
+        assert out.requires_grad and not lse.requires_grad, "lse must be a non-differentiable output"
+        (out * shards[3]).sum().backward()
+    return out.detach(), lse, *(x.grad for x in leaves)
 
 
 def _init(rank, world, store_file, timeout_s):
@@ -436,14 +540,48 @@ def _reference(case):
 
 
 def _gather(case, per_rank, name):
+    """Every rank's results of a case (out, lse and, with grad, dq, dk, dv) back in global sequence order."""
     layout = _layout(case["options"])
-    outs = [r[name][0] for r in per_rank]
-    lses = [r[name][1] for r in per_rank]
+    gathered = []
+    for i in range(len(per_rank[0][name])):
+        shards = [r[name][i] for r in per_rank]
+        dim = (1 if i == 1 else 0) if case["kind"] == "varlen" else (2 if i == 1 else 1)  # lse: [.., heads, tokens]
+        if case["kind"] == "varlen":
+            gathered.append(varlen_merge(shards, case["cu"], layout, dim=dim))
+        elif layout == "zigzag":
+            gathered.append(zigzag_merge(shards, dim=dim))
+        else:
+            gathered.append(torch.cat(shards, dim=dim))
+    return gathered
+
+
+def _grad_references(case):
+    """Gradients of ``sum(out * weight)`` on the whole sequence in one process: (fp64 PyTorch autograd, PyTorch autograd
+    in the inputs' dtype, ascend_attn's flash_attn_func / flash_attn_varlen_func)."""
+    options = {key: val for key, val in case["options"].items() if key != "layout"}
+    q, k, v, weight = case["q"], case["k"], case["v"], case["weight"]
     if case["kind"] == "varlen":
-        return varlen_merge(outs, case["cu"], layout), varlen_merge(lses, case["cu"], layout, dim=1)
-    if layout == "zigzag":
-        return zigzag_merge(outs), zigzag_merge(lses, dim=2)
-    return torch.cat(outs, dim=1), torch.cat(lses, dim=2)
+        cu = case["cu"]
+        longest = int((cu[1:] - cu[:-1]).max())
+
+        def forward(q, k, v):
+            return attention_varlen_ref(q, k, v, cu, cu, upcast=False, **options)[0]
+
+        def single(q, k, v):
+            return ascend_attn.flash_attn_varlen_func(q, k, v, cu, cu, longest, longest, **options)
+    else:
+
+        def forward(q, k, v):
+            return attention_ref(q, k, v, upcast=False, **options)[0]
+
+        def single(q, k, v):
+            return ascend_attn.flash_attn_func(q, k, v, **options)
+
+    leaves = [x.clone().requires_grad_() for x in (q, k, v)]
+    (single(*leaves) * weight).sum().backward()
+    ref = grads_ref(forward, (q, k, v), weight)
+    same = grads_ref(forward, (q, k, v), weight, upcast=False)
+    return ref, same, [x.grad for x in leaves]
 
 
 def _ids(errors):
@@ -456,11 +594,28 @@ def test_ring_equals_single_process(ring_results, world, name):
     case = cases[name]
     for rank, results in enumerate(per_rank):
         assert not isinstance(results[name][0], type), f"rank {rank} raised:\n{results[name][2]}"
-    out, lse = _gather(case, per_rank, name)
+    out, lse = _gather(case, per_rank, name)[:2]
     ref, lowp, ref_lse = _reference(case)
     assert out.dtype == case["q"].dtype
     assert_out_close(out, ref, lowp)
     assert_lse_close(lse, ref_lse)
+
+
+@pytest.mark.parametrize("world, name", [(w, n) for w, cases in GRIDS.items() for n in cases if cases[n]["grad"]])
+def test_ring_gradients_equal_single_process(ring_results, world, name):
+    """fp32: the single-process gradients up to summation order; bf16: the tolerance policy against fp64 autograd
+    (every dtype is also held to that policy)."""
+    cases, per_rank = ring_results(world)
+    case = cases[name]
+    for rank, results in enumerate(per_rank):
+        assert not isinstance(results[name][0], type), f"rank {rank} raised:\n{results[name][2]}"
+    _, _, *grads = _gather(case, per_rank, name)
+    ref, same, single = _grad_references(case)
+    for grad_name, grad, r, s, one in zip(("dq", "dk", "dv"), grads, ref, same, single, strict=True):
+        assert grad.dtype == case["q"].dtype, (grad_name, grad.dtype)
+        assert_grad_close(grad, r, s, grad_name)
+        if grad.dtype == F32:
+            assert_fp32_grad_close(grad, one, grad_name)
 
 
 @pytest.mark.parametrize("world, name", _ids(errors=True))
@@ -486,17 +641,22 @@ def _peer_failure_worker(rank, world, store_file, out_dir, role_of):
     role = role_of.get(rank, "ring")
     if role == "die in the ring":  # passes the shape agreement, posts its first exchange, dies while attending
         ring._Accumulator.attend = lambda *args: os._exit(3)
+    if role == "die in the backward":  # completes the forward, posts its first backward exchange, dies computing
+        ring._GradAccumulator.attend = lambda *args: os._exit(3)
     if role == "silent":  # alive and connected, but silent until the others have given up (or 4 timeouts)
         others = [Path(out_dir, f"rank{r}.pt") for r in range(world) if r not in role_of]
         deadline = time.monotonic() + 4 * PEER_TIMEOUT_S
         while not all(f.exists() for f in others) and time.monotonic() < deadline:
             time.sleep(0.1)
         os._exit(0)
-    q = torch.randn(1, 32, 2, 16)
+    backward = "die in the backward" in role_of.values()  # then every rank trains: forward and backward
+    q = torch.randn(1, 32, 2, 16, requires_grad=backward)
     start = time.monotonic()
     try:
-        with torch.no_grad():
-            ring_flash_attn_func(q, q, q, causal=True)
+        with torch.set_grad_enabled(backward):
+            out = ring_flash_attn_func(q, q, q, causal=True)
+        if backward:
+            out.sum().backward()
         result = (None, "returned", time.monotonic() - start)
     except Exception as err:
         result = (type(err), str(err), time.monotonic() - start)
@@ -509,8 +669,9 @@ def _peer_failure_worker(rank, world, store_file, out_dir, role_of):
     [
         (3, {2: "die in the ring"}, [0, 0, 3], r"the K/V exchange of ring step \d \(receive from rank \d, send to"),
         (2, {1: "silent"}, [0, 0], r"the shape agreement \(all_reduce\) before the ring failed"),
+        (3, {2: "die in the backward"}, [0, 0, 3], r"the (dK/dV|K/V) exchange of ring step \d \(receive from rank \d,"),
     ],
-    ids=["a rank dies in the ring", "a rank stops answering"],
+    ids=["a rank dies in the ring", "a rank stops answering", "a rank dies in the backward"],
 )
 def test_dead_or_silent_peer_fails_with_a_clear_error_within_the_timeout(tmp_path, world, role_of, codes, failed):
     _spawn(_peer_failure_worker, world, (str(tmp_path / "store"), str(tmp_path), role_of), codes)
@@ -519,7 +680,10 @@ def test_dead_or_silent_peer_fails_with_a_clear_error_within_the_timeout(tmp_pat
             continue
         raised, message, elapsed = torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)
         assert raised is RingPeerError, (rank, raised, message)
-        assert re.search(rf"on rank {rank} of {world}: {failed}", message), message
+        caller = (
+            "ring_flash_attn_func backward" if "die in the backward" in role_of.values() else "ring_flash_attn_func"
+        )
+        assert re.match(rf"{caller} on rank {rank} of {world}: {failed}", message), message
         assert "did not answer within the process group's timeout" in message
         assert elapsed < PEER_TIMEOUT_S + 5, f"rank {rank} needed {elapsed:.1f} s to fail"
 

@@ -1,17 +1,18 @@
-"""Command line: ``python -m ascend_attn.bench {flash,paged} [--repeats N] [--warmup N] [--dtype fp32|bf16|fp16]``
-``[--out DIR]``; ``python -m ascend_attn.bench model`` prints the Ascend C kernels' modelled 910B2 figures (simulator,
-no timing); ``python -m ascend_attn.bench all --out DIR [--quick] ...`` runs every benchmark and writes
-DIR/report.md and DIR/report.png; ``python -m ascend_attn.bench ring --world-size 2|4`` (multi-process, not in all)."""
+"""Command line: ``python -m ascend_attn.bench {flash,paged,backward} [--repeats N] [--warmup N]``
+``[--dtype fp32|bf16|fp16] [--out DIR]``; ``python -m ascend_attn.bench model`` prints the Ascend C kernels' modelled
+910B2 figures (simulator, no timing); ``python -m ascend_attn.bench all --out DIR [--quick] ...`` runs every
+benchmark and writes DIR/report.md and DIR/report.png; ``python -m ascend_attn.bench ring --world-size 2|4``
+(multi-process, not in all)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ascend_attn.bench import flash, model, paged, ring
+from ascend_attn.bench import backward, flash, model, paged, ring
 from ascend_attn.bench.common import DEFAULT_DTYPES, DTYPES, progress
 from ascend_attn.bench.summary import write_report
 
-BENCHMARKS = {"flash": flash, "paged": paged, "model": model}
+BENCHMARKS = {"flash": flash, "paged": paged, "backward": backward, "model": model}
 SEPARATE = {"ring": ring}  # spawns processes: run on its own, not by all
 
 

@@ -23,12 +23,12 @@ attention) or the 2-D padding mask ``[batch, kv_len]``, never an S×S mask. What
 
 ``scaling``, ``softcap`` and ``sliding_window`` are passed through (a window of ``w`` tokens is flash-attn's
 ``window_size=(w - 1, w - 1)``, as transformers' flash path uses; with padding the window counts unpadded tokens,
-which is the same for left padding). Not supported, each raising ``NotImplementedError``: ``dropout > 0`` (training
-with attention dropout), backward (the ops are forward-only: ``loss.backward()`` through them raises; the 4-D
-fallback is plain PyTorch and differentiable), attention sinks (``s_aux``) and transformers' continuous-batching
-``PagedAttentionCache``. Decode steps run the same flash / varlen ops over the contiguous K/V of the model's
-``DynamicCache``; the paged ops (:func:`ascend_attn.paged_attention`, :class:`ascend_attn.PagedKVCache`) are not
-wired into transformers' caches.
+which is the same for left padding). Training works: every path above is differentiable (the flash and varlen ops
+through :mod:`ascend_attn.autograd`, the 4-D fallback as plain PyTorch), with gradients that match ``"eager"``. Not
+supported, each raising ``NotImplementedError``: ``dropout > 0`` (training with attention dropout), attention sinks
+(``s_aux``) and transformers' continuous-batching ``PagedAttentionCache``. Decode steps run the same flash / varlen
+ops over the contiguous K/V of the model's ``DynamicCache``; the paged ops (:func:`ascend_attn.paged_attention`,
+:class:`ascend_attn.PagedKVCache`) are not wired into transformers' caches.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def attention_forward(
         out = out.reshape(batch, q_len, *out.shape[1:])
     else:
         out = ascend_attn.flash_attn_func(q, k, v, **options)
-    return out, None  # a backward through the ops raises (ascend_attn.autograd) instead of dropping gradients
+    return out, None
 
 
 def _padded(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, options: dict) -> Tensor:

@@ -23,23 +23,6 @@ constexpr int kBlockK = 256;
 constexpr int64_t kMinSplitKeys = 1024;
 constexpr int kMaxSplits = 32;
 
-// Per-thread scratch kept across calls: the pool threads are long-lived, and a fresh megabyte per call would cost
-// page faults on every call.
-float* thread_scratch(size_t floats) {
-  struct Deleter {
-    void operator()(float* p) const { std::free(p); }
-  };
-  thread_local std::unique_ptr<float, Deleter> buffer;
-  thread_local size_t capacity = 0;
-  if (floats > capacity) {
-    const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-    buffer.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-    TORCH_CHECK(buffer != nullptr, "attention: out of memory allocating ", bytes, " bytes of scratch");
-    capacity = floats;
-  }
-  return buffer.get();
-}
-
 // Keys [lo, hi) some row in [row_begin, row_end) of the sequence can see (rows' ranges move monotonically).
 std::pair<int64_t, int64_t> key_span(const FlashParams& p, const SeqDesc& s, int64_t row_begin, int64_t row_end) {
   return ascend_attn::key_span(row_begin, row_end, s.seqlen_q, s.seqlen_k, p.window_left, p.window_right);
@@ -164,6 +147,23 @@ void merge_splits(const FlashParams& p, const std::vector<SeqDesc>& seqs, const 
 }
 
 }  // namespace
+
+// Kept across calls: the pool threads are long-lived, and a fresh megabyte per call would cost page faults on every
+// call.
+float* thread_scratch(size_t floats) {
+  struct Deleter {
+    void operator()(float* p) const { std::free(p); }
+  };
+  thread_local std::unique_ptr<float, Deleter> buffer;
+  thread_local size_t capacity = 0;
+  if (floats > capacity) {
+    const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+    buffer.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    TORCH_CHECK(buffer != nullptr, "attention: out of memory allocating ", bytes, " bytes of scratch");
+    capacity = floats;
+  }
+  return buffer.get();
+}
 
 ElemType elem_type(at::ScalarType t) {
   switch (t) {

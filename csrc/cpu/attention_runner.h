@@ -14,6 +14,9 @@ namespace ascend_attn::cpu {
 
 ElemType elem_type(at::ScalarType t);
 
+// This thread's 64-byte aligned scratch of at least `floats` floats (shared by the forward and backward kernels).
+float* thread_scratch(size_t floats);
+
 // Fills p.q/k/v/out/lse pointers and the option fields shared by all attention ops (everything but strides,
 // sequences and paging). `lse` may be empty (no lse output).
 void set_common_params(FlashParams& p, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, at::Tensor& out,

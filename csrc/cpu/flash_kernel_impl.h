@@ -9,7 +9,7 @@
 // Only keys that some query of a panel (QK) or of a row block (PV) can see are computed, so causal and window masks
 // skip whole micro-tiles.
 #pragma once
-#include "cpu/gemm_ukernel.h"
+#include "cpu/tile_util.h"
 
 // Items with at most this many query rows take the row-major (decode) path below.
 constexpr int kSmallRows = 8;
@@ -29,8 +29,6 @@ struct ScratchLayout {
   int64_t slope;              // per query: alibi slope
   int64_t total;
 };
-
-inline int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 
 inline ScratchLayout scratch_layout(const FlashParams& p, const FlashTiling& t) {
   ScratchLayout s;
@@ -64,26 +62,8 @@ inline size_t flash_scratch_floats(const FlashParams& p, const FlashTiling& t) {
   return static_cast<size_t>(scratch_layout(p, t).total);
 }
 
-inline vf vabs(vf x) { return x < 0.f ? -x : x; }
-
 inline void scale_row(float* o, int n, float a) {
   for (int j = 0; j < n; j += W) vstore(o + j, vload(o + j) * a);
-}
-
-// Key range [lo, hi) (tile-relative, clipped to [0, n)) seen by any of queries [q0, q1); empty when lo >= hi.
-inline void key_union(const int32_t* lo, const int32_t* hi, int q0, int q1, int64_t j0, int n, int* out_lo,
-                      int* out_hi) {
-  int a = n, b = 0;
-  for (int q = q0; q < q1; ++q) {
-    const int qa = static_cast<int>(lo[q] - j0 > 0 ? lo[q] - j0 : 0);
-    const int qb = static_cast<int>(hi[q] - j0 < n ? hi[q] - j0 : n);
-    if (qa < qb) {
-      a = qa < a ? qa : a;
-      b = qb > b ? qb : b;
-    }
-  }
-  *out_lo = a;
-  *out_hi = b;
 }
 
 // Online-softmax update of one panel of NR queries over Sᵀ rows [a, b) (keys j0 + a .. j0 + b). Scores that the
@@ -132,13 +112,6 @@ inline void softmax_panel(const FlashParams& p, float* st, int64_t ld, int a, in
     vstore(alpha + h, al);
     vstore(l + h, vload(l + h) * al + sum);
     vstore(m + h, m_new);
-  }
-}
-
-inline void zero_rows(float* st, int64_t ld, int a, int b) {
-  for (int j = a; j < b; ++j) {
-    vstore(st + j * ld, vf{});
-    vstore(st + j * ld + W, vf{});
   }
 }
 

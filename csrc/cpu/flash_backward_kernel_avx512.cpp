@@ -1,0 +1,25 @@
+// AVX-512 build of the backward kernel. The kernel source is shared by every ISA: see flash_backward_kernel_impl.h.
+#include <cstdint>
+
+#include "cpu/flash_backward_kernel.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,fma")
+
+namespace ascend_attn::cpu {
+namespace {
+#define ASCEND_ATTN_VEC_WIDTH 16
+#include "cpu/flash_backward_kernel_impl.h"
+}  // namespace
+}  // namespace ascend_attn::cpu
+
+#pragma GCC pop_options
+
+namespace ascend_attn::cpu {
+
+const FlashBackwardKernel& flash_backward_kernel_avx512() {
+  static const FlashBackwardKernel kernel{"avx512", backward_scratch_floats, backward_run_any};
+  return kernel;
+}
+
+}  // namespace ascend_attn::cpu
