@@ -56,3 +56,15 @@ def test_fp16_is_a_dtype_like_the_demo(capsys):
     main(["paged", "--quick", "--dtype", "fp16", "--repeats", "1", "--warmup", "0"])
     rows = re.findall(r"^\| fp16 \|.*\|$", capsys.readouterr().out, re.MULTILINE)
     assert len(rows) == 1
+
+
+def test_model_backward_rows_have_the_forward_columns():
+    """bench model's backward table: one row per (seqlen, causal) in the forward table's columns, from dry runs of
+    op_kernel/flash_attention_grad."""
+    from ascend_attn.bench import model
+
+    rows = model.flash_backward_rows([512], heads=2, d=64, cores=2)
+    assert [r[:2] for r in rows] == [[512, "no"], [512, "yes"]]
+    assert all(len(r) == len(model.FLASH_HEADER) for r in rows)
+    full, causal = (float(r[2]) for r in rows)  # modelled us
+    assert 0 < causal < full and all(float(r[5]) > 0 for r in rows)  # causal skips tiles; TFLOPS counted
