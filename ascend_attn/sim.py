@@ -151,6 +151,7 @@ def flash_attn_varlen_backward(
     causal: bool = False,
     window_size: tuple[int, int] = (-1, -1),
     softcap: float = 0.0,
+    alibi_slopes: torch.Tensor | None = None,
     deterministic: bool = False,
     num_cores: int = 24,
     dry_run: bool = False,
@@ -168,6 +169,8 @@ def flash_attn_varlen_backward(
         dout: the gradient of ``out``, ``[total_q, heads, head_dim_v]``, q's dtype.
         q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale, causal, window_size, softcap:
             the forward's arguments (:func:`flash_attn_varlen_func`; fp16/bf16, head dims multiples of 16).
+        alibi_slopes: accepted for the op's signature, and rejected with a ValueError: the kernel (like its forward)
+            has no alibi bias.
         out: the forward's output ``[total_q, heads, head_dim_v]``.
         lse: the forward's lse, fp32 ``[heads, total_q]`` (``return_lse=True``).
         deterministic: False (default) adds every key tile's share of dq into one fp32 accumulator with the cube's
@@ -185,7 +188,7 @@ def flash_attn_varlen_backward(
     window = list(window_size)
     dq, dk, dv, raw = _sim.flash_attention_varlen_backward(
         dout, q, k, v, out, lse, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale, causal,
-        window, softcap, deterministic, num_cores, dry_run, schedule_seed, trace,
+        window, softcap, alibi_slopes, deterministic, num_cores, dry_run, schedule_seed, trace,
     )  # fmt: skip
     left, right = window
     if causal:

@@ -145,6 +145,7 @@ def test_rejections_name_the_argument():
         ({"num_cores": 0}, "num_cores must be >= 1"),
         ({"num_cores": 65}, r"num_cores must be in \[1, 64\]"),
         ({"k": k[:, :1].expand(-1, 3, -1), "v": v[:, :1].expand(-1, 3, -1)}, "must divide"),
+        ({"alibi_slopes": torch.ones(4)}, "alibi_slopes: not supported by the Ascend C flash_attention_backward"),
     ]  # fmt: skip
     for change, message in cases:
         with pytest.raises(ValueError, match=message):

@@ -178,14 +178,15 @@ py::tuple flash_attention_varlen_backward(const at::Tensor& dout, const at::Tens
                                           const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k,
                                           int64_t max_seqlen_q, int64_t max_seqlen_k,
                                           std::optional<double> softmax_scale, bool causal,
-                                          std::vector<int64_t> window_size, double softcap, bool deterministic,
+                                          std::vector<int64_t> window_size, double softcap,
+                                          const std::optional<at::Tensor>& alibi_slopes, bool deterministic,
                                           int64_t num_cores, bool dry_run, std::optional<uint64_t> schedule_seed,
                                           std::optional<std::string> trace) {
   return torch_errors_as_python([&] {
     TORCH_CHECK(q.device().is_cpu(), "q: the simulator runs on CPU tensors, got ", q.device());
     const ascend_attn::AttentionGradArgs g = ascend_attn::check_flash_attention_varlen_backward_args(
         dout, q, k, v, out, lse, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale, causal,
-        window_size, softcap, std::nullopt, deterministic);
+        window_size, softcap, alibi_slopes, deterministic);  // the launch rejects alibi_slopes, as on NPU
     const ascend_attn::KernelDevice device = sim_device(num_cores);
     auto [r, stats] = simulate(dry_run, schedule_seed, trace, "flash_attention_backward",
                                [&] { return ascend_attn::flash_attention_varlen_backward_launch(g, device); });
