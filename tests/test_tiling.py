@@ -113,9 +113,11 @@ def paged_plan(context_lens, q_lens=None, heads=32, kv_heads=8, d=128, block_siz
     [
         ([8192], None, True),  # one sequence x 8 kv heads cannot fill 48 AIVs: split the KV length
         ([32768, 100, 5], None, True),
-        ([8192] * 8, None, False),  # 64 items already fill the AIVs
-        ([1000], None, False),  # too short to be worth a combine
-        ([300, 4000], [100, 7], False),  # multi-token queries: items of 16 tokens x 4 q heads
+        ([8192] * 8, None, True),  # 64 items fill 48 AIVs' two rounds to 67%: two splits each fill three to 89%
+        ([4096] * 12, None, False),  # 96 items fill two rounds exactly
+        ([1000], None, True),  # 8 items: two splits of 512 keys double the AIVs in use
+        ([600], None, False),  # two splits would be shorter than 512 keys: not worth a combine
+        ([300, 4000], [100, 7], True),  # multi-token queries (items of 16 tokens x 4 q heads): 64 items, split the long
     ],
 )
 def test_paged_items_cover_everything_once(context_lens, q_lens, splits):

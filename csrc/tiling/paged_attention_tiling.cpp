@@ -48,23 +48,33 @@ PagedAttentionPlan plan_paged_attention(const PagedAttentionProblem& p, uint32_t
   t.block_cols = std::max(p.block_size, kMinTileKeys / p.block_size * p.block_size);
   t.tokens_per_item = ascend_attn_kernel::kMaxRowsPerAiv / group;
 
-  // 3. Split the KV length (flash-decoding) when (sequence, kv head, token block) items cannot occupy the AIVs.
+  // 3. Split the KV length (flash-decoding) when the (sequence, kv head, token block) items cannot keep the AIVs
+  //    evenly busy: the fewest splits per sequence whose items fill the AIVs' rounds to at least 85% (items
+  //    counted as equal), else the best filling; a split keeps at least kMinSplitKeys keys (shorter ones cost more
+  //    in the combine than they save) and a sequence has at most kPagedMaxSplits.
   const uint32_t workers = 2 * core_num;
-  uint64_t base_items = 0, total_keys = 0;
   int64_t max_ctx = 0;
-  for (uint32_t s = 0; s < p.num_seqs; ++s) {
-    const int64_t q_len = p.cu_seqlens_q[s + 1] - p.cu_seqlens_q[s];
-    const uint64_t blocks = (q_len + t.tokens_per_item - 1) / t.tokens_per_item;
-    base_items += p.num_kv_heads * blocks;
-    total_keys += p.num_kv_heads * blocks * uint64_t(p.context_lens[s]);
-    max_ctx = std::max<int64_t>(max_ctx, p.context_lens[s]);
-  }
+  for (uint32_t s = 0; s < p.num_seqs; ++s) max_ctx = std::max<int64_t>(max_ctx, p.context_lens[s]);
+  auto items_with = [&](uint64_t split) {
+    uint64_t items = 0;
+    for (uint32_t s = 0; s < p.num_seqs; ++s) {
+      const int64_t q_len = p.cu_seqlens_q[s + 1] - p.cu_seqlens_q[s];
+      const uint64_t blocks = (q_len + t.tokens_per_item - 1) / t.tokens_per_item;
+      items += p.num_kv_heads * blocks * std::max<uint64_t>(1, (p.context_lens[s] + split - 1) / split);
+    }
+    return items;
+  };
+  auto filling = [&](uint64_t items) {  // share of the AIVs' rounds the items occupy
+    return items ? double(items) / double((items + workers - 1) / workers * workers) : 1.0;
+  };
   const uint64_t whole = align_up(std::max<int64_t>(max_ctx, 1), p.block_size);
   uint64_t split = whole;
-  if (base_items < workers && max_ctx > 2 * int64_t(kMinSplitKeys)) {
-    split = align_up(std::max<uint64_t>((total_keys + workers - 1) / workers, kMinSplitKeys), p.block_size);
-    split = std::max<uint64_t>(split, align_up((max_ctx + kPagedMaxSplits - 1) / kPagedMaxSplits, p.block_size));
-    split = std::min(split, whole);
+  double best = filling(items_with(whole));
+  for (uint32_t n = 2; n <= kPagedMaxSplits && best < 0.85; ++n) {
+    const uint64_t keys = align_up((whole + n - 1) / n, p.block_size);
+    if (keys < kMinSplitKeys) break;
+    const double f = filling(items_with(keys));
+    if (f > best) best = f, split = keys;
   }
   t.split_keys = uint32_t(split);
   t.max_splits = uint32_t((std::max<int64_t>(max_ctx, 1) + split - 1) / split);
