@@ -169,10 +169,10 @@ def flash_attn_varlen_backward(
         dout: the gradient of ``out``, ``[total_q, heads, head_dim_v]``, q's dtype.
         q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale, causal, window_size, softcap:
             the forward's arguments (:func:`flash_attn_varlen_func`; fp16/bf16, head dims multiples of 16).
-        alibi_slopes: accepted for the op's signature, and rejected with a ValueError: the kernel (like its forward)
-            has no alibi bias.
         out: the forward's output ``[total_q, heads, head_dim_v]``.
         lse: the forward's lse, fp32 ``[heads, total_q]`` (``return_lse=True``).
+        alibi_slopes: accepted for the op's signature, and rejected with a ValueError: the kernel (like its forward)
+            has no alibi bias.
         deterministic: False (default) adds every key tile's share of dq into one fp32 accumulator with the cube's
             atomic add, in whatever order the cores reach it: the last bits of dq may differ run to run (on the NPU;
             here with ``schedule_seed``). True computes dq in query-major tasks that each own their rows (more cube

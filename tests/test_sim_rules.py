@@ -81,9 +81,14 @@ VIOLATIONS = [
     ("matmul_without_end", {"mm": True}, r"a second Matmul object used without End\(\) on the first"),
     ("matmul_reads_dma_output", {"mm": True}, r"data race on GM 'gm1' .*MTE3 write .* Matmul read"),
     (
-        "matmul_atomic_vs_copy",
+        "matmul_atomic_vs_read",
         {"mm": True, "cores": 2},
         r"data race on GM 'gm0' .*(Matmul atomic add .* MTE2 read|MTE2 read .* Matmul atomic add)",
+    ),
+    (
+        "matmul_atomic_vs_write",
+        {"mm": True, "cores": 2},
+        r"data race on GM 'gm0' .*(Matmul atomic add .* MTE3 write|MTE3 write .* Matmul atomic add)",
     ),
     ("matmul_atomic_max", {"mm": True}, r"IterateAll enAtomic 2: the simulator has 0 \(none\) and 1 \(AtomicAdd\)"),
     # buffers

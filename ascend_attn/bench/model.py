@@ -69,7 +69,8 @@ def flash_backward_rows(seqlens: list[int], heads: int, d: int, cores: int, dete
         for causal in (False, True):
             progress(f"  flash_attention_backward seqlen {s} causal {causal} ...")
             st = sim.flash_attn_varlen_backward(dout, q, k, v, out, lse, cu, cu, s, s, causal=causal,
-                                                deterministic=deterministic, num_cores=cores, dry_run=True).stats  # fmt: skip
+                                                deterministic=deterministic, num_cores=cores,
+                                                dry_run=True).stats  # fmt: skip
             rows.append([s, "yes" if causal else "no", f"{st.modelled_us:.0f}", f"{st.roofline_us:.0f}",
                          f"{st.modelled_us / st.roofline_us:.2f}", f"{st.modelled_tflops:.1f}",
                          f"{100 * st.modelled_tflops / peak:.1f}%", f"{100 * st.cube_utilisation:.0f}%",

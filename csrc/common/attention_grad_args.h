@@ -27,7 +27,7 @@ AttentionGradArgs check_flash_attention_backward_args(const at::Tensor& dout, co
 AttentionGradArgs check_flash_attention_varlen_backward_args(
     const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& out,
     const at::Tensor& lse, const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k, int64_t max_seqlen_q,
-    int64_t max_seqlen_k, std::optional<double> softmax_scale, bool causal, at::IntArrayRef window_size,
-    double softcap, const std::optional<at::Tensor>& alibi_slopes, bool deterministic);
+    int64_t max_seqlen_k, std::optional<double> softmax_scale, bool causal, at::IntArrayRef window_size, double softcap,
+    const std::optional<at::Tensor>& alibi_slopes, bool deterministic);
 
 }  // namespace ascend_attn

@@ -111,9 +111,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> flash_attention_backward_npu(
   const at::Tensor cu_k = at::arange(a.batch + 1, ints) * a.seqlen_k;
   auto flat = [](const at::Tensor& t) { return t.reshape({t.size(0) * t.size(1), t.size(2), t.size(3)}); };
   const at::Tensor lse_packed = g.lse.permute({1, 0, 2}).reshape({a.heads, a.batch * a.seqlen_q});
-  auto [dq, dk, dv] = flash_attention_varlen_backward_npu(
-      flat(g.dout), flat(a.q), flat(a.k), flat(a.v), flat(g.out), lse_packed, cu_q, cu_k, a.seqlen_q, a.seqlen_k,
-      softmax_scale, causal, window_size, softcap, alibi_slopes, deterministic);
+  auto [dq, dk, dv] = flash_attention_varlen_backward_npu(flat(g.dout), flat(a.q), flat(a.k), flat(a.v), flat(g.out),
+                                                          lse_packed, cu_q, cu_k, a.seqlen_q, a.seqlen_k, softmax_scale,
+                                                          causal, window_size, softcap, alibi_slopes, deterministic);
   return {dq.view(q.sizes()), dk.view(k.sizes()), dv.view(v.sizes())};
 }
 

@@ -9,12 +9,12 @@
 #include <type_traits>
 #include <vector>
 
+#include "../../op_kernel/flash_attention_grad/grad_ub.h"
 #include "../common/attention_args.h"
 #include "../common/attention_grad_args.h"
 #include "../common/flash_attention_grad_launch.h"
 #include "../common/flash_attention_launch.h"
 #include "../common/paged_attention_launch.h"
-#include "../../op_kernel/flash_attention_grad/grad_ub.h"
 #include "../tiling/flash_attention_grad_tiling.h"
 #include "../tiling/flash_attention_tiling.h"
 #include "../tiling/paged_attention_tiling.h"
@@ -173,15 +173,12 @@ py::tuple flash_attention_varlen(const at::Tensor& q, const at::Tensor& k, const
   });
 }
 
-py::tuple flash_attention_varlen_backward(const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k,
-                                          const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse,
-                                          const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k,
-                                          int64_t max_seqlen_q, int64_t max_seqlen_k,
-                                          std::optional<double> softmax_scale, bool causal,
-                                          std::vector<int64_t> window_size, double softcap,
-                                          const std::optional<at::Tensor>& alibi_slopes, bool deterministic,
-                                          int64_t num_cores, bool dry_run, std::optional<uint64_t> schedule_seed,
-                                          std::optional<std::string> trace) {
+py::tuple flash_attention_varlen_backward(
+    const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& out,
+    const at::Tensor& lse, const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k, int64_t max_seqlen_q,
+    int64_t max_seqlen_k, std::optional<double> softmax_scale, bool causal, std::vector<int64_t> window_size,
+    double softcap, const std::optional<at::Tensor>& alibi_slopes, bool deterministic, int64_t num_cores, bool dry_run,
+    std::optional<uint64_t> schedule_seed, std::optional<std::string> trace) {
   return torch_errors_as_python([&] {
     TORCH_CHECK(q.device().is_cpu(), "q: the simulator runs on CPU tensors, got ", q.device());
     const ascend_attn::AttentionGradArgs g = ascend_attn::check_flash_attention_varlen_backward_args(
@@ -261,8 +258,8 @@ py::dict flash_attention_plan(int64_t dtype, int64_t heads, int64_t kv_heads, in
   return d;
 }
 
-py::dict flash_attention_grad_plan(int64_t dtype, int64_t heads, int64_t kv_heads, int64_t head_dim,
-                                   int64_t head_dim_v, std::vector<int32_t> cu_seqlens_q, std::vector<int32_t> cu_seqlens_k,
+py::dict flash_attention_grad_plan(int64_t dtype, int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t head_dim_v,
+                                   std::vector<int32_t> cu_seqlens_q, std::vector<int32_t> cu_seqlens_k,
                                    int64_t window_left, int64_t window_right, double softcap, bool deterministic,
                                    int64_t num_cores) {
   if (cu_seqlens_q.empty() || cu_seqlens_q.size() != cu_seqlens_k.size()) {

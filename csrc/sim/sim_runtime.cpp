@@ -133,9 +133,8 @@ void Launch::race(ThreadCtx& c, const std::string& region, const Access& earlier
         "pipes are ordered only by SetFlag/WaitFlag, TQue events (EnQue/DeQue, AllocTensor/FreeTensor), "
         "PipeBarrier or Matmul waits";
   }
-  fail(now.loc, "data race on " + region + " bytes [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                    "): " + describe(earlier, earlier_kind) + " and " + describe(now, now_kind) +
-                    " are not ordered; " + hint);
+  fail(now.loc, "data race on " + region + " bytes [" + std::to_string(lo) + ", " + std::to_string(hi) + "): " +
+                    describe(earlier, earlier_kind) + " and " + describe(now, now_kind) + " are not ordered; " + hint);
 }
 
 void Launch::gm_access(GmBuffer& b, uint64_t lo, uint64_t hi, AccessKind kind, const Access& a, bool scalar) {

@@ -118,14 +118,14 @@ FlashAttentionGradPlan plan_flash_attention_grad(const FlashAttentionGradProblem
   for (uint32_t b = 0; b < p.batch; ++b) {
     const int64_t sq = p.cu_seqlens_q[b + 1] - p.cu_seqlens_q[b], sk = p.cu_seqlens_k[b + 1] - p.cu_seqlens_k[b];
     for (int64_t k0 = 0; k0 < sk; k0 += t.block_keys) {
-      const auto [lo, hi] = query_span(k0, std::min<int64_t>(sk, k0 + t.block_keys), sq, sk, p.window_left,
-                                       p.window_right);
+      const auto [lo, hi] =
+          query_span(k0, std::min<int64_t>(sk, k0 + t.block_keys), sq, sk, p.window_left, p.window_right);
       kv_tiles[b].push_back(uint32_t(kv_requests * group * ((hi - lo + t.block_rows - 1) / t.block_rows) + 1));
     }
     if (!p.deterministic) continue;
     for (int64_t r0 = 0; r0 < sq; r0 += t.block_rows) {
-      const auto [lo, hi] = key_span(r0, std::min<int64_t>(sq, r0 + t.block_rows), sq, sk, p.window_left,
-                                     p.window_right);
+      const auto [lo, hi] =
+          key_span(r0, std::min<int64_t>(sq, r0 + t.block_rows), sq, sk, p.window_left, p.window_right);
       q_tiles[b].push_back(uint32_t(kQStepRequests * ((hi - lo + t.block_keys - 1) / t.block_keys) + 1));
     }
   }
@@ -166,8 +166,8 @@ FlashAttentionGradPlan plan_flash_attention_grad(const FlashAttentionGradProblem
   // 8. Matmul tilings of one AIV's GEMMs (one object serves both products of the same form).
   const bool bf16 = p.dtype == kFlashBf16;
   const int32_t dmax = int32_t(std::max(p.head_dim, p.head_dim_v));
-  t.mm_s = matmul_tiling(int32_t(bq), int32_t(bk), dmax, bf16, true);                 // K and V transposed
-  t.mm_t = matmul_tiling(int32_t(bk), dmax, int32_t(bq), bf16, false, true);          // P and dS transposed
+  t.mm_s = matmul_tiling(int32_t(bq), int32_t(bk), dmax, bf16, true);         // K and V transposed
+  t.mm_t = matmul_tiling(int32_t(bk), dmax, int32_t(bq), bf16, false, true);  // P and dS transposed
   t.mm_dq = matmul_tiling(int32_t(bq), int32_t(p.head_dim), int32_t(bk), bf16, false);
   return plan;
 }

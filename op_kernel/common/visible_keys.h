@@ -20,7 +20,8 @@ __aicore__ inline int64_t EndVisibleKey(int64_t pos, int64_t seqlen_k, int32_t w
 // Query rows [FirstSeeingQuery, EndSeeingQuery) of a sequence (Sq queries over Sk keys) see some key of
 // [key_begin, key_end) (within [0, seqlen_k)); empty when the end is not past the first. Row i sees key j iff
 // i + Sk - Sq - left <= j <= i + Sk - Sq + right.
-__aicore__ inline int64_t FirstSeeingQuery(int64_t key_begin, int64_t seqlen_q, int64_t seqlen_k, int32_t window_right) {
+__aicore__ inline int64_t FirstSeeingQuery(int64_t key_begin, int64_t seqlen_q, int64_t seqlen_k,
+                                           int32_t window_right) {
   const int64_t first = window_right < 0 ? 0 : key_begin - window_right - (seqlen_k - seqlen_q);
   return first < 0 ? 0 : first;
 }

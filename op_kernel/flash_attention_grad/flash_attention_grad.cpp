@@ -16,8 +16,7 @@ __aicore__ inline void RunGrad(GM_ADDR dout, GM_ADDR q, GM_ADDR k, GM_ADDR v, GM
   AscendC::TPipe pipe;
   ascend_attn_kernel::FlashAttentionGradKernel<T> op;
   // Vector-master: on the AIC this serves the AIVs' Matmul requests and returns.
-  REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), op.mm_s, &tiling.mm_s, op.mm_t, &tiling.mm_t, op.mm_dq,
-                    &tiling.mm_dq);
+  REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), op.mm_s, &tiling.mm_s, op.mm_t, &tiling.mm_t, op.mm_dq, &tiling.mm_dq);
   op.Init(dout, q, k, v, out, lse, cu_seqlens_q, cu_seqlens_k, dq, dk, dv, workspace, &tiling, &pipe);
   op.Process();
 }

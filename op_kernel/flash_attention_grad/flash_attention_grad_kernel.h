@@ -45,9 +45,9 @@ class FlashAttentionGradKernel {
   using AType = matmul::MatmulType<AscendC::TPosition::GM, CubeFormat::ND, T>;
   using TransType = matmul::MatmulType<AscendC::TPosition::GM, CubeFormat::ND, T, true>;
   using CType = matmul::MatmulType<AscendC::TPosition::GM, CubeFormat::ND, float>;
-  matmul::Matmul<AType, TransType, CType> mm_s;   // S = Q K^T and dP = dO V^T
-  matmul::Matmul<TransType, AType, CType> mm_t;   // dV (+)= P^T dO and dK (+)= dS^T Q
-  matmul::Matmul<AType, AType, CType> mm_dq;      // dQ (+)= dS K
+  matmul::Matmul<AType, TransType, CType> mm_s;  // S = Q K^T and dP = dO V^T
+  matmul::Matmul<TransType, AType, CType> mm_t;  // dV (+)= P^T dO and dK (+)= dS^T Q
+  matmul::Matmul<AType, AType, CType> mm_dq;     // dQ (+)= dS K
 
   // dout, out [total_q, heads, dv], q [total_q, heads, d], k [total_k, kv_heads, d], v [total_k, kv_heads, dv],
   // lse fp32 [heads, total_q], cu_seqlens_q/k int32 [batch + 1]; dq, dk, dv as q, k, v.
@@ -70,7 +70,8 @@ class FlashAttentionGradKernel {
     dv_out_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(dv), tk * hk * dim_v);
     __gm__ uint8_t* user = AscendC::GetUserWorkspace(workspace);
     d_ws_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(user + t_->ws_d_offset), h * tq);
-    if (!t_->deterministic) dq_ws_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(user + t_->ws_dq_offset), tq * h * d);
+    if (!t_->deterministic)
+      dq_ws_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(user + t_->ws_dq_offset), tq * h * d);
     __gm__ uint8_t* mine = user + t_->ws_worker_offset + uint64_t(AscendC::GetBlockIdx()) * t_->ws_per_worker;
     const uint64_t step = uint64_t(t_->block_rows) * t_->block_keys;
     for (uint32_t i = 0; i < 2; ++i) {
@@ -168,7 +169,8 @@ class FlashAttentionGradKernel {
     const uint32_t blocks = q_hi > q_lo ? uint32_t((q_hi - q_lo + t_->block_rows - 1) / t_->block_rows) : 0;
     const uint32_t steps = Group() * blocks;
     const uint64_t key = uint64_t(seq.k_token0) + uint64_t(k0);
-    const AscendC::GlobalTensor<T> dk = dk_[key * hk * d + kv_head * d], dv_rows = dv_out_[key * hk * dv + kv_head * dv];
+    const AscendC::GlobalTensor<T> dk = dk_[key * hk * d + kv_head * d],
+                                   dv_rows = dv_out_[key * hk * dv + kv_head * dv];
     if (steps == 0) {  // no query sees these keys
       vec_.StoreZeros(cols, d, dk, uint64_t(hk) * d);
       vec_.StoreZeros(cols, dv, dv_rows, uint64_t(hk) * dv);

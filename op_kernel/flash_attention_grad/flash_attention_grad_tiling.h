@@ -7,7 +7,7 @@
 #include "../flash_attention/flash_attention_tiling.h"  // FlashDtype
 #include "kernel_tiling/kernel_tiling.h"
 
-constexpr uint32_t kGradMaxCores = 64;                    // block_dim limit of this tiling (A2/A3 have at most 25 AIC)
+constexpr uint32_t kGradMaxCores = 64;                   // block_dim limit of this tiling (A2/A3 have at most 25 AIC)
 constexpr uint32_t kGradMaxWorkers = 2 * kGradMaxCores;  // every AIV is a worker with its own task range
 
 struct FlashAttentionGradTiling {

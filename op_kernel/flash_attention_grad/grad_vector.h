@@ -178,9 +178,9 @@ class GradVector {
                                    const AscendC::GlobalTensor<T>& dst, uint64_t dst_stride) {
     out_que_.EnQue(y);
     y = out_que_.DeQue<T>();
-    AscendC::DataCopyPad(dst, y,
-                         AscendC::DataCopyExtParams(uint16_t(n), width * sizeof(T), 0,
-                                                    uint32_t((dst_stride - width) * sizeof(T)), 0));
+    AscendC::DataCopyPad(
+        dst, y,
+        AscendC::DataCopyExtParams(uint16_t(n), width * sizeof(T), 0, uint32_t((dst_stride - width) * sizeof(T)), 0));
     out_que_.FreeTensor(y);
   }
 
