@@ -107,16 +107,17 @@ def test_dry_run_counts_the_same(deterministic):
 
 
 def test_stats_count_the_work():
-    case = ([256], [256], 2, 2, 64, 64, {}, 4)
+    case = ([512], [512], 2, 2, 64, 64, {}, 4)  # two 256-key tiles, two 256-row blocks
     full, _ = run_case(case, torch.float16)
     causal, _ = run_case(case[:6] + ({"causal": True}, 4), torch.float16)
     det, _ = run_case(case, torch.float16, deterministic=True)
-    # Five products of 256 x 256 x 64 per head at least (padding adds nothing here: every size is a multiple of 16).
+    # Five products of 512 x 512 x 64 per head (padding adds nothing here: every size is a multiple of 16).
     macs = sum(c["cube_macs"] for c in full.stats.per_core)
-    assert macs == 5 * 2 * 256 * 256 * 64
-    assert sum(c["cube_macs"] for c in det.stats.per_core) == 7 * 2 * 256 * 256 * 64  # S and dP twice
-    assert sum(c["cube_macs"] for c in causal.stats.per_core) < macs  # key tiles no row sees are skipped
-    assert full.stats.useful_flops == 2 * (3 * 64 + 2 * 64) * 2 * 256 * 256
+    assert macs == 5 * 2 * 512 * 512 * 64
+    assert sum(c["cube_macs"] for c in det.stats.per_core) == 7 * 2 * 512 * 512 * 64  # S and dP twice
+    # Causal: the second key tile is seen by the second row block only, so 3 of the 4 (rows, keys) blocks are done.
+    assert sum(c["cube_macs"] for c in causal.stats.per_core) == 3 * macs // 4
+    assert full.stats.useful_flops == 2 * (3 * 64 + 2 * 64) * 2 * 512 * 512
     for st in (full.stats, causal.stats, det.stats):  # the timeline never beats its roofline, on any core
         assert st.modelled_us >= st.roofline_us > st.launch_overhead_us
         assert all(c["modelled_us"] >= c["roofline_us"] for c in st.per_core)

@@ -86,7 +86,7 @@ def test_long_sequences_share_heads_between_workers():
 def test_workspace_and_ub():
     p = plan([1000], [1000], heads=4, kv_heads=2, d=256, dv=128, softcap=30.0, cores=8)
     bq, bk = p["block_rows"], p["block_keys"]
-    assert (bq, bk) == (128, 128)
+    assert (bq, bk) == (256, 256)
     # Per AIV: two S slots and dP (fp32 [Bq, Bk]), P and dS (fp16), dK [Bk, 256] and dV [Bk, 128] fp32.
     assert p["ws_per_worker"] == 3 * bq * bk * 4 + 2 * bq * bk * 2 + bk * 256 * 4 + bk * 128 * 4
     rows = 1000 * 4  # D fp32 [heads, total_q], then the dQ accumulator fp32 [total_q, heads, d]

@@ -15,11 +15,14 @@ namespace ascend_attn {
 
 namespace {
 
-// Bk and Bq: 128 keys a kv task owns and 128 query rows a step takes (shorter when every sequence is shorter). The
-// cube's traffic per multiply-add falls as both grow (S and dP go to GM in fp32), while the slots, the UB chunks
-// and the granularity of the causal balance grow with them.
-constexpr uint32_t kMaxBlockKeys = 128;
-constexpr uint32_t kMaxBlockRows = 128;
+// Bk and Bq: 256 keys a kv task owns and 256 query rows a step takes (shorter when every sequence is shorter). The
+// cube's GM traffic per multiply-add falls as both grow: Q and dO are read, and dQ added to, once per Bk keys; K and
+// V read, and the fp32 dK / dV accumulators read and rewritten, once per Bq rows (only S, dP, P and dS cost the same
+// per (query, key) pair). At 128 x 128 the timeline model finds the cores' GM/L2 port the bound; 256 x 256 cuts the
+// bytes per multiply-add by about a fifth, while the slots, the UB chunks and the granularity of the causal balance
+// grow with them (the UB still holds 16-row chunks at head_dim 256).
+constexpr uint32_t kMaxBlockKeys = 256;
+constexpr uint32_t kMaxBlockRows = 256;
 // Matmul requests of one step: S, dP, dV, dK and (default mode) dQ on a kv task; S, dP and dQ on a dQ task. Task
 // weights count them, plus one for the task's final store.
 constexpr uint32_t kKvStepRequests = 5, kKvStepRequestsDeterministic = 4, kQStepRequests = 3;
