@@ -8,10 +8,10 @@ import sys
 import pytest
 
 from ascend_attn.bench.__main__ import main
-from ascend_attn.bench.common import BenchResult
+from ascend_attn.bench.common import ISAS, BenchResult, available_isas
 from ascend_attn.bench.summary import write_report
 
-ROW = re.compile(r"^\| (fp32|bf16) \|.*\| [0-9.]+ \|$", re.MULTILINE)
+ROW = re.compile(r"^\| (avx512|avx2|portable) \| (fp32|bf16) \|.*\| [0-9.]+ \|$", re.MULTILINE)
 
 
 @pytest.mark.parametrize("name", ["flash", "paged"])
@@ -54,8 +54,33 @@ def test_rejects_bad_options(argv):
 
 def test_fp16_is_a_dtype_like_the_demo(capsys):
     main(["paged", "--quick", "--dtype", "fp16", "--repeats", "1", "--warmup", "0"])
-    rows = re.findall(r"^\| fp16 \|.*\|$", capsys.readouterr().out, re.MULTILINE)
+    rows = re.findall(r"^\| \w+ \| fp16 \|.*\|$", capsys.readouterr().out, re.MULTILINE)
     assert len(rows) == 1
+
+
+@pytest.mark.parametrize("name", ["flash", "paged"])
+def test_isa_all_runs_every_isa_this_cpu_has(name, capsys):
+    isas = available_isas()
+    assert "portable" in isas and isas == [isa for isa in ISAS if isa in isas]
+    main([name, "--quick", "--dtype", "fp32", "--repeats", "1", "--warmup", "0", "--isa", "all"])
+    printed = capsys.readouterr().out
+    measured = [m.group(1) for m in ROW.finditer(printed)]
+    per_isa = len(measured) // len(isas)  # the same grid once per ISA, one ISA after the other
+    assert per_isa >= 1 and measured == [isa for isa in isas for _ in range(per_isa)]
+    assert f"CPU kernels: {', '.join(isas)};" in printed
+
+
+def test_forced_isa_is_the_one_measured(capsys):
+    main(["paged", "--quick", "--dtype", "fp32", "--repeats", "1", "--warmup", "0", "--isa", "portable"])
+    assert [m.group(1) for m in ROW.finditer(capsys.readouterr().out)] == ["portable"]
+
+
+def test_an_isa_this_cpu_lacks_is_named():
+    missing = [isa for isa in ISAS if isa not in available_isas()]
+    if not missing:
+        pytest.skip("this CPU runs every ISA")
+    with pytest.raises(RuntimeError, match=f"ASCEND_ATTN_CPU_ISA={missing[0]}, but this CPU lacks"):
+        main(["flash", "--quick", "--isa", missing[0]])
 
 
 def test_model_backward_rows_have_the_forward_columns():

@@ -1,4 +1,5 @@
-"""scripts/build.sh and scripts/bench_npu.py fail with one clear line, never a shell or Python traceback.
+"""scripts/build.sh and scripts/bench_npu.py fail with one clear line, never a shell or Python traceback;
+scripts/compile_times.py tabulates ninja's logs.
 
 build.sh is run on copies in a temporary tree with stand-in pythons, so no test ever starts a build.
 """
@@ -76,3 +77,40 @@ def test_bench_npu_without_torch_npu_is_one_line():
     assert r.returncode == 1
     assert r.stderr.startswith("bench_npu.py: torch_npu cannot be imported") and r.stderr.count("\n") == 1
     assert "Traceback" not in r.stderr
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compile_times_reads_the_latest_run_per_unit(tmp_path, capsys):
+    """Per-extension ninja logs (setup.py's layout): the last line of an output wins, slowest first, shares of the
+    total."""
+    for ext, lines in {
+        "_C": [
+            f"0\t3000\t1\t{tmp_path}/_C/csrc/cpu/a.o\th",
+            f"0\t9000\t1\t{tmp_path}/_C/csrc/cpu/a.o\th",
+            f"0\t1000\t1\t{tmp_path}/_C/csrc/ops.o\th",
+        ],
+        "_sim": [f"500\t10500\t1\t{tmp_path}/_sim/csrc/sim/sim_module.o\th"],
+    }.items():
+        (tmp_path / ext).mkdir()
+        (tmp_path / ext / ".ninja_log").write_text("# ninja log v5\n" + "\n".join(lines) + "\n")
+    assert load_script("compile_times").main([str(tmp_path)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[2:] == [
+        "| csrc/sim/sim_module.cpp | _sim | 10.0 | 50% |",
+        "| csrc/cpu/a.cpp | _C | 9.0 | 45% |",
+        "| csrc/ops.cpp | _C | 1.0 | 5% |",
+        "| total (3 units) | | 20.0 | |",
+    ]
+
+
+def test_compile_times_rejects_what_is_not_a_ninja_log(tmp_path):
+    (tmp_path / "_C").mkdir()
+    (tmp_path / "_C" / ".ninja_log").write_text("hello\n")
+    with pytest.raises(ValueError, match="is not a ninja log"):
+        load_script("compile_times").main([str(tmp_path)])

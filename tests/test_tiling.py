@@ -52,8 +52,8 @@ def test_partition_is_optimal_on_small_inputs():
 def test_every_task_once_and_balanced(q_lens, k_lens, window, cores):
     p = plan(q_lens, k_lens, window=window, cores=cores)
     begin, weights = p["core_task_begin"], p["task_weights"]
-    heads = 4
-    assert len(weights) == heads * sum((n + 127) // 128 for n in q_lens)
+    heads, task_rows = 4, 2 * p["rows_per_aiv"]  # each AIV of a core takes half of a task's rows
+    assert len(weights) == heads * sum((n + task_rows - 1) // task_rows for n in q_lens)
     # Contiguous, non-empty, covering every task exactly once.
     assert begin[0] == 0 and begin[-1] == len(weights) and all(a < b for a, b in itertools.pairwise(begin))
     assert p["block_dim"] == len(begin) - 1 <= cores
@@ -184,8 +184,9 @@ def check_cube_tiling(t: dict, m: int, n: int, k: int) -> None:
 @pytest.mark.parametrize("seqlen", [16, 100, 512, 3000])
 def test_flash_matmul_tilings_meet_the_documented_constraints(d, dv, seqlen):
     p = plan([seqlen], [seqlen], d=d, dv=dv)
-    check_cube_tiling(p["mm1"], 64, p["block_cols"], d)  # S = Q K^T: 64 rows per AIV, a KV tile of keys
-    check_cube_tiling(p["mm2"], 64, dv, p["block_cols"])  # O = P V
+    rows = p["rows_per_aiv"]
+    check_cube_tiling(p["mm1"], rows, p["block_cols"], d)  # S = Q K^T: the AIV's rows, a KV tile of keys
+    check_cube_tiling(p["mm2"], rows, dv, p["block_cols"])  # O = P V
 
 
 @pytest.mark.parametrize("block_size", [16, 64, 128, 512])
@@ -201,3 +202,16 @@ def test_plan_sizes_past_int32_are_named(field):
     """The plan bindings hold sizes in 32 bits: 2^32 + 4 must not wrap into 4."""
     with pytest.raises(ValueError, match="must be in \\[0, 2\\^31 - 1\\], got 4294967300"):
         plan([10], [10], **{field: 2**32 + 4})
+
+
+def test_rows_per_aiv_grows_when_there_is_work_to_balance():
+    """128 rows per AIV (256-row tasks) read each K/V tile once for twice the rows; the tiling takes them when the
+    UB holds their O and statistics and there are at least 4 tasks per core, else 64."""
+    long = plan([8192], [8192], heads=32, kv_heads=32, cores=24)
+    assert long["rows_per_aiv"] == 128 and len(long["task_weights"]) == 32 * 8192 // 256
+    assert long["ub_bytes"] <= long["ub_budget"]
+    check_cube_tiling(long["mm1"], 128, long["block_cols"], 128)  # a 128 x 128 fp32 block fits L0C only once
+    check_cube_tiling(long["mm2"], 128, 128, long["block_cols"])
+    assert plan([1024], [1024], heads=2, kv_heads=2, cores=24)["rows_per_aiv"] == 64  # 8 tasks: keep 64-row ones
+    wide = plan([8192], [8192], heads=32, kv_heads=32, dv=512, cores=24)  # O of 128 rows x 512 does not fit UB
+    assert wide["rows_per_aiv"] == 64 and wide["ub_bytes"] <= wide["ub_budget"]

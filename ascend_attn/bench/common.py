@@ -6,10 +6,12 @@ Every number a benchmark prints is measured in the same process; ratios compare 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,56 @@ import torch
 # run does not grow by half).
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_DTYPES = ("fp32", "bf16")
+
+
+# ASCEND_ATTN_CPU_ISA's values, widest first.
+ISAS = ("avx512", "avx2", "portable")
+
+
+def add_isa_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--isa",
+        default="native",
+        choices=["native", "all", *ISAS],
+        help="CPU kernels: native (what the run-time dispatch picks), one ISA forced through ASCEND_ATTN_CPU_ISA, "
+        "or all the ISAs this CPU has, one after the other",
+    )
+
+
+@contextmanager
+def forced_isa(isa: str | None) -> Iterator[str]:
+    """Runs the block with ASCEND_ATTN_CPU_ISA=isa (None: unchanged) and yields the ISA the kernels then use; an
+    ISA this CPU lacks raises the kernels' own error, which names it."""
+    import ascend_attn
+
+    old = os.environ.get("ASCEND_ATTN_CPU_ISA")
+    if isa is not None:
+        os.environ["ASCEND_ATTN_CPU_ISA"] = isa
+    try:
+        yield ascend_attn.cpu_isa()
+    finally:
+        if old is None:
+            os.environ.pop("ASCEND_ATTN_CPU_ISA", None)
+        else:
+            os.environ["ASCEND_ATTN_CPU_ISA"] = old
+
+
+def available_isas() -> list[str]:
+    """The ISAs of ISAS this CPU can run, widest first."""
+    found = []
+    for isa in ISAS:
+        try:
+            with forced_isa(isa):
+                found.append(isa)
+        except RuntimeError:  # the CPU lacks it
+            pass
+    return found
+
+
+def selected_isas(args: argparse.Namespace) -> list[str | None]:
+    """The ISAs a run measures (None: the native dispatch); ``bench all`` has no --isa and runs the native one."""
+    choice = getattr(args, "isa", "native")
+    return [None] if choice == "native" else available_isas() if choice == "all" else [choice]
 
 
 def selected_dtypes(args: argparse.Namespace) -> list[str]:

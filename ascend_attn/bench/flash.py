@@ -13,17 +13,30 @@ import torch
 import torch.nn.functional as F
 
 import ascend_attn
-from ascend_attn.bench.common import DTYPES, BenchResult, gemm_peaks, progress, report, selected_dtypes, time_fn
+from ascend_attn.bench.common import (
+    DTYPES,
+    BenchResult,
+    add_isa_argument,
+    forced_isa,
+    gemm_peaks,
+    progress,
+    report,
+    selected_dtypes,
+    selected_isas,
+    time_fn,
+)
 
 DENSE = [(1, 32, 1024, 128), (4, 32, 512, 128), (1, 8, 4096, 64), (1, 32, 2048, 128)]
 GQA = (1, 32, 8, 2048, 128)  # batch, q heads, kv heads, seqlen, head_dim
 VARLEN_LENGTHS = [1752, 1328, 1078, 599, 675, 145, 213, 96]
 
-HEADER = ["dtype", "case", "causal", "ours ms", "GFLOP/s", "baseline", "baseline ms", "ratio", "of fp32 GEMM peak"]
+HEADER = ["ISA", "dtype", "case", "causal", "ours ms", "GFLOP/s", "baseline", "baseline ms", "ratio",
+          "of fp32 GEMM peak", "of bf16 GEMM peak"]  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="first dense shape and a small varlen batch only")
+    add_isa_argument(parser)
 
 
 def _dense_case(dtype, batch, heads, kv_heads, seqlen, head_dim, causal, args):
@@ -88,11 +101,13 @@ def run(args: argparse.Namespace) -> str:
 def measure(args: argparse.Namespace) -> BenchResult:
     """Times every case of the grid ``args`` selects; progress goes to stderr."""
     torch.manual_seed(0)
-    progress(f"ascend_attn CPU kernels: {ascend_attn.cpu_isa()}, torch threads: {torch.get_num_threads()}")
-    progress("measuring this machine's GEMM peak ...")
+    isas = selected_isas(args)
+    with forced_isa(isas[0]) as isa:  # an ISA this CPU lacks fails here, before any measurement
+        progress(f"ascend_attn CPU kernels: {isa}, torch threads: {torch.get_num_threads()}")
+    progress("measuring this machine's GEMM peaks ...")
     peaks = gemm_peaks(args.repeats)
     fp32_name = max((n for n in peaks if "fp32" in n), key=peaks.get)
-    fp32_peak = peaks[fp32_name]
+    bf16_name = next(n for n in peaks if "bf16" in n)
 
     dense = DENSE[:1] if args.quick else DENSE
     lengths = VARLEN_LENGTHS[3:] if args.quick else VARLEN_LENGTHS
@@ -112,31 +127,26 @@ def measure(args: argparse.Namespace) -> BenchResult:
             name = f"varlen {len(lengths)} seqs H32 D128"
             cases.append((dname, name, causal, _varlen_case, (dtype, lengths, 32, 128, causal, args)))
 
-    rows, speedups = [], []
-    for i, (dname, name, causal, fn, fn_args) in enumerate(cases, 1):
-        progress(f"[{i}/{len(cases)}] {dname} {name} causal={causal}")
-        ours, baselines, flops = fn(*fn_args)
+    rows, speedups, used = [], [], []
+    runs = [(isa, case) for isa in isas for case in cases]
+    for i, (forced, (dname, name, causal, fn, fn_args)) in enumerate(runs, 1):
+        with forced_isa(forced) as isa:
+            progress(f"[{i}/{len(runs)}] {isa} {dname} {name} causal={causal}")
+            ours, baselines, flops = fn(*fn_args)
+        used += [isa] if isa not in used else []
         gflops = flops / ours.median / 1e6
-        peak_note = f"{gflops / fp32_peak:.2f}"
+        fractions = [f"{gflops / peaks[fp32_name]:.2f}", f"{gflops / peaks[bf16_name]:.2f}"]
         for bname, base in baselines:
-            rows.append(
-                [
-                    dname,
-                    name,
-                    causal,
-                    str(ours),
-                    f"{gflops:.1f}",
-                    bname,
-                    str(base),
-                    f"{base.median / ours.median:.2f}",
-                    peak_note,
-                ]
-            )
-            speedups.append((f"{dname} {name}{' causal' if causal else ''} vs {bname}", base.median / ours.median))
+            ratio = base.median / ours.median
+            rows.append([isa, dname, name, causal, str(ours), f"{gflops:.1f}", bname, str(base), f"{ratio:.2f}",
+                         *fractions])  # fmt: skip
+            label = f"{dname} {name}{' causal' if causal else ''} vs {bname}"
+            speedups.append((f"{isa} {label}" if len(isas) > 1 else label, ratio))
 
     peak_lines = ", ".join(f"{n} {v:.1f}" for n, v in peaks.items())
     notes = [
-        f"GEMM peaks measured in this run (GFLOP/s, 2048^3): {peak_lines}; fp32 peak used: {fp32_name}",
-        f"CPU kernels: {ascend_attn.cpu_isa()}; times in ms as median (min-max) of {args.repeats} runs",
+        f"GEMM peaks measured in this run (GFLOP/s): {peak_lines}; fp32 peak used: {fp32_name}, bf16 peak used: "
+        f"{bf16_name}",
+        f"CPU kernels: {', '.join(used)}; times in ms as median (min-max) of {args.repeats} runs",
     ]
     return BenchResult("flash", notes, HEADER, rows, speedups)

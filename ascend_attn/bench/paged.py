@@ -13,14 +13,25 @@ import torch
 import torch.nn.functional as F
 
 import ascend_attn
-from ascend_attn.bench.common import DTYPES, BenchResult, progress, report, selected_dtypes, time_fn
+from ascend_attn.bench.common import (
+    DTYPES,
+    BenchResult,
+    add_isa_argument,
+    forced_isa,
+    gemm_peaks,
+    progress,
+    report,
+    selected_dtypes,
+    selected_isas,
+    time_fn,
+)
 
 HEADS, KV_HEADS, HEAD_DIM = 32, 8, 128
 BLOCK_SIZES = [16, 128]
 NUM_SEQS = [1, 8, 32]
 CONTEXTS = [512, 2048, 8192]
-HEADER = ["dtype", "block", "seqs", "ctx", "KV MiB", "ours ms", "GB/s", "of read BW", "BW now", "best baseline",
-          "baseline ms", "speedup"]  # fmt: skip
+HEADER = ["ISA", "dtype", "block", "seqs", "ctx", "KV MiB", "ours ms", "GB/s", "of read BW", "BW now", "GFLOP/s",
+          "of fp32 GEMM peak", "of bf16 GEMM peak", "best baseline", "baseline ms", "speedup"]  # fmt: skip
 
 _EVICT = torch.empty(32 * 1024 * 1024)  # 128 MiB: writing it flushes a 32 MiB L3
 _PROBE = torch.ones(128 * 1024 * 1024)  # 512 MiB for the read-bandwidth probe
@@ -28,6 +39,7 @@ _PROBE = torch.ones(128 * 1024 * 1024)  # 512 MiB for the read-bandwidth probe
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="context 2048, 8 sequences, block 128 only")
+    add_isa_argument(parser)
 
 
 def evict_caches() -> None:
@@ -88,25 +100,40 @@ def run(args: argparse.Namespace) -> str:
 def measure(args: argparse.Namespace) -> BenchResult:
     """Times every case of the grid ``args`` selects; progress goes to stderr."""
     torch.manual_seed(0)
-    progress(f"ascend_attn CPU kernels: {ascend_attn.cpu_isa()}, torch threads: {torch.get_num_threads()}")
+    isas = selected_isas(args)
+    with forced_isa(isas[0]) as isa:  # an ISA this CPU lacks fails here, before any measurement
+        progress(f"ascend_attn CPU kernels: {isa}, torch threads: {torch.get_num_threads()}")
+    progress("measuring this machine's GEMM peaks and read bandwidth ...")
+    peaks = gemm_peaks(args.repeats)
+    fp32_name = max((n for n in peaks if "fp32" in n), key=peaks.get)
+    bf16_name = next(n for n in peaks if "bf16" in n)
     peak_bw = max(read_bandwidth() for _ in range(3))
     grid = [(bs, n, c) for bs in BLOCK_SIZES for n in NUM_SEQS for c in CONTEXTS]
     if args.quick:
         grid = [(128, 8, 2048)]
-    cases = [(d, *g) for d in selected_dtypes(args) for g in grid]
-    rows, speedups = [], []
-    for i, (dname, bs, n, ctx) in enumerate(cases, 1):
-        progress(f"[{i}/{len(cases)}] {dname} block {bs} seqs {n} ctx {ctx}")
-        timings, kv_bytes, bw_now = _case(DTYPES[dname], bs, n, ctx, args)
+    cases = [(isa, d, *g) for isa in isas for d in selected_dtypes(args) for g in grid]
+    rows, speedups, used = [], [], []
+    for i, (forced, dname, bs, n, ctx) in enumerate(cases, 1):
+        with forced_isa(forced) as isa:
+            progress(f"[{i}/{len(cases)}] {isa} {dname} block {bs} seqs {n} ctx {ctx}")
+            timings, kv_bytes, bw_now = _case(DTYPES[dname], bs, n, ctx, args)
+        used += [isa] if isa not in used else []
         ours = timings.pop("ours")
         best_name, best = min(timings.items(), key=lambda item: item[1].median)
         gbs = kv_bytes / ours.median / 1e6
-        rows.append([dname, bs, n, ctx, f"{kv_bytes / 2**20:.0f}", str(ours), f"{gbs:.1f}", f"{gbs / peak_bw:.2f}",
-                     f"{bw_now:.1f}", best_name, str(best), f"{best.median / ours.median:.1f}"])  # fmt: skip
-        speedups.append((f"{dname} block {bs} seqs {n} ctx {ctx} vs {best_name}", best.median / ours.median))
+        gflops = 4 * n * HEADS * ctx * HEAD_DIM / ours.median / 1e6  # q·k and p·v of every head over the context
+        rows.append([isa, dname, bs, n, ctx, f"{kv_bytes / 2**20:.0f}", str(ours), f"{gbs:.1f}", f"{gbs / peak_bw:.2f}",
+                     f"{bw_now:.1f}", f"{gflops:.1f}", f"{gflops / peaks[fp32_name]:.3f}",
+                     f"{gflops / peaks[bf16_name]:.3f}", best_name, str(best),
+                     f"{best.median / ours.median:.1f}"])  # fmt: skip
+        label = f"{dname} block {bs} seqs {n} ctx {ctx} vs {best_name}"
+        speedups.append((f"{isa} {label}" if len(isas) > 1 else label, best.median / ours.median))
+    peak_lines = ", ".join(f"{name} {v:.1f}" for name, v in peaks.items())
     notes = [
         f"read bandwidth (sum over 512 MiB, best of 3 probes at start): {peak_bw:.1f} GB/s; 'BW now' = probe "
         "before the row",
-        f"CPU kernels: {ascend_attn.cpu_isa()}; times in ms as median (min-max) of {args.repeats} runs, L3 evicted",
+        f"GEMM peaks measured in this run (GFLOP/s): {peak_lines}; fp32 peak used: {fp32_name}, bf16 peak used: "
+        f"{bf16_name} (decode is bound by memory, not by these)",
+        f"CPU kernels: {', '.join(used)}; times in ms as median (min-max) of {args.repeats} runs, L3 evicted",
     ]
     return BenchResult("paged", notes, HEADER, rows, speedups)

@@ -250,8 +250,10 @@ py::dict flash_attention_plan(int64_t dtype, int64_t heads, int64_t kv_heads, in
   d["core_task_begin"] = std::vector<uint32_t>(t.core_task_begin, t.core_task_begin + t.used_cores + 1);
   d["block_cols"] = t.block_cols;
   d["chunk_rows"] = t.chunk_rows;
+  d["rows_per_aiv"] = t.rows_per_aiv;
   d["ws_per_aiv"] = t.ws_per_aiv;
-  d["ub_bytes"] = ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, t.chunk_rows, 2).total();
+  d["ub_bytes"] =
+      ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, t.chunk_rows, 2, t.rows_per_aiv).total();
   d["ub_budget"] = ascend_attn_kernel::kAivUbBudget;
   d["mm1"] = cube_tiling_dict(t.mm1);
   d["mm2"] = cube_tiling_dict(t.mm2);

@@ -77,32 +77,44 @@ FlashAttentionPlan plan_flash_attention(const FlashAttentionProblem& p, uint32_t
 
   // 3. Rows per UB chunk: the most that fit the AIV's UB next to O, the statistics and the work buffers.
   const uint32_t elem = 2;
-  t.chunk_rows = 0;
-  for (uint32_t rows = kFlashRowsPerAiv; rows >= 1; rows /= 2) {
-    if (ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, rows, elem).total() <=
-        ascend_attn_kernel::kAivUbBudget) {
-      t.chunk_rows = rows;
-      break;
+  auto chunk_rows = [&](uint32_t rows_per_aiv) -> uint32_t {
+    for (uint32_t rows = rows_per_aiv; rows >= 1; rows /= 2) {
+      if (ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, rows, elem, rows_per_aiv).total() <=
+          ascend_attn_kernel::kAivUbBudget) {
+        return rows;
+      }
     }
-  }
-  require(t.chunk_rows > 0, "head_dim_v " + std::to_string(p.head_dim_v) + " does not fit the AIV's UB");
+    return 0;
+  };
 
   // 4. Tasks in (batch, kv head, group, q tile) order, each weighted by the KV tiles its rows visit.
   const uint32_t group = p.num_heads / p.num_kv_heads;
-  for (uint32_t b = 0; b < p.batch; ++b) {
-    const int64_t sq = p.cu_seqlens_q[b + 1] - p.cu_seqlens_q[b], sk = p.cu_seqlens_k[b + 1] - p.cu_seqlens_k[b];
-    const int64_t tiles = (sq + kFlashBlockRows - 1) / kFlashBlockRows;
-    std::vector<uint32_t> tile_weight(tiles);
-    for (int64_t qt = 0; qt < tiles; ++qt) {
-      const auto [first, end] = key_span(qt * kFlashBlockRows, std::min<int64_t>(sq, (qt + 1) * kFlashBlockRows), sq,
-                                         sk, p.window_left, p.window_right);
-      // A task with no visible key still writes its rows: it costs one unit.
-      tile_weight[qt] = uint32_t(std::max<int64_t>(1, (end - first + t.block_cols - 1) / t.block_cols));
+  auto task_weights = [&](uint32_t block_rows) {
+    std::vector<uint32_t> weights;
+    for (uint32_t b = 0; b < p.batch; ++b) {
+      const int64_t sq = p.cu_seqlens_q[b + 1] - p.cu_seqlens_q[b], sk = p.cu_seqlens_k[b + 1] - p.cu_seqlens_k[b];
+      const int64_t tiles = (sq + block_rows - 1) / block_rows;
+      std::vector<uint32_t> tile_weight(tiles);
+      for (int64_t qt = 0; qt < tiles; ++qt) {
+        const auto [first, end] = key_span(qt * block_rows, std::min<int64_t>(sq, (qt + 1) * block_rows), sq, sk,
+                                           p.window_left, p.window_right);
+        // A task with no visible key still writes its rows: it costs one unit.
+        tile_weight[qt] = uint32_t(std::max<int64_t>(1, (end - first + t.block_cols - 1) / t.block_cols));
+      }
+      for (uint32_t h = 0; h < p.num_kv_heads * group; ++h)
+        weights.insert(weights.end(), tile_weight.begin(), tile_weight.end());
     }
-    for (uint32_t h = 0; h < p.num_kv_heads * group; ++h) {
-      plan.task_weights.insert(plan.task_weights.end(), tile_weight.begin(), tile_weight.end());
-    }
-  }
+    return weights;
+  };
+  // 128 rows per AIV when their O, statistics and a chunk of 8 rows fit in UB and there are at least 4 tasks per
+  // core to balance: the cube then reads each K/V tile once for twice the rows, which cuts the GM/L2 traffic per
+  // multiply-add by about a fifth (the port, not the cube, bounds this kernel: README, modelled figures).
+  std::vector<uint32_t> big = task_weights(2 * kFlashMaxRowsPerAiv);
+  const bool use_big = chunk_rows(kFlashMaxRowsPerAiv) >= 8 && big.size() >= 4ull * core_num;
+  t.rows_per_aiv = use_big ? kFlashMaxRowsPerAiv : kFlashMinRowsPerAiv;
+  plan.task_weights = use_big ? std::move(big) : task_weights(2 * kFlashMinRowsPerAiv);
+  t.chunk_rows = chunk_rows(t.rows_per_aiv);
+  require(t.chunk_rows > 0, "head_dim_v " + std::to_string(p.head_dim_v) + " does not fit the AIV's UB");
   t.num_tasks = uint32_t(plan.task_weights.size());
 
   // 5. Contiguous per-core ranges with the smallest maximum load.
@@ -113,9 +125,9 @@ FlashAttentionPlan plan_flash_attention(const FlashAttentionProblem& p, uint32_t
 
   // 6. Workspace: per AIV two slot sets (the cube works one KV tile ahead), each an S slot (fp32), a P slot (input
   //    dtype) and an O_tmp slot (fp32), 512-byte aligned.
-  const uint64_t s_bytes = align_up(uint64_t(kFlashRowsPerAiv) * t.block_cols * 4, kWorkspaceAlign);
-  const uint64_t p_bytes = align_up(uint64_t(kFlashRowsPerAiv) * t.block_cols * elem, kWorkspaceAlign);
-  const uint64_t o_bytes = align_up(uint64_t(kFlashRowsPerAiv) * t.head_dim_v * 4, kWorkspaceAlign);
+  const uint64_t s_bytes = align_up(uint64_t(t.rows_per_aiv) * t.block_cols * 4, kWorkspaceAlign);
+  const uint64_t p_bytes = align_up(uint64_t(t.rows_per_aiv) * t.block_cols * elem, kWorkspaceAlign);
+  const uint64_t o_bytes = align_up(uint64_t(t.rows_per_aiv) * t.head_dim_v * 4, kWorkspaceAlign);
   t.ws_p_offset = s_bytes;
   t.ws_o_offset = s_bytes + p_bytes;
   t.ws_slot_bytes = s_bytes + p_bytes + o_bytes;
@@ -124,8 +136,9 @@ FlashAttentionPlan plan_flash_attention(const FlashAttentionProblem& p, uint32_t
 
   // 7. Matmul tilings of one AIV's GEMMs.
   const bool bf16 = p.dtype == kFlashBf16;
-  t.mm1 = matmul_tiling(kFlashRowsPerAiv, int32_t(t.block_cols), int32_t(t.head_dim), bf16, true);  // K transposed
-  t.mm2 = matmul_tiling(kFlashRowsPerAiv, int32_t(t.head_dim_v), int32_t(t.block_cols), bf16, false);
+  const int32_t m = int32_t(t.rows_per_aiv);
+  t.mm1 = matmul_tiling(m, int32_t(t.block_cols), int32_t(t.head_dim), bf16, true);  // K transposed
+  t.mm2 = matmul_tiling(m, int32_t(t.head_dim_v), int32_t(t.block_cols), bf16, false);
   return plan;
 }
 

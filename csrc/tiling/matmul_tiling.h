@@ -15,10 +15,9 @@
 namespace ascend_attn {
 
 // The simulator's tiling, filled by hand within the documented constraints (TCubeTiling结构体.md, table 2; tested in
-// tests/test_tiling.py): 128 x 128 x 64 base blocks at most, L0A/L0B and L1 double-buffered, L0C too unless the base
-// block's fp32 C fills it (the table's rule is baseM * baseN * 4 * dbL0C < L0C size, strictly).
+// tests/test_tiling.py): 128 x 128 x 64 base blocks at most, L0A/L0B and L1 double-buffered, L0C when
+// the block leaves room.
 inline TCubeTiling matmul_tiling_by_hand(int32_t m, int32_t n, int32_t k) {
-  constexpr int64_t kL0cBytes = 128 * 1024;  // Atlas A2 (NPU架构版本2201.md)
   TCubeTiling t{};
   t.usedCoreNum = 1;
   t.M = t.singleCoreM = m;
@@ -30,6 +29,8 @@ inline TCubeTiling matmul_tiling_by_hand(int32_t m, int32_t n, int32_t k) {
   t.stepM = t.stepN = t.stepKa = t.stepKb = 1;
   t.depthA1 = t.depthB1 = 2;  // step x step x 2: double-buffered in L1
   t.dbL0A = t.dbL0B = 2;
+  // baseM * baseN * sizeof(float) * dbL0C must stay below L0C's 128 KB (same table): a 128 x 128 block fits once.
+  constexpr int64_t kL0cBytes = 128 * 1024;
   t.dbL0C = int64_t(t.baseM) * t.baseN * 4 * 2 < kL0cBytes ? 2 : 1;
   return t;
 }

@@ -26,7 +26,7 @@ PagedAttentionPlan plan_paged_attention(const PagedAttentionProblem& p, uint32_t
   require_multiple_of_16(p.block_size, "key_cache: block_size");
   require(p.num_kv_heads > 0 && p.num_heads % p.num_kv_heads == 0, "key_cache: kv heads must divide heads");
   const uint32_t group = p.num_heads / p.num_kv_heads;
-  require(group <= ascend_attn_kernel::kMaxRowsPerAiv,
+  require(group <= kPagedRowsPerAiv,
           "q: at most 64 query heads per kv head for the Ascend C kernel, got " + std::to_string(group));
   require(core_num >= 1 && core_num <= kPagedMaxCores,
           "num_cores must be in [1, " + std::to_string(kPagedMaxCores) + "], got " + std::to_string(core_num));
@@ -46,7 +46,7 @@ PagedAttentionPlan plan_paged_attention(const PagedAttentionProblem& p, uint32_t
   // 2. Tiles: one page, or as many small pages as make 128 keys (each page is a Matmul request: a tile is the unit
   //    the cube works ahead on); items of up to 64 rows (tokens x group).
   t.block_cols = std::max(p.block_size, kMinTileKeys / p.block_size * p.block_size);
-  t.tokens_per_item = ascend_attn_kernel::kMaxRowsPerAiv / group;
+  t.tokens_per_item = kPagedRowsPerAiv / group;
 
   // 3. Split the KV length (flash-decoding) when the (sequence, kv head, token block) items cannot keep the AIVs
   //    evenly busy: the fewest splits per sequence whose items fill the AIVs' rounds to at least 85% (items
@@ -82,8 +82,8 @@ PagedAttentionPlan plan_paged_attention(const PagedAttentionProblem& p, uint32_t
   // 4. Rows per UB chunk, with the combine phase's buffers beside the softmax state.
   const uint32_t combine = t.max_splits > 1 ? PagedCombineLayout(t.max_splits, t.head_dim_v, 2).total() : 0;
   t.chunk_rows = 0;
-  for (uint32_t rows = ascend_attn_kernel::kMaxRowsPerAiv; rows >= 1; rows /= 2) {
-    if (ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, rows, 2).total() + combine <=
+  for (uint32_t rows = kPagedRowsPerAiv; rows >= 1; rows /= 2) {
+    if (ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, rows, 2, kPagedRowsPerAiv).total() + combine <=
         ascend_attn_kernel::kAivUbBudget) {
       t.chunk_rows = rows;
       break;
@@ -115,9 +115,9 @@ PagedAttentionPlan plan_paged_attention(const PagedAttentionProblem& p, uint32_t
   plan.block_dim = t.num_items ? cores : 0;
 
   // 6. Workspace: per AIV two sets of S, P, O_tmp slots; then partial O and lse; then the error flag.
-  const uint64_t s_bytes = align_up(uint64_t(ascend_attn_kernel::kMaxRowsPerAiv) * t.block_cols * 4, kWorkspaceAlign);
-  const uint64_t p_bytes = align_up(uint64_t(ascend_attn_kernel::kMaxRowsPerAiv) * t.block_cols * 2, kWorkspaceAlign);
-  const uint64_t o_bytes = align_up(uint64_t(ascend_attn_kernel::kMaxRowsPerAiv) * t.head_dim_v * 4, kWorkspaceAlign);
+  const uint64_t s_bytes = align_up(uint64_t(kPagedRowsPerAiv) * t.block_cols * 4, kWorkspaceAlign);
+  const uint64_t p_bytes = align_up(uint64_t(kPagedRowsPerAiv) * t.block_cols * 2, kWorkspaceAlign);
+  const uint64_t o_bytes = align_up(uint64_t(kPagedRowsPerAiv) * t.head_dim_v * 4, kWorkspaceAlign);
   t.ws_p_offset = s_bytes;
   t.ws_o_offset = s_bytes + p_bytes;
   t.ws_slot_bytes = s_bytes + p_bytes + o_bytes;
@@ -132,10 +132,8 @@ PagedAttentionPlan plan_paged_attention(const PagedAttentionProblem& p, uint32_t
 
   // 7. Matmul tilings: one page per GEMM.
   const bool bf16 = p.dtype == kPagedBf16;
-  t.mm1 = matmul_tiling(int32_t(ascend_attn_kernel::kMaxRowsPerAiv), int32_t(p.block_size), int32_t(p.head_dim), bf16,
-                        true);
-  t.mm2 = matmul_tiling(int32_t(ascend_attn_kernel::kMaxRowsPerAiv), int32_t(p.head_dim_v), int32_t(p.block_size), bf16,
-                        false);
+  t.mm1 = matmul_tiling(int32_t(kPagedRowsPerAiv), int32_t(p.block_size), int32_t(p.head_dim), bf16, true);
+  t.mm2 = matmul_tiling(int32_t(kPagedRowsPerAiv), int32_t(p.head_dim_v), int32_t(p.block_size), bf16, false);
   return plan;
 }
 

@@ -1,6 +1,6 @@
-// The vector side of a C+V attention kernel for up to 64 query rows of one AIV: fp32 online softmax over KV tiles
-// whose scores the cube wrote to a GM slot, P written back for the cube, O accumulated in UB. Every step works on a
-// whole chunk of rows at once (row maxima and sums by per-repeat reductions, row statistics broadcast from [rows, 8]
+// The vector side of a C+V attention kernel for the query rows of one AIV (64 or 128): fp32 online softmax over KV
+// tiles whose scores the cube wrote to a GM slot, P written back for the cube, O accumulated in UB. Every step works on
+// a whole chunk of rows at once (row maxima and sums by per-repeat reductions, row statistics broadcast from [rows, 8]
 // with a block stride of 0), so the vector pipe never waits for the scalar unit and the instruction count does not
 // grow with the rows. Two S/P/O_tmp slot pairs and two rescale factors let the caller keep the cube one tile ahead.
 // Synchronisation: the TQues order MTE2 -> V -> MTE3; the compiler's auto-sync orders scalar reads of vector results
@@ -17,6 +17,7 @@ namespace ascend_attn_kernel {
 constexpr float kNoScore = -3.0e38f;
 
 struct SoftmaxShape {
+  uint32_t rows;        // the AIV's query rows at most (a multiple of 8): O and the statistics of all stay in UB
   uint32_t block_cols;  // Bc: row stride of the S and P slots (multiple of 16)
   uint32_t head_dim_v;  // row stride of the O_tmp slot and of O in UB (multiple of 16)
   uint32_t chunk_rows;  // rows kept in UB at once
@@ -26,9 +27,9 @@ struct SoftmaxShape {
 // The GM slots of one pipeline stage: scores from the cube, probabilities for it, and its P V.
 template <typename T>
 struct SoftmaxSlots {
-  AscendC::GlobalTensor<float> s;  // fp32 [64, Bc]
-  AscendC::GlobalTensor<T> p;      // [64, Bc]
-  AscendC::GlobalTensor<float> o;  // fp32 [64, dv]
+  AscendC::GlobalTensor<float> s;  // fp32 [rows, Bc]
+  AscendC::GlobalTensor<T> p;      // [rows, Bc]
+  AscendC::GlobalTensor<float> o;  // fp32 [rows, dv]
 };
 
 template <typename T>
@@ -38,23 +39,25 @@ class OnlineSoftmaxRows {
                               const SoftmaxSlots<T>& slot1) {
     shape_ = shape;
     slots_[0] = slot0, slots_[1] = slot1;
-    const SoftmaxUbPlan ub = SoftmaxUbLayout(shape.block_cols, shape.head_dim_v, shape.chunk_rows, sizeof(T));
+    const SoftmaxUbPlan ub =
+        SoftmaxUbLayout(shape.block_cols, shape.head_dim_v, shape.chunk_rows, sizeof(T), shape.rows);
     pipe->InitBuffer(in_que_, kSoftmaxInDepth, ub.in_bytes);
     pipe->InitBuffer(out_que_, 1, ub.out_bytes);
     pipe->InitBuffer(o_acc_buf_, ub.o_acc_bytes);
     pipe->InitBuffer(stat_buf_, ub.stat_bytes);
     pipe->InitBuffer(work_buf_, ub.work_bytes);
+    const uint32_t stat = shape.rows * kStatLanes;  // elements of one [rows, 8] statistic
     o_acc_ = o_acc_buf_.Get<float>();
     row_max_ = stat_buf_.Get<float>();
-    row_sum_ = row_max_[kStatElems];
-    alpha_[0] = row_max_[2 * kStatElems];
-    alpha_[1] = row_max_[3 * kStatElems];
-    lse_ = row_max_[4 * kStatElems];
-    row_mask_ = row_max_[5 * kStatElems].template ReinterpretCast<uint8_t>();
-    tile_stat_ = work_buf_.Get<float>();                  // [64, 8]: a tile's row max, then its row sum
-    new_max_ = tile_stat_[kStatElems];                    // [64, 8]
-    reduced_ = tile_stat_[2 * kStatElems];                // [64]: one value per row
-    fold_ = tile_stat_[2 * kStatElems + kMaxRowsPerAiv];  // [chunk_rows, 64]
+    row_sum_ = row_max_[stat];
+    alpha_[0] = row_max_[2 * stat];
+    alpha_[1] = row_max_[3 * stat];
+    lse_ = row_max_[4 * stat];
+    row_mask_ = row_max_[5 * stat].template ReinterpretCast<uint8_t>();
+    tile_stat_ = work_buf_.Get<float>();                         // [rows, 8]: a tile's row max, then its row sum
+    new_max_ = tile_stat_[stat];                                 // [rows, 8]
+    reduced_ = tile_stat_[2 * stat];                             // [rows]: one value per row
+    fold_ = tile_stat_[2 * stat + Round32(shape.rows * 4) / 4];  // [chunk_rows, 64]
   }
 
   __aicore__ inline uint32_t ChunkRows() const { return shape_.chunk_rows; }
@@ -143,7 +146,6 @@ class OnlineSoftmaxRows {
   __aicore__ inline void FreeOut(AscendC::LocalTensor<T>& y) { out_que_.FreeTensor(y); }
 
  private:
-  static constexpr uint32_t kStatElems = kMaxRowsPerAiv * kStatLanes;
   static __aicore__ inline uint32_t Min(uint32_t a, uint32_t b) { return a < b ? a : b; }
   // After the last tile no alpha is pending: slot 0's holds the divisor.
   __aicore__ inline const AscendC::LocalTensor<float>& divisor() const { return alpha_[0]; }

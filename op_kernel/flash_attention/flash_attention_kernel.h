@@ -1,9 +1,9 @@
-// FlashAttention forward for Atlas A2, vector-master C+V: each AIV owns up to 64 query rows of a 128-row task and
-// drives the cube through the high-level Matmul API (S = Q K^T and O_tmp = P V into its GM workspace slots), while
-// it does the fp32 online softmax in UB. The cube works one step ahead of the vector: S of tile j + 1 is computed
-// during the softmax of tile j and P V of tile j during the rescale of tile j - 1, through two slot pairs and
-// asynchronous IterateAll<false> (one Matmul object in flight at a time: End.md asks for End between objects).
-// Packed varlen TND input; GQA/MQA; causal/window; softcap; optional LSE.
+// FlashAttention forward for Atlas A2, vector-master C+V: each AIV owns up to 64 or 128 query rows (the tiling picks)
+// of a task twice that size and drives the cube through the high-level Matmul API (S = Q K^T and O_tmp = P V into
+// its GM workspace slots), while it does the fp32 online softmax in UB. The cube works one step ahead of the vector:
+// S of tile j + 1 is computed during the softmax of tile j and P V of tile j during the rescale of tile j - 1,
+// through two slot sets and asynchronous IterateAll<false> (one Matmul object in flight at a time: End.md asks for
+// End between objects). Packed varlen TND input; GQA/MQA; causal/window; softcap; optional LSE.
 #pragma once
 #include "../common/online_softmax.h"
 #include "../common/visible_keys.h"
@@ -46,8 +46,9 @@ class FlashAttentionKernel {
     out_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(out), uint64_t(t_->total_q) * h * t_->head_dim_v);
     if (t_->return_lse) lse_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(lse), uint64_t(h) * t_->total_q);
     __gm__ uint8_t* aiv = AscendC::GetUserWorkspace(workspace) + AscendC::GetBlockIdx() * t_->ws_per_aiv;
-    softmax_.Init(pipe, SoftmaxShape{t_->block_cols, t_->head_dim_v, t_->chunk_rows, t_->scale, t_->softcap},
-                  Slots(aiv), Slots(aiv + t_->ws_slot_bytes));
+    softmax_.Init(
+        pipe, SoftmaxShape{t_->rows_per_aiv, t_->block_cols, t_->head_dim_v, t_->chunk_rows, t_->scale, t_->softcap},
+        Slots(aiv), Slots(aiv + t_->ws_slot_bytes));
   }
 
   // Runs this core's contiguous task range; each AIV takes its half of every task's rows.
@@ -73,7 +74,7 @@ class FlashAttentionKernel {
  private:
   __aicore__ inline uint32_t QTiles(uint32_t batch) {
     const uint32_t sq = uint32_t(cu_q_.GetValue(batch + 1) - cu_q_.GetValue(batch));
-    return (sq + kFlashBlockRows - 1) / kFlashBlockRows;
+    return (sq + 2 * t_->rows_per_aiv - 1) / (2 * t_->rows_per_aiv);
   }
 
   // Visible keys of sequence row `row`, which sits at position row + sk - sq.
@@ -91,9 +92,10 @@ class FlashAttentionKernel {
     b.k_token0 = uint32_t(cu_k_.GetValue(batch));
     b.seqlen_q = cu_q_.GetValue(batch + 1) - int64_t(b.q_token0);
     b.seqlen_k = cu_k_.GetValue(batch + 1) - int64_t(b.k_token0);
-    b.q_row0 = q_tile * kFlashBlockRows + uint32_t(AscendC::GetSubBlockIdx()) * kFlashRowsPerAiv;
+    const uint32_t rows = t_->rows_per_aiv;
+    b.q_row0 = (2 * q_tile + uint32_t(AscendC::GetSubBlockIdx())) * rows;
     if (b.q_row0 >= b.seqlen_q) return false;
-    b.rows = uint32_t(b.seqlen_q - b.q_row0 < kFlashRowsPerAiv ? b.seqlen_q - b.q_row0 : kFlashRowsPerAiv);
+    b.rows = uint32_t(b.seqlen_q - b.q_row0 < rows ? b.seqlen_q - b.q_row0 : rows);
     b.key_lo = FirstKey(b, b.q_row0);
     b.key_hi = EndKey(b, b.q_row0 + b.rows - 1);
     return true;
@@ -102,11 +104,11 @@ class FlashAttentionKernel {
   // S, P and O_tmp slots of one pipeline stage, at `base` in this AIV's workspace.
   __aicore__ inline SoftmaxSlots<T> Slots(__gm__ uint8_t* base) const {
     SoftmaxSlots<T> slots;
-    slots.s.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(base), uint64_t(kFlashRowsPerAiv) * t_->block_cols);
+    slots.s.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(base), uint64_t(t_->rows_per_aiv) * t_->block_cols);
     slots.p.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(base + t_->ws_p_offset),
-                            uint64_t(kFlashRowsPerAiv) * t_->block_cols);
+                            uint64_t(t_->rows_per_aiv) * t_->block_cols);
     slots.o.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(base + t_->ws_o_offset),
-                            uint64_t(kFlashRowsPerAiv) * t_->head_dim_v);
+                            uint64_t(t_->rows_per_aiv) * t_->head_dim_v);
     return slots;
   }
 

@@ -76,8 +76,9 @@ class PagedAttentionKernel {
     error_.SetGlobalBuffer(
         reinterpret_cast<__gm__ uint32_t*>(user + t_->ws_error_offset + AscendC::GetBlockIdx() * kPagedErrorSlotBytes),
         kPagedErrorSlotBytes / 4);
-    softmax_.Init(pipe, SoftmaxShape{t_->block_cols, t_->head_dim_v, t_->chunk_rows, t_->scale, t_->softcap},
-                  Slots(aiv), Slots(aiv + t_->ws_slot_bytes));
+    softmax_.Init(
+        pipe, SoftmaxShape{kPagedRowsPerAiv, t_->block_cols, t_->head_dim_v, t_->chunk_rows, t_->scale, t_->softcap},
+        Slots(aiv), Slots(aiv + t_->ws_slot_bytes));
     if (t_->max_splits > 1) combine_.Init(pipe, t_->max_splits, t_->head_dim_v, part_o_, part_lse_);
   }
 
@@ -145,11 +146,11 @@ class PagedAttentionKernel {
   // S, P and O_tmp slots of one pipeline stage, at `base` in this AIV's workspace.
   __aicore__ inline SoftmaxSlots<T> Slots(__gm__ uint8_t* base) const {
     SoftmaxSlots<T> slots;
-    slots.s.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(base), uint64_t(kMaxRowsPerAiv) * t_->block_cols);
+    slots.s.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(base), uint64_t(kPagedRowsPerAiv) * t_->block_cols);
     slots.p.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(base + t_->ws_p_offset),
-                            uint64_t(kMaxRowsPerAiv) * t_->block_cols);
+                            uint64_t(kPagedRowsPerAiv) * t_->block_cols);
     slots.o.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(base + t_->ws_o_offset),
-                            uint64_t(kMaxRowsPerAiv) * t_->head_dim_v);
+                            uint64_t(kPagedRowsPerAiv) * t_->head_dim_v);
     return slots;
   }
 

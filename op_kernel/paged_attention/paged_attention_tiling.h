@@ -10,6 +10,7 @@
 constexpr uint32_t kPagedMaxCores = 64;
 constexpr uint32_t kPagedMaxWorkers = 2 * kPagedMaxCores;  // every AIV is a worker
 constexpr uint32_t kPagedMaxSplits = 32;                   // KV splits of one sequence (flash-decoding)
+constexpr uint32_t kPagedRowsPerAiv = 64;                  // query rows (tokens x group) of one work item
 
 enum PagedDtype : uint32_t { kPagedFp16 = 0, kPagedBf16 = 1 };
 
