@@ -51,6 +51,14 @@ class SimResult:
     stats: SimStats
 
 
+@dataclass
+class SimGradResult:
+    dq: torch.Tensor
+    dk: torch.Tensor
+    dv: torch.Tensor
+    stats: SimStats
+
+
 def _visible_pairs(cu_q: list[int], cu_k: list[int], window_left: int, window_right: int) -> int:
     """Number of (query, key) pairs the attention semantics make visible (bottom-right aligned)."""
     total = 0
@@ -125,6 +133,69 @@ def flash_attn_varlen_func(
     pairs = _visible_pairs(cu_seqlens_q.tolist(), cu_seqlens_k.tolist(), left, right)
     stats = SimStats(useful_flops=2 * (q.shape[-1] + v.shape[-1]) * q.shape[1] * pairs, **raw)
     return SimResult(out, lse if return_lse else None, stats)
+
+
+def flash_attn_varlen_backward(
+    dout: torch.Tensor,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out: torch.Tensor,
+    lse: torch.Tensor,
+    cu_seqlens_q: torch.Tensor,
+    cu_seqlens_k: torch.Tensor,
+    max_seqlen_q: int,
+    max_seqlen_k: int,
+    *,
+    softmax_scale: float | None = None,
+    causal: bool = False,
+    window_size: tuple[int, int] = (-1, -1),
+    softcap: float = 0.0,
+    alibi_slopes: torch.Tensor | None = None,
+    deterministic: bool = False,
+    num_cores: int = 24,
+    dry_run: bool = False,
+    schedule_seed: int | None = None,
+    trace: str | None = None,
+) -> SimGradResult:
+    """Runs ``op_kernel/flash_attention_grad`` (the backward of :func:`flash_attn_varlen_func`) in the simulator.
+
+    FlashAttention-2's backward with P recomputed from ``lse``: D = rowsum(dout * out), then per key tile of each kv
+    head, over the query rows that see it, S = q k^T and dP = dout v^T on the cube, P and dS = P * (dP - D) on the
+    vector, and dV += P^T dout, dK += dS^T q, dQ += dS k on the cube (fp32 accumulation). GQA/MQA sum dk/dv over the
+    q heads of each kv head (K/V are never repeated).
+
+    Args:
+        dout: the gradient of ``out``, ``[total_q, heads, head_dim_v]``, q's dtype.
+        q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale, causal, window_size, softcap:
+            the forward's arguments (:func:`flash_attn_varlen_func`; fp16/bf16, head dims multiples of 16).
+        out: the forward's output ``[total_q, heads, head_dim_v]``.
+        lse: the forward's lse, fp32 ``[heads, total_q]`` (``return_lse=True``).
+        alibi_slopes: accepted for the op's signature, and rejected with a ValueError: the kernel (like its forward)
+            has no alibi bias.
+        deterministic: False (default) adds every key tile's share of dq into one fp32 accumulator with the cube's
+            atomic add, in whatever order the cores reach it: the last bits of dq may differ run to run (on the NPU;
+            here with ``schedule_seed``). True computes dq in query-major tasks that each own their rows (more cube
+            work: S and dP are computed twice), so dq, dk and dv are bit-identical run to run. dk and dv are
+            bit-identical either way.
+        num_cores, dry_run, schedule_seed, trace: as :func:`flash_attn_varlen_func`.
+
+    Returns:
+        :class:`SimGradResult` with ``dq [total_q, heads, head_dim]``, ``dk [total_k, kv_heads, head_dim]``,
+        ``dv [total_k, kv_heads, head_dim_v]`` in q's dtype and ``stats``; ``stats.useful_flops`` counts the five
+        products of the backward, 2 * (3 * head_dim + 2 * head_dim_v) per visible (query, key) pair and q head.
+    """
+    window = list(window_size)
+    dq, dk, dv, raw = _sim.flash_attention_varlen_backward(
+        dout, q, k, v, out, lse, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale, causal,
+        window, softcap, alibi_slopes, deterministic, num_cores, dry_run, schedule_seed, trace,
+    )  # fmt: skip
+    left, right = window
+    if causal:
+        right = 0
+    pairs = _visible_pairs(cu_seqlens_q.tolist(), cu_seqlens_k.tolist(), left, right)
+    stats = SimStats(useful_flops=2 * (3 * q.shape[-1] + 2 * v.shape[-1]) * q.shape[1] * pairs, **raw)
+    return SimGradResult(dq, dk, dv, stats)
 
 
 def paged_attention(

@@ -16,6 +16,12 @@ void launch_note_buffer(const void* base, uint64_t bytes, const char* name, Buff
 void launch_flash_attention(uint32_t block_dim, void* stream, uint8_t* q, uint8_t* k, uint8_t* v, uint8_t* cu_seqlens_q,
                             uint8_t* cu_seqlens_k, uint8_t* out, uint8_t* lse, uint8_t* workspace, uint8_t* tiling);
 
+// Tensors as in op_kernel/flash_attention_grad/flash_attention_grad.cpp; tiling: a FlashAttentionGradTiling in device
+// memory.
+void launch_flash_attention_grad(uint32_t block_dim, void* stream, uint8_t* dout, uint8_t* q, uint8_t* k, uint8_t* v,
+                                 uint8_t* out, uint8_t* lse, uint8_t* cu_seqlens_q, uint8_t* cu_seqlens_k, uint8_t* dq,
+                                 uint8_t* dk, uint8_t* dv, uint8_t* workspace, uint8_t* tiling);
+
 // Tensors as in op_kernel/paged_attention/paged_attention.cpp; tiling: a PagedAttentionTiling in device memory.
 void launch_paged_attention(uint32_t block_dim, void* stream, uint8_t* q, uint8_t* key_cache, uint8_t* value_cache,
                             uint8_t* block_tables, uint8_t* context_lens, uint8_t* cu_seqlens_q, uint8_t* out,

@@ -33,6 +33,7 @@ declare_launcher() {  # kernel, number of GM_ADDR arguments
     "$1" "$args" >"$launchers/aclrtlaunch_$1.h"
 }
 declare_launcher flash_attention 9
+declare_launcher flash_attention_grad 13
 declare_launcher paged_attention 10
 declare_launcher reshape_and_cache 7
 torch_includes=$("$python" -c "import torch.utils.cpp_extension as c; print(' '.join('-isystem' + p for p in c.include_paths()))")

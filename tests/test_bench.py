@@ -81,3 +81,15 @@ def test_an_isa_this_cpu_lacks_is_named():
         pytest.skip("this CPU runs every ISA")
     with pytest.raises(RuntimeError, match=f"ASCEND_ATTN_CPU_ISA={missing[0]}, but this CPU lacks"):
         main(["flash", "--quick", "--isa", missing[0]])
+
+
+def test_model_backward_rows_have_the_forward_columns():
+    """bench model's backward table: one row per (seqlen, causal) in the forward table's columns, from dry runs of
+    op_kernel/flash_attention_grad."""
+    from ascend_attn.bench import model
+
+    rows = model.flash_backward_rows([512], heads=2, d=64, cores=2)
+    assert [r[:2] for r in rows] == [[512, "no"], [512, "yes"]]
+    assert all(len(r) == len(model.FLASH_HEADER) for r in rows)
+    full, causal = (float(r[2]) for r in rows)  # modelled us
+    assert 0 < causal < full and all(float(r[5]) > 0 for r in rows)  # causal skips tiles; TFLOPS counted

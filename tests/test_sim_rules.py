@@ -80,6 +80,17 @@ VIOLATIONS = [
     ("matmul_after_initbuffer", {}, r"REGIST_MATMUL_OBJ after InitBuffer"),
     ("matmul_without_end", {"mm": True}, r"a second Matmul object used without End\(\) on the first"),
     ("matmul_reads_dma_output", {"mm": True}, r"data race on GM 'gm1' .*MTE3 write .* Matmul read"),
+    (
+        "matmul_atomic_vs_read",
+        {"mm": True, "cores": 2},
+        r"data race on GM 'gm0' .*(Matmul atomic add .* MTE2 read|MTE2 read .* Matmul atomic add)",
+    ),
+    (
+        "matmul_atomic_vs_write",
+        {"mm": True, "cores": 2},
+        r"data race on GM 'gm0' .*(Matmul atomic add .* MTE3 write|MTE3 write .* Matmul atomic add)",
+    ),
+    ("matmul_atomic_max", {"mm": True}, r"IterateAll enAtomic 2: the simulator has 0 \(none\) and 1 \(AtomicAdd\)"),
     # buffers
     ("write_input", {"roles": ["input"]}, r"the kernel writes GM 'gm0', an input buffer of the launch"),
 ]
@@ -131,6 +142,17 @@ def test_matmul_waited_result(kernels):
     buffers, roles = matmul_buffers()
     c, ab = run(kernels, "matmul_reads_dma_output_flagged", buffers, roles)
     assert torch.allclose(c[:256].view(16, 16), ab[256:].float().view(16, 16).sum(0).expand(16, 16), atol=1e-2)
+
+
+@pytest.mark.parametrize("seed", [None, 4, 9])
+def test_matmul_atomic_adds_from_several_cores_commute(kernels, seed):
+    """IterateAll(..., enAtomic = 1) on three cores into one C: no race (atomic adds need no order among themselves)
+    and C gains every core's product."""
+    buffers, roles = matmul_buffers()
+    buffers[0][:256] = 1.0
+    c, ab = run(kernels, "matmul_atomic_add", buffers, roles, cores=3, seed=seed)
+    ref = ab[:256].float().view(16, 16) @ ab[256:].float().view(16, 16)
+    assert torch.allclose(c[:256].view(16, 16), 1.0 + 3 * ref, atol=1e-3)
 
 
 def test_outputs_are_poisoned(kernels):

@@ -1,6 +1,7 @@
 """Modelled Atlas 910B2 figures of the Ascend C kernels: simulator timeline beside its roofline (estimates only).
 
-Runs op_kernel/flash_attention and op_kernel/paged_attention in the simulator in dry-run mode (the instruction
+Runs op_kernel/flash_attention, its backward op_kernel/flash_attention_grad and op_kernel/paged_attention in the
+simulator in dry-run mode (the instruction
 stream and its timing are exact, the arithmetic is skipped) and prints, per shape, the timeline's time (every
 instruction on its pipe, ordered by flags, queues and waits; ``csrc/sim/sim_config.h`` holds the cited costs)
 beside the roofline's (the busiest unit of each core, a lower bound), the fraction of the cube peak or of the GM
@@ -56,6 +57,27 @@ def flash_rows(seqlens: list[int], heads: int, d: int, cores: int) -> list[list[
     return rows
 
 
+def flash_backward_rows(seqlens: list[int], heads: int, d: int, cores: int, deterministic: bool = False):
+    """One row per (seqlen, causal) of the fp16 self-attention backward, batch 1, in the forward table's columns;
+    TFLOPS count the backward's five products (2 * 5 * d per visible pair and head at d = dv)."""
+    rows, peak = [], cube_peak_tflops(cores)
+    for s in seqlens:
+        # Distinct tensors (never read in a dry run, so never touched), so the L2 model sees distinct addresses.
+        dout, q, k, v, out = (torch.empty(s, heads, d, dtype=torch.float16) for _ in range(5))
+        lse = torch.empty(heads, s)
+        cu = torch.tensor([0, s], dtype=torch.int32)
+        for causal in (False, True):
+            progress(f"  flash_attention_backward seqlen {s} causal {causal} ...")
+            st = sim.flash_attn_varlen_backward(dout, q, k, v, out, lse, cu, cu, s, s, causal=causal,
+                                                deterministic=deterministic, num_cores=cores,
+                                                dry_run=True).stats  # fmt: skip
+            rows.append([s, "yes" if causal else "no", f"{st.modelled_us:.0f}", f"{st.roofline_us:.0f}",
+                         f"{st.modelled_us / st.roofline_us:.2f}", f"{st.modelled_tflops:.1f}",
+                         f"{100 * st.modelled_tflops / peak:.1f}%", f"{100 * st.cube_utilisation:.0f}%",
+                         st.critical])  # fmt: skip
+    return rows
+
+
 def paged_rows(seqs: list[int], contexts: list[int], heads: int, kv_heads: int, d: int, block: int, cores: int):
     """One row per (sequences, context) of fp16 decode: one query token per sequence."""
     rows, bw = [], _sim.model_gm_bytes_per_second
@@ -98,8 +120,11 @@ def measure(args: argparse.Namespace) -> BenchResult:
     seqs, contexts = ([8], [8192]) if args.quick else (args.seqs, args.contexts)
     progress("modelled figures (simulator, dry run)")
     flash = flash_rows(seqlens, args.heads, args.head_dim, args.cores)
+    backward = flash_backward_rows(seqlens, args.heads, args.head_dim, args.cores)
     paged = paged_rows(seqs, contexts, args.heads, args.kv_heads, args.head_dim, args.block_size, args.cores)
-    tail = [f"paged_attention decode, {args.heads} q / {args.kv_heads} kv heads, d {args.head_dim}, block "
+    tail = [f"flash_attention_backward fp16 (dq by atomic adds, the default), batch 1, {args.heads} heads, d "
+            f"{args.head_dim}; TFLOPS count its five products:", "", markdown_table(FLASH_HEADER, backward), "",
+            f"paged_attention decode, {args.heads} q / {args.kv_heads} kv heads, d {args.head_dim}, block "
             f"{args.block_size}:", "", markdown_table(PAGED_HEADER, paged)]  # fmt: skip
     head = notes(args.cores) + [f"flash_attention fp16, batch 1, {args.heads} heads, d {args.head_dim}:"]
     return BenchResult("model", head, FLASH_HEADER, flash, [], after=tail)

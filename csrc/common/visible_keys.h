@@ -27,4 +27,14 @@ inline std::pair<int64_t, int64_t> key_span(int64_t row_begin, int64_t row_end, 
   return {lo0, std::max(hi1, lo0)};
 }
 
+// Query rows [lo, hi) of a sequence that see some key of [key_begin, key_end) (within [0, seqlen_k)); hi >= lo. Row i
+// sees key j iff i + Sk - Sq - left <= j <= i + Sk - Sq + right.
+inline std::pair<int64_t, int64_t> query_span(int64_t key_begin, int64_t key_end, int64_t seqlen_q, int64_t seqlen_k,
+                                              int64_t window_left, int64_t window_right) {
+  const int64_t offset = seqlen_k - seqlen_q;
+  const int64_t lo = window_right < 0 ? 0 : std::max<int64_t>(0, key_begin - window_right - offset);
+  const int64_t hi = window_left < 0 ? seqlen_q : std::min<int64_t>(seqlen_q, key_end + window_left - offset);
+  return {lo, std::max(hi, lo)};
+}
+
 }  // namespace ascend_attn

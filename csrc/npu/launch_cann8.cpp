@@ -4,6 +4,7 @@
 #include <c10/util/Exception.h>
 
 #include "aclrtlaunch_flash_attention.h"
+#include "aclrtlaunch_flash_attention_grad.h"
 #include "aclrtlaunch_paged_attention.h"
 #include "aclrtlaunch_reshape_and_cache.h"
 #include "launch.h"
@@ -21,6 +22,14 @@ void launch_flash_attention(uint32_t block_dim, void* stream, uint8_t* q, uint8_
   check_launch(
       aclrtlaunch_flash_attention(block_dim, stream, q, k, v, cu_seqlens_q, cu_seqlens_k, out, lse, workspace, tiling),
       "flash_attention");
+}
+
+void launch_flash_attention_grad(uint32_t block_dim, void* stream, uint8_t* dout, uint8_t* q, uint8_t* k, uint8_t* v,
+                                 uint8_t* out, uint8_t* lse, uint8_t* cu_seqlens_q, uint8_t* cu_seqlens_k, uint8_t* dq,
+                                 uint8_t* dk, uint8_t* dv, uint8_t* workspace, uint8_t* tiling) {
+  check_launch(aclrtlaunch_flash_attention_grad(block_dim, stream, dout, q, k, v, out, lse, cu_seqlens_q, cu_seqlens_k,
+                                                dq, dk, dv, workspace, tiling),
+               "flash_attention_grad");
 }
 
 void launch_paged_attention(uint32_t block_dim, void* stream, uint8_t* q, uint8_t* key_cache, uint8_t* value_cache,

@@ -5,7 +5,9 @@
 
 #include <cmath>
 
+#include "../common/attention_grad_args.h"
 #include "../common/checks.h"
+#include "../common/flash_attention_grad_launch.h"
 #include "../common/flash_attention_launch.h"
 #include "../common/paged_attention_launch.h"
 #include "npu_device.h"
@@ -65,6 +67,56 @@ std::tuple<at::Tensor, at::Tensor> flash_attention_npu(
   return {out, lse};
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor> flash_attention_varlen_backward_npu(
+    const at::Tensor& dout,          // [total_q, heads, head_dim_v]
+    const at::Tensor& q,             // [total_q, heads, head_dim]
+    const at::Tensor& k,             // [total_k, kv_heads, head_dim]
+    const at::Tensor& v,             // [total_k, kv_heads, head_dim_v]
+    const at::Tensor& out,           // [total_q, heads, head_dim_v]
+    const at::Tensor& lse,           // fp32 [heads, total_q]
+    const at::Tensor& cu_seqlens_q,  // int32 [batch + 1]
+    const at::Tensor& cu_seqlens_k,  // int32 [batch + 1]
+    int64_t max_seqlen_q, int64_t max_seqlen_k, std::optional<double> softmax_scale, bool causal,
+    at::IntArrayRef window_size, double softcap,
+    const std::optional<at::Tensor>& alibi_slopes,  // fp32 [heads] or [batch, heads]: rejected by the kernel
+    bool deterministic) {
+  check_npu_dtype(q, "q");
+  const AttentionGradArgs g = check_flash_attention_varlen_backward_args(
+      dout, q, k, v, out, lse, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale, causal,
+      window_size, softcap, alibi_slopes, deterministic);
+  const GradLaunch r = flash_attention_varlen_backward_launch(g, current_device("flash_attention_varlen_backward"));
+  return {r.dq, r.dk, r.dv};
+}
+
+// BSND runs as varlen with equal lengths, like the forward; lse [batch, heads, seqlen_q] becomes [heads, tokens].
+std::tuple<at::Tensor, at::Tensor, at::Tensor> flash_attention_backward_npu(
+    const at::Tensor& dout,  // [batch, seqlen_q, heads, head_dim_v]
+    const at::Tensor& q,     // [batch, seqlen_q, heads, head_dim]
+    const at::Tensor& k,     // [batch, seqlen_k, kv_heads, head_dim]
+    const at::Tensor& v,     // [batch, seqlen_k, kv_heads, head_dim_v]
+    const at::Tensor& out,   // [batch, seqlen_q, heads, head_dim_v]
+    const at::Tensor& lse,   // fp32 [batch, heads, seqlen_q]
+    std::optional<double> softmax_scale, bool causal, at::IntArrayRef window_size, double softcap,
+    const std::optional<at::Tensor>& alibi_slopes,  // fp32 [heads] or [batch, heads]: rejected by the kernel
+    bool deterministic) {
+  check_npu_dtype(q, "q");
+  const AttentionGradArgs g = check_flash_attention_backward_args(dout, q, k, v, out, lse, softmax_scale, causal,
+                                                                  window_size, softcap, alibi_slopes, deterministic);
+  const AttentionArgs& a = g.attn;
+  // The packed views are indexed by int32 cu_seqlens: their token counts must fit.
+  CHECK_INT32_SIZE(a.batch * a.seqlen_q, "batch * seqlen_q (BSND runs as packed varlen on NPU)");
+  CHECK_INT32_SIZE(a.batch * a.seqlen_k, "batch * seqlen_k (BSND runs as packed varlen on NPU)");
+  const auto ints = q.options().dtype(at::kInt);
+  const at::Tensor cu_q = at::arange(a.batch + 1, ints) * a.seqlen_q;
+  const at::Tensor cu_k = at::arange(a.batch + 1, ints) * a.seqlen_k;
+  auto flat = [](const at::Tensor& t) { return t.reshape({t.size(0) * t.size(1), t.size(2), t.size(3)}); };
+  const at::Tensor lse_packed = g.lse.permute({1, 0, 2}).reshape({a.heads, a.batch * a.seqlen_q});
+  auto [dq, dk, dv] = flash_attention_varlen_backward_npu(flat(g.dout), flat(a.q), flat(a.k), flat(a.v), flat(g.out),
+                                                          lse_packed, cu_q, cu_k, a.seqlen_q, a.seqlen_k, softmax_scale,
+                                                          causal, window_size, softcap, alibi_slopes, deterministic);
+  return {dq.view(q.sizes()), dk.view(k.sizes()), dv.view(v.sizes())};
+}
+
 std::tuple<at::Tensor, at::Tensor> paged_attention_npu(
     const at::Tensor& q,                            // [num_tokens, heads, head_dim]
     const at::Tensor& key_cache,                    // [num_blocks, block_size, kv_heads, head_dim]
@@ -119,6 +171,8 @@ std::tuple<at::Tensor, at::Tensor> merge_attn_states_npu(const at::Tensor& out_a
 TORCH_LIBRARY_IMPL(ascend_attn, PrivateUse1, m) {
   m.impl("flash_attention", &flash_attention_npu);
   m.impl("flash_attention_varlen", &flash_attention_varlen_npu);
+  m.impl("flash_attention_backward", &flash_attention_backward_npu);
+  m.impl("flash_attention_varlen_backward", &flash_attention_varlen_backward_npu);
   m.impl("paged_attention", &paged_attention_npu);
   m.impl("reshape_and_cache", &reshape_and_cache_npu);
   m.impl("merge_attn_states", &merge_attn_states_npu);

@@ -82,9 +82,14 @@ class GlobalTensor {
   // Checks elements [first, first + count) against the tensor, records the access (race detector, data cache) and
   // counts the traffic.
   void sim_access(uint64_t first, uint64_t count, bool write, const ascend_sim::Access& a, bool scalar = false) const {
+    sim_access(first, count, write ? ascend_sim::AccessKind::kWrite : ascend_sim::AccessKind::kRead, a, scalar);
+  }
+  void sim_access(uint64_t first, uint64_t count, ascend_sim::AccessKind kind, const ascend_sim::Access& a,
+                  bool scalar = false) const {
     check_range(first, count, a.loc);
+    const bool write = kind != ascend_sim::AccessKind::kRead;
     const uint64_t lo = uint64_t(reinterpret_cast<const uint8_t*>(ptr_ + first) - buf_->base);
-    ascend_sim::ctx().launch->gm_access(*buf_, lo, lo + count * sizeof(T), write, a, scalar);
+    ascend_sim::ctx().launch->gm_access(*buf_, lo, lo + count * sizeof(T), kind, a, scalar);
     auto& c = *ascend_sim::ctx().counters;
     (write ? c.gm_write_bytes : c.gm_read_bytes) += count * sizeof(T);
     if (buf_->role == ascend_sim::GmRole::kScratch) c.gm_workspace_bytes += count * sizeof(T);

@@ -6,11 +6,16 @@
 #include <limits>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
+#include "../../op_kernel/flash_attention_grad/grad_ub.h"
 #include "../common/attention_args.h"
+#include "../common/attention_grad_args.h"
+#include "../common/flash_attention_grad_launch.h"
 #include "../common/flash_attention_launch.h"
 #include "../common/paged_attention_launch.h"
+#include "../tiling/flash_attention_grad_tiling.h"
 #include "../tiling/flash_attention_tiling.h"
 #include "../tiling/paged_attention_tiling.h"
 #include "../tiling/tiling_util.h"
@@ -121,8 +126,9 @@ ascend_attn::KernelDevice sim_device(int64_t num_cores) {
 // Runs a host flow in the simulator (dry or not, free-running or serialized by a seed) and returns its launch with
 // the counters of its kernel.
 template <typename F>
-std::pair<ascend_attn::KernelLaunch, py::dict> simulate(bool dry_run, std::optional<uint64_t> seed,
-                                                        std::optional<std::string> trace, const char* what, F launch) {
+auto simulate(bool dry_run, std::optional<uint64_t> seed, std::optional<std::string> trace, const char* what, F launch)
+    -> std::pair<decltype(launch()), py::dict> {
+  using Result = decltype(launch());
   ascend_sim::set_dry_run(dry_run);
   ascend_sim::set_schedule_seed(seed);
   ascend_sim::set_trace_path(std::move(trace));
@@ -131,7 +137,7 @@ std::pair<ascend_attn::KernelLaunch, py::dict> simulate(bool dry_run, std::optio
     ascend_sim::set_schedule_seed(std::nullopt);
     ascend_sim::set_trace_path(std::nullopt);
   };
-  ascend_attn::KernelLaunch r;
+  Result r;
   try {
     r = launch();
   } catch (...) {
@@ -139,11 +145,13 @@ std::pair<ascend_attn::KernelLaunch, py::dict> simulate(bool dry_run, std::optio
     throw;
   }
   reset();
-  TORCH_CHECK(dry_run || !r.error_flags.defined() || !r.error_flags.ne(0).any().item<bool>(), what,
-              ": the kernel met an index outside the cache and skipped it");
   ascend_sim::LaunchStats none;
   py::dict stats = stats_dict(r.block_dim ? ascend_sim::last_launch_stats() : none);
-  stats["kv_splits"] = r.kv_splits;
+  if constexpr (std::is_same_v<Result, ascend_attn::KernelLaunch>) {
+    TORCH_CHECK(dry_run || !r.error_flags.defined() || !r.error_flags.ne(0).any().template item<bool>(), what,
+                ": the kernel met an index outside the cache and skipped it");
+    stats["kv_splits"] = r.kv_splits;
+  }
   return {r, stats};
 }
 
@@ -162,6 +170,24 @@ py::tuple flash_attention_varlen(const at::Tensor& q, const at::Tensor& k, const
     auto [r, stats] = simulate(dry_run, schedule_seed, trace, "flash_attention",
                                [&] { return ascend_attn::flash_attention_varlen_launch(a, device); });
     return py::make_tuple(r.out, r.lse, stats);
+  });
+}
+
+py::tuple flash_attention_varlen_backward(
+    const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& out,
+    const at::Tensor& lse, const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k, int64_t max_seqlen_q,
+    int64_t max_seqlen_k, std::optional<double> softmax_scale, bool causal, std::vector<int64_t> window_size,
+    double softcap, const std::optional<at::Tensor>& alibi_slopes, bool deterministic, int64_t num_cores, bool dry_run,
+    std::optional<uint64_t> schedule_seed, std::optional<std::string> trace) {
+  return torch_errors_as_python([&] {
+    TORCH_CHECK(q.device().is_cpu(), "q: the simulator runs on CPU tensors, got ", q.device());
+    const ascend_attn::AttentionGradArgs g = ascend_attn::check_flash_attention_varlen_backward_args(
+        dout, q, k, v, out, lse, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale, causal,
+        window_size, softcap, alibi_slopes, deterministic);  // the launch rejects alibi_slopes, as on NPU
+    const ascend_attn::KernelDevice device = sim_device(num_cores);
+    auto [r, stats] = simulate(dry_run, schedule_seed, trace, "flash_attention_backward",
+                               [&] { return ascend_attn::flash_attention_varlen_backward_launch(g, device); });
+    return py::make_tuple(r.dq, r.dk, r.dv, stats);
   });
 }
 
@@ -234,6 +260,51 @@ py::dict flash_attention_plan(int64_t dtype, int64_t heads, int64_t kv_heads, in
   return d;
 }
 
+py::dict flash_attention_grad_plan(int64_t dtype, int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t head_dim_v,
+                                   std::vector<int32_t> cu_seqlens_q, std::vector<int32_t> cu_seqlens_k,
+                                   int64_t window_left, int64_t window_right, double softcap, bool deterministic,
+                                   int64_t num_cores) {
+  if (cu_seqlens_q.empty() || cu_seqlens_q.size() != cu_seqlens_k.size()) {
+    throw std::invalid_argument("cu_seqlens_q and cu_seqlens_k must have batch + 1 entries each");
+  }
+  ascend_attn::FlashAttentionGradProblem p;
+  p.dtype = u32(dtype, "dtype");
+  p.batch = uint32_t(cu_seqlens_q.size() - 1);
+  p.num_heads = u32(heads, "heads"), p.num_kv_heads = u32(kv_heads, "kv_heads");
+  p.head_dim = u32(head_dim, "head_dim"), p.head_dim_v = u32(head_dim_v, "head_dim_v");
+  p.window_left = int32_t(std::clamp<int64_t>(window_left, -1, std::numeric_limits<int32_t>::max())),
+  p.window_right = int32_t(std::clamp<int64_t>(window_right, -1, std::numeric_limits<int32_t>::max()));
+  p.softcap = float(softcap);
+  p.deterministic = deterministic;
+  p.cu_seqlens_q = cu_seqlens_q.data(), p.cu_seqlens_k = cu_seqlens_k.data();
+  const ascend_attn::FlashAttentionGradPlan plan =
+      ascend_attn::plan_flash_attention_grad(p, u32(num_cores, "num_cores"), ascend_sim::kSimSysWorkspaceBytes);
+  const FlashAttentionGradTiling& t = plan.tiling;
+  py::dict d;
+  d["block_dim"] = plan.block_dim;
+  d["workspace_bytes"] = plan.workspace_bytes;
+  d["task_weights"] = plan.task_weights;
+  d["worker_task_begin"] = std::vector<uint32_t>(t.worker_task_begin, t.worker_task_begin + 2 * plan.block_dim + 1);
+  d["used_workers"] = t.used_workers;
+  d["num_kv_tasks"] = t.num_kv_tasks;
+  d["num_q_tasks"] = t.num_q_tasks;
+  d["kv_heads_per_group"] = t.kv_heads_per_group;
+  d["q_heads_per_group"] = t.q_heads_per_group;
+  d["block_keys"] = t.block_keys;
+  d["block_rows"] = t.block_rows;
+  d["chunk_rows"] = t.chunk_rows;
+  d["grad_scale"] = t.grad_scale;
+  d["ws_worker_offset"] = t.ws_worker_offset;
+  d["ws_per_worker"] = t.ws_per_worker;
+  const uint32_t width = std::max({t.block_keys, t.head_dim, t.head_dim_v});
+  d["ub_bytes"] = plan.block_dim ? ascend_attn_kernel::GradUbLayout(width, t.chunk_rows, t.block_rows).total() : 0;
+  d["ub_budget"] = ascend_attn_kernel::kAivUbBudget;
+  d["mm_s"] = cube_tiling_dict(t.mm_s);
+  d["mm_t"] = cube_tiling_dict(t.mm_t);
+  d["mm_dq"] = cube_tiling_dict(t.mm_dq);
+  return d;
+}
+
 py::dict paged_attention_plan(int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t head_dim_v, int64_t num_blocks,
                               int64_t block_size, int64_t max_blocks_per_seq, std::vector<int32_t> context_lens,
                               std::vector<int32_t> cu_seqlens_q, int64_t window_left, int64_t window_right,
@@ -274,6 +345,8 @@ PYBIND11_MODULE(_sim, m) {
   m.doc() = "Ascend C kernels in the CPU simulator (see ascend_attn.sim)";
   m.def("flash_attention_varlen", &flash_attention_varlen);
   m.def("flash_attention_plan", &flash_attention_plan);
+  m.def("flash_attention_varlen_backward", &flash_attention_varlen_backward);
+  m.def("flash_attention_grad_plan", &flash_attention_grad_plan);
   m.def("paged_attention", &paged_attention);
   m.def("paged_attention_plan", &paged_attention_plan);
   m.def("reshape_and_cache", &reshape_and_cache);

@@ -26,6 +26,11 @@ const char* pipe_name(Pipe p) {
   return names[size_t(p)];
 }
 
+const char* access_name(AccessKind k) {
+  static const char* names[] = {"read", "write", "atomic add"};
+  return names[size_t(k)];
+}
+
 const char* memory_name(Memory m) {
   static const char* names[] = {"UB", "L1", "L0A", "L0B", "L0C"};
   return names[size_t(m)];
@@ -52,10 +57,11 @@ ThreadCtx& ctx() {
 bool dry_run() { return ctx().launch->is_dry_run(); }
 
 void record_local(ThreadCtx& c, Memory m, uint64_t lo, uint64_t hi, bool write, const Access& a) {
+  const AccessKind kind = write ? AccessKind::kWrite : AccessKind::kRead;
   c.local[size_t(m)].access(
-      lo, hi, write, a, [&](const Access& e) { return c.sync.ordered(e, a); },
-      [&](const Access& e, bool e_wrote, uint64_t l, uint64_t h) {
-        c.launch->race(c, std::string(memory_name(m)) + " of " + c.describe(), e, e_wrote, a, write, l, h);
+      lo, hi, kind, a, [&](const Access& e) { return c.sync.ordered(e, a); },
+      [&](const Access& e, AccessKind e_kind, uint64_t l, uint64_t h) {
+        c.launch->race(c, std::string(memory_name(m)) + " of " + c.describe(), e, e_kind, a, kind, l, h);
       });
 }
 
@@ -110,10 +116,10 @@ void Launch::record_failure(const std::string& message) {
   for (auto& t : contexts_) t->turn.notify_one();
 }
 
-void Launch::race(ThreadCtx& c, const std::string& region, const Access& earlier, bool earlier_wrote, const Access& now,
-                  bool now_writes, uint64_t lo, uint64_t hi) {
-  auto describe = [&](const Access& a, bool wrote) {
-    return contexts_[thread_of(a.comp)]->describe() + " " + pipe_name(pipe_of(a.comp)) + (wrote ? " write" : " read") +
+void Launch::race(ThreadCtx& c, const std::string& region, const Access& earlier, AccessKind earlier_kind,
+                  const Access& now, AccessKind now_kind, uint64_t lo, uint64_t hi) {
+  auto describe = [&](const Access& a, AccessKind kind) {
+    return contexts_[thread_of(a.comp)]->describe() + " " + pipe_name(pipe_of(a.comp)) + " " + access_name(kind) +
            " at " + where(a.loc);
   };
   std::string hint;
@@ -127,13 +133,13 @@ void Launch::race(ThreadCtx& c, const std::string& region, const Access& earlier
         "pipes are ordered only by SetFlag/WaitFlag, TQue events (EnQue/DeQue, AllocTensor/FreeTensor), "
         "PipeBarrier or Matmul waits";
   }
-  fail(now.loc, "data race on " + region + " bytes [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                    "): " + describe(earlier, earlier_wrote) + " and " + describe(now, now_writes) +
-                    " are not ordered; " + hint);
+  fail(now.loc, "data race on " + region + " bytes [" + std::to_string(lo) + ", " + std::to_string(hi) + "): " +
+                    describe(earlier, earlier_kind) + " and " + describe(now, now_kind) + " are not ordered; " + hint);
 }
 
-void Launch::gm_access(GmBuffer& b, uint64_t lo, uint64_t hi, bool write, const Access& a, bool scalar) {
+void Launch::gm_access(GmBuffer& b, uint64_t lo, uint64_t hi, AccessKind kind, const Access& a, bool scalar) {
   ThreadCtx& c = ctx();
+  const bool write = kind != AccessKind::kRead;
   const uint8_t* p = b.base + lo;
   const uint64_t addr = b.model_base + lo;
   // The time model: the scalar unit's data cache, or the bytes a DMA (or the cube) finds in the L2.
@@ -174,9 +180,9 @@ void Launch::gm_access(GmBuffer& b, uint64_t lo, uint64_t hi, bool write, const 
   }
   std::lock_guard<std::mutex> lock(b.mutex);
   b.shadow.access(
-      lo, hi, write, a, [&](const Access& e) { return c.sync.ordered(e, a); },
-      [&](const Access& e, bool e_wrote, uint64_t l, uint64_t h) {
-        race(c, "GM '" + b.name + "'", e, e_wrote, a, write, l, h);
+      lo, hi, kind, a, [&](const Access& e) { return c.sync.ordered(e, a); },
+      [&](const Access& e, AccessKind e_kind, uint64_t l, uint64_t h) {
+        race(c, "GM '" + b.name + "'", e, e_kind, a, kind, l, h);
       });
 }
 

@@ -123,8 +123,9 @@ class Launch {
   std::vector<CoreCounters>& counters() { return counters_; }
   uint32_t thread_count() const { return uint32_t(contexts_.size()); }
 
-  // GM accesses: race detection against every thread, the scalar data cache's rules, counters.
-  void gm_access(GmBuffer& b, uint64_t lo, uint64_t hi, bool write, const Access& a, bool scalar);
+  // GM accesses: race detection against every thread, the scalar data cache's rules, counters. An atomic add is a
+  // DMA or cube write (never scalar).
+  void gm_access(GmBuffer& b, uint64_t lo, uint64_t hi, AccessKind kind, const Access& a, bool scalar);
   void clean_invalidate(GmBuffer* b, uint64_t offset, bool entire, const Loc& loc);
 
   // Cross-core synchronisation; every wait gives up when another thread failed or all live threads are blocked.
@@ -163,8 +164,8 @@ class Launch {
   void wait_turn(std::unique_lock<std::mutex>& lock, ThreadCtx& c, const std::function<bool()>& also);
   void thread_main(ThreadCtx& c, const std::function<void()>& kernel);
   void check_exit(ThreadCtx& c);
-  void race(ThreadCtx& c, const std::string& region, const Access& earlier, bool earlier_wrote, const Access& now,
-            bool now_writes, uint64_t lo, uint64_t hi);
+  void race(ThreadCtx& c, const std::string& region, const Access& earlier, AccessKind earlier_kind, const Access& now,
+            AccessKind now_kind, uint64_t lo, uint64_t hi);
   friend void record_local(ThreadCtx& c, Memory m, uint64_t lo, uint64_t hi, bool write, const Access& a);
 
   KernelType type_;

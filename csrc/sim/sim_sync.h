@@ -41,6 +41,13 @@ inline uint32_t component(uint32_t thread, Pipe p) { return thread * kPipeCount 
 inline uint32_t thread_of(uint32_t comp) { return comp / kPipeCount; }
 inline Pipe pipe_of(uint32_t comp) { return Pipe(comp % kPipeCount); }
 
+// How an instruction touches memory. An atomic add (a DMA or the cube writing to GM with atomic accumulation, e.g.
+// IterateAll's enAtomic = 1) is a read-modify-write the memory system does as one step: atomic adds to the same bytes
+// commute, so they need no order among themselves (their floating-point results still depend on the order they
+// happen in), but against plain reads and writes they conflict like writes (原子操作/关键特性说明.md).
+enum class AccessKind : uint8_t { kRead, kWrite, kAtomicAdd };
+const char* access_name(AccessKind k);  // "read", "write", "atomic add"
+
 // One memory access of one instruction.
 struct Access {
   uint32_t comp = 0;  // component(thread, pipe)
@@ -84,13 +91,14 @@ class PipeSync {
   uint64_t s_version_ = 1, refreshed_[kPipeCount] = {};
 };
 
-// Shadow of one memory region: for every byte range, the last write and the last read per component since it.
+// Shadow of one memory region: for every byte range, the last plain write, and the last read and the last atomic add
+// per component since it.
 class Shadow {
  public:
   // Checks [lo, hi) against the earlier accesses it conflicts with (`ordered(earlier)` decides), calling
-  // `race(earlier, earlier_wrote, lo, hi)` for the first unordered one (which must throw), then records the access.
+  // `race(earlier, earlier_kind, lo, hi)` for the first unordered one (which must throw), then records the access.
   template <class Ordered, class Race>
-  void access(uint64_t lo, uint64_t hi, bool write, const Access& a, Ordered&& ordered, Race&& race);
+  void access(uint64_t lo, uint64_t hi, AccessKind kind, const Access& a, Ordered&& ordered, Race&& race);
   void clear() { segs_.clear(); }
 
  private:
@@ -98,11 +106,11 @@ class Shadow {
     uint64_t end;
     bool written = false;
     Access writer;
-    std::vector<Access> readers;
+    std::vector<Access> readers, adders;
   };
   using Map = std::map<uint64_t, Seg>;
   void split(uint64_t at);
-  static void add_reader(Seg& s, const Access& a);
+  static void add_latest(std::vector<Access>& list, const Access& a);
   Map segs_;
 };
 
@@ -117,29 +125,55 @@ inline void Shadow::split(uint64_t at) {
   }
 }
 
-inline void Shadow::add_reader(Seg& s, const Access& a) {
-  for (Access& r : s.readers) {
+inline void Shadow::add_latest(std::vector<Access>& list, const Access& a) {
+  for (Access& r : list) {
     if (r.comp == a.comp) {
       r = a;  // a later instruction of the same component: ordering against it implies ordering against this one
       return;
     }
   }
-  s.readers.push_back(a);
+  list.push_back(a);
 }
 
 template <class Ordered, class Race>
-void Shadow::access(uint64_t lo, uint64_t hi, bool write, const Access& a, Ordered&& ordered, Race&& race) {
+void Shadow::access(uint64_t lo, uint64_t hi, AccessKind kind, const Access& a, Ordered&& ordered, Race&& race) {
   if (lo >= hi) return;
+  const bool write = kind == AccessKind::kWrite, atomic = kind == AccessKind::kAtomicAdd;
   split(lo);
   split(hi);
   auto first = segs_.lower_bound(lo);
   for (auto it = first; it != segs_.end() && it->first < hi; ++it) {
     Seg& s = it->second;
-    if (s.written && !ordered(s.writer)) race(s.writer, true, std::max(lo, it->first), std::min(hi, s.end));
-    if (!write) continue;
-    for (const Access& r : s.readers) {
-      if (!ordered(r)) race(r, false, std::max(lo, it->first), std::min(hi, s.end));
+    const uint64_t l = std::max(lo, it->first), h = std::min(hi, s.end);
+    if (s.written && !ordered(s.writer)) race(s.writer, AccessKind::kWrite, l, h);
+    if (!atomic) {  // atomic adds commute with each other; everything else conflicts with them
+      for (const Access& r : s.adders) {
+        if (!ordered(r)) race(r, AccessKind::kAtomicAdd, l, h);
+      }
     }
+    if (kind == AccessKind::kRead) continue;
+    for (const Access& r : s.readers) {
+      if (!ordered(r)) race(r, AccessKind::kRead, l, h);
+    }
+  }
+  if (atomic) {  // recorded on every segment of [lo, hi), like a read (below), in the adders
+    uint64_t at = lo;
+    auto it = first;
+    while (at < hi) {
+      if (it == segs_.end() || it->first > at) {
+        const uint64_t end = it == segs_.end() ? hi : std::min(hi, it->first);
+        Seg s;
+        s.end = end;
+        s.adders.push_back(a);
+        segs_.emplace_hint(it, at, std::move(s));
+        at = end;
+        continue;
+      }
+      add_latest(it->second.adders, a);
+      at = it->second.end;
+      ++it;
+    }
+    return;
   }
   if (write) {
     auto last = first;
@@ -163,7 +197,7 @@ void Shadow::access(uint64_t lo, uint64_t hi, bool write, const Access& a, Order
       at = end;
       continue;  // `it` still points at the next existing segment
     }
-    add_reader(it->second, a);
+    add_latest(it->second.readers, a);
     at = it->second.end;
     ++it;
   }

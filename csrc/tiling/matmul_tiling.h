@@ -1,5 +1,5 @@
 // The Matmul API tilings of the vector-master kernels, shared by the host tilings: one AIV's GEMM of at most
-// m x n x k, A [m, k] row-major, B [k, n] or (trans_b) [n, k], C fp32 in GM.
+// m x n x k, A [m, k] or (trans_a) [k, m] row-major, B [k, n] or (trans_b) [n, k], C fp32 in GM.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -38,11 +38,11 @@ inline TCubeTiling matmul_tiling_by_hand(int32_t m, int32_t n, int32_t k) {
 #if defined(ASCEND_ATTN_CANN_MATMUL_TILING)
 // NPU builds: CANN's host tiling API fills every field the Matmul API of that same CANN reads (the hand fill leaves
 // fields such as transLength at 0). Vector-master: each AIV runs single-core GEMMs, so the single-core tiling class.
-inline TCubeTiling matmul_tiling(int32_t m, int32_t n, int32_t k, bool bf16, bool trans_b) {
+inline TCubeTiling matmul_tiling(int32_t m, int32_t n, int32_t k, bool bf16, bool trans_b, bool trans_a = false) {
   using namespace matmul_tiling;
   const DataType in = bf16 ? DataType::DT_BF16 : DataType::DT_FLOAT16;
   MatmulApiTiling api;  // Atlas A2/A3: the platform is the one the process runs on
-  api.SetAType(TPosition::GM, CubeFormat::ND, in, false);
+  api.SetAType(TPosition::GM, CubeFormat::ND, in, trans_a);
   api.SetBType(TPosition::GM, CubeFormat::ND, in, trans_b);
   api.SetCType(TPosition::GM, CubeFormat::ND, DataType::DT_FLOAT);
   api.SetShape(m, n, k);
@@ -57,7 +57,8 @@ inline TCubeTiling matmul_tiling(int32_t m, int32_t n, int32_t k, bool bf16, boo
   return t;
 }
 #else
-inline TCubeTiling matmul_tiling(int32_t m, int32_t n, int32_t k, bool /*bf16*/, bool /*trans_b*/) {
+inline TCubeTiling matmul_tiling(int32_t m, int32_t n, int32_t k, bool /*bf16*/, bool /*trans_b*/,
+                                 bool /*trans_a*/ = false) {
   return matmul_tiling_by_hand(m, n, k);
 }
 #endif

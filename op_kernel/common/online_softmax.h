@@ -15,7 +15,6 @@ namespace ascend_attn_kernel {
 
 // Below every real score; keeps exp(m_old - m_new) finite for rows that have seen no key yet.
 constexpr float kNoScore = -3.0e38f;
-constexpr float kInf = __builtin_inff();
 
 struct SoftmaxShape {
   uint32_t rows;        // the AIV's query rows at most (a multiple of 8): O and the statistics of all stay in UB
@@ -167,11 +166,11 @@ class OnlineSoftmaxRows {
     for (uint32_t r = 0; r < n; ++r) {  // instructions only for rows that do not see the whole tile
       int64_t lo = 0, hi = 0;
       visible(r0 + r, lo, hi);
-      MaskRow(s[r * padded], lo, hi, cols, padded);
+      MaskColumns(s[r * padded], lo, hi, cols, padded);
     }
     // m_new = max(m, rowmax s); alpha = exp(m - m_new); m = m_new.
     const uint32_t st = r0 * kStatLanes, stats = n * kStatLanes;
-    RowReduce<RowOp::kMax>(tile_stat_, s, n, padded);
+    RowReduceStat<RowOp::kMax>(tile_stat_, s, n, padded);
     AscendC::LocalTensor<float> m = row_max_[st], alpha = alpha_[slot][st];
     AscendC::Max(new_max_, m, tile_stat_, int32_t(stats));
     AscendC::Sub(alpha, m, new_max_, int32_t(stats));
@@ -180,7 +179,7 @@ class OnlineSoftmaxRows {
     // p = exp(s - m_new); l = alpha l + rowsum p.
     RowsOp<RowOp::kSub>(s, new_max_, n, padded);
     AscendC::Exp(s, s, int32_t(count));
-    RowReduce<RowOp::kAdd>(tile_stat_, s, n, padded);
+    RowReduceStat<RowOp::kAdd>(tile_stat_, s, n, padded);
     AscendC::LocalTensor<float> l = row_sum_[st];
     AscendC::Mul(l, l, alpha, int32_t(stats));
     AscendC::Add(l, l, tile_stat_, int32_t(stats));
@@ -195,50 +194,12 @@ class OnlineSoftmaxRows {
     out_que_.FreeTensor(p);
   }
 
-  // dst [n, 8] = the max or sum of each row of block [n, cols], broadcast over the row's 8 lanes: 64-lane column
-  // groups fold into one with elementwise ops (a partial last group folds only its lanes), one reduction per row
-  // turns the fold into a value, and Brcb spreads each value over its row's 32 bytes.
+  // dst [n, 8] = the max or sum of each row of block [n, cols], broadcast over the row's 8 lanes by Brcb.
   template <RowOp kOp>
-  __aicore__ inline void RowReduce(const AscendC::LocalTensor<float>& dst, const AscendC::LocalTensor<float>& block,
-                                   uint32_t n, uint32_t cols) {
-    const uint8_t stride = uint8_t(cols / 8);
-    AscendC::LocalTensor<float> src = block;
-    if (cols > kFp32PerRepeat) {
-      // The first fold writes every lane of the fold buffer: with a partial second group, copy group 0 (max(x, x)).
-      const uint32_t second = Min(kFp32PerRepeat, cols - kFp32PerRepeat);
-      const AscendC::BinaryRepeatParams first(1, 1, 1, 8, stride, stride);
-      if (second == kFp32PerRepeat) {
-        Elementwise<kOp>(fold_, block, block[kFp32PerRepeat], kFp32PerRepeat, n, first);
-      } else {
-        AscendC::Max(fold_, block, block, kFp32PerRepeat, int32_t(n), first);
-        Elementwise<kOp>(fold_, fold_, block[kFp32PerRepeat], second, n,
-                         AscendC::BinaryRepeatParams(1, 1, 1, 8, 8, stride));
-      }
-      for (uint32_t c = 2 * kFp32PerRepeat; c < cols; c += kFp32PerRepeat) {
-        Elementwise<kOp>(fold_, fold_, block[c], Min(kFp32PerRepeat, cols - c), n,
-                         AscendC::BinaryRepeatParams(1, 1, 1, 8, 8, stride));
-      }
-      src = fold_;
-    }
-    const int32_t lanes = int32_t(Min(kFp32PerRepeat, cols)), src_stride = cols > kFp32PerRepeat ? 8 : stride;
-    if constexpr (kOp == RowOp::kMax) {
-      AscendC::WholeReduceMax(reduced_, src, lanes, int32_t(n), 1, 1, src_stride,
-                              AscendC::ReduceOrder::ORDER_ONLY_VALUE);
-    } else {
-      AscendC::WholeReduceSum(reduced_, src, lanes, int32_t(n), 1, 1, src_stride);
-    }
+  __aicore__ inline void RowReduceStat(const AscendC::LocalTensor<float>& dst, const AscendC::LocalTensor<float>& block,
+                                       uint32_t n, uint32_t cols) {
+    RowReduce<kOp>(reduced_, block, n, cols, fold_);
     AscendC::Brcb(dst, reduced_, uint8_t((n + 7) / 8), AscendC::BrcbRepeatParams(1, 8));
-  }
-
-  template <RowOp kOp>
-  static __aicore__ inline void Elementwise(const AscendC::LocalTensor<float>& dst,
-                                            const AscendC::LocalTensor<float>& a, const AscendC::LocalTensor<float>& b,
-                                            uint32_t lanes, uint32_t n, const AscendC::BinaryRepeatParams& params) {
-    if constexpr (kOp == RowOp::kMax) {
-      AscendC::Max(dst, a, b, uint64_t(lanes), int32_t(n), params);
-    } else {
-      AscendC::Add(dst, a, b, uint64_t(lanes), int32_t(n), params);
-    }
   }
 
   // s = softcap * tanh(s / softcap) in place, with tanh(y) = 1 - 2 / (exp(2y) + 1) (saturates correctly at +-inf).
@@ -250,15 +211,6 @@ class OnlineSoftmaxRows {
     AscendC::Reciprocal(s, s, c);
     AscendC::Muls(s, s, -2.0f * shape_.softcap, c);
     AscendC::Adds(s, s, shape_.softcap, c);
-  }
-
-  // Columns outside [lo, hi), and the padding past `cols`, become -inf.
-  __aicore__ inline void MaskRow(const AscendC::LocalTensor<float>& row, int64_t lo, int64_t hi, uint32_t cols,
-                                 uint32_t padded) {
-    lo = lo < 0 ? 0 : (lo > padded ? padded : lo);
-    hi = hi > cols ? cols : (hi < lo ? lo : hi);
-    if (lo > 0) FillColumns(row, 0, uint32_t(lo), -kInf);
-    if (hi < padded) FillColumns(row, uint32_t(hi), padded, -kInf);
   }
 
   SoftmaxShape shape_;

@@ -1,11 +1,12 @@
-// Per-row helpers of the attention kernels' vector side (UB, fp32): masking a column range of one score row and
-// combining every row of a block with its own value from [rows, 8] statistics.
+// Per-row helpers of the attention kernels' vector side (UB, fp32): masking a column range of one score row,
+// combining every row of a block with its own value from [rows, 8] statistics, and reducing every row to one value.
 #pragma once
 #include "kernel_operator.h"
 
 namespace ascend_attn_kernel {
 
 constexpr uint32_t kFp32PerRepeat = 64;  // one 256-byte vector repeat of fp32
+constexpr float kInf = __builtin_inff();
 
 // row[from, to) = value. Whole 64-lane groups use the count form; a partial group uses a bitwise lane mask so the
 // operand still starts on its 256-byte group (32-byte aligned, as every vector operand must be).
@@ -24,6 +25,15 @@ __aicore__ inline void FillColumns(const AscendC::LocalTensor<float>& row, uint3
     AscendC::Duplicate(row[group], value, mask, 1, 1, 8);
     from = end;
   }
+}
+
+// Columns outside [lo, hi) of a score row of `padded` columns, and the padding past `cols`, become -inf.
+__aicore__ inline void MaskColumns(const AscendC::LocalTensor<float>& row, int64_t lo, int64_t hi, uint32_t cols,
+                                   uint32_t padded) {
+  lo = lo < 0 ? 0 : (lo > padded ? padded : lo);
+  hi = hi > cols ? cols : (hi < lo ? lo : hi);
+  if (lo > 0) FillColumns(row, 0, uint32_t(lo), -kInf);
+  if (hi < padded) FillColumns(row, uint32_t(hi), padded, -kInf);
 }
 
 enum class RowOp { kAdd, kSub, kMul, kDiv, kMax };
@@ -45,6 +55,52 @@ __aicore__ inline void RowsOp(const AscendC::LocalTensor<float>& block, const As
       static_assert(kOp == RowOp::kDiv, "RowsOp takes kSub, kMul or kDiv");
       AscendC::Div(block[c], block[c], stat, lanes, int32_t(rows), params);
     }
+  }
+}
+
+template <RowOp kOp>
+__aicore__ inline void RowElementwise(const AscendC::LocalTensor<float>& dst, const AscendC::LocalTensor<float>& a,
+                                      const AscendC::LocalTensor<float>& b, uint32_t lanes, uint32_t n,
+                                      const AscendC::BinaryRepeatParams& params) {
+  if constexpr (kOp == RowOp::kMax) {
+    AscendC::Max(dst, a, b, uint64_t(lanes), int32_t(n), params);
+  } else {
+    static_assert(kOp == RowOp::kAdd, "RowElementwise takes kAdd or kMax");
+    AscendC::Add(dst, a, b, uint64_t(lanes), int32_t(n), params);
+  }
+}
+
+// reduced[r] = the max or sum of row r of block [n, cols] (cols a multiple of 8), for r < n: 64-lane column groups
+// fold into one with elementwise ops (a partial last group folds only its lanes) in `fold` ([n, 64]), then one
+// reduction per row turns the fold into a value. No scalar work, so the vector pipe never waits for the scalar unit.
+template <RowOp kOp>
+__aicore__ inline void RowReduce(const AscendC::LocalTensor<float>& reduced, const AscendC::LocalTensor<float>& block,
+                                 uint32_t n, uint32_t cols, const AscendC::LocalTensor<float>& fold) {
+  const uint8_t stride = uint8_t(cols / 8);
+  AscendC::LocalTensor<float> src = block;
+  if (cols > kFp32PerRepeat) {
+    // The first fold writes every lane of the fold buffer: with a partial second group, copy group 0 (max(x, x)).
+    const uint32_t rest = cols - kFp32PerRepeat, second = rest < kFp32PerRepeat ? rest : kFp32PerRepeat;
+    const AscendC::BinaryRepeatParams first(1, 1, 1, 8, stride, stride);
+    if (second == kFp32PerRepeat) {
+      RowElementwise<kOp>(fold, block, block[kFp32PerRepeat], kFp32PerRepeat, n, first);
+    } else {
+      AscendC::Max(fold, block, block, kFp32PerRepeat, int32_t(n), first);
+      RowElementwise<kOp>(fold, fold, block[kFp32PerRepeat], second, n,
+                          AscendC::BinaryRepeatParams(1, 1, 1, 8, 8, stride));
+    }
+    for (uint32_t c = 2 * kFp32PerRepeat; c < cols; c += kFp32PerRepeat) {
+      const uint32_t lanes = cols - c < kFp32PerRepeat ? cols - c : kFp32PerRepeat;
+      RowElementwise<kOp>(fold, fold, block[c], lanes, n, AscendC::BinaryRepeatParams(1, 1, 1, 8, 8, stride));
+    }
+    src = fold;
+  }
+  const int32_t lanes = int32_t(cols < kFp32PerRepeat ? cols : kFp32PerRepeat);
+  const int32_t src_stride = cols > kFp32PerRepeat ? 8 : stride;
+  if constexpr (kOp == RowOp::kMax) {
+    AscendC::WholeReduceMax(reduced, src, lanes, int32_t(n), 1, 1, src_stride, AscendC::ReduceOrder::ORDER_ONLY_VALUE);
+  } else {
+    AscendC::WholeReduceSum(reduced, src, lanes, int32_t(n), 1, 1, src_stride);
   }
 }
 

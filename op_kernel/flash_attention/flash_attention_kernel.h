@@ -22,18 +22,6 @@ struct RowBlock {
   int64_t key_lo, key_hi;  // keys [key_lo, key_hi) some row of the block may see
 };
 
-// The keys each row of a row block may see, relative to the first key k0 of the current KV tile (device code needs a
-// functor with an __aicore__ call operator: bisheng rejects a lambda called from aicore code).
-struct FlashVisible {
-  int64_t q_row0, seqlen_q, seqlen_k, k0;
-  int32_t window_left, window_right;
-  __aicore__ inline void operator()(uint32_t i, int64_t& lo, int64_t& hi) const {
-    const int64_t pos = q_row0 + i + seqlen_k - seqlen_q;  // bottom-right aligned
-    lo = FirstVisibleKey(pos, window_left) - k0;
-    hi = EndVisibleKey(pos, seqlen_k, window_right) - k0;
-  }
-};
-
 template <typename T>
 class FlashAttentionKernel {
  public:

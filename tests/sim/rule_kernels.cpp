@@ -584,6 +584,42 @@ void matmul_reads_dma_output(const Bufs& b) {
   mm.End();
 }
 
+// How AIV 0 of core 1 touches C in matmul_atomic, ordered with nothing.
+enum class PlainAccess { kNone, kRead, kWrite };
+
+// C += A B with IterateAll's enAtomic = 1 by AIV 0 of every core: atomic adds to the same GM commute, so they need
+// no order among themselves. With kRead, AIV 0 of core 1 copies C[0, 256) by DMA to C[256, 512) instead (its read
+// races with the other cores' atomic adds); with kWrite, C[256, 512) to C[0, 256) (its write races with them).
+template <uint8_t enAtomic, PlainAccess plain>
+void matmul_atomic(const Bufs& b) {
+  GlobalTensor<float> c;
+  GlobalTensor<half> ab;
+  c.SetGlobalBuffer(b.f(0), 512);
+  ab.SetGlobalBuffer(b.h(1), 512);
+  TPipe pipe;
+  Mm mm;
+  const TCubeTiling t = tiling16();
+  REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), mm, &t);
+  TQueBind<TPosition::VECIN, TPosition::VECOUT, 1> through;
+  pipe.InitBuffer(through, 1, 1024);
+  if (GetSubBlockIdx() != 0) return;
+  if (plain != PlainAccess::kNone && GetBlockIdx() == 2) {
+    const uint32_t from = plain == PlainAccess::kRead ? 0 : 256;
+    LocalTensor<float> x = through.AllocTensor<float>();
+    DataCopy(x, c[from], 256);
+    through.EnQue(x);
+    x = through.DeQue<float>();
+    DataCopy(c[256 - from], x, 256);
+    through.FreeTensor(x);
+    return;
+  }
+  mm.SetOrgShape(16, 16, 16);
+  mm.SetTensorA(ab);
+  mm.SetTensorB(ab[256]);
+  mm.IterateAll(c, enAtomic);
+  mm.End();
+}
+
 // ---- buffers ----
 
 void write_input(const Bufs& b) {
@@ -824,6 +860,10 @@ const std::map<std::string, std::pair<ascend_sim::KernelType, Kernel>> kKernels 
     {"matmul_without_end", {ascend_sim::KernelType::kMixAic1To2, matmul_without_end}},
     {"matmul_reads_dma_output", {ascend_sim::KernelType::kMixAic1To2, matmul_reads_dma_output<false>}},
     {"matmul_reads_dma_output_flagged", {ascend_sim::KernelType::kMixAic1To2, matmul_reads_dma_output<true>}},
+    {"matmul_atomic_add", {ascend_sim::KernelType::kMixAic1To2, matmul_atomic<1, PlainAccess::kNone>}},
+    {"matmul_atomic_vs_read", {ascend_sim::KernelType::kMixAic1To2, matmul_atomic<1, PlainAccess::kRead>}},
+    {"matmul_atomic_vs_write", {ascend_sim::KernelType::kMixAic1To2, matmul_atomic<1, PlainAccess::kWrite>}},
+    {"matmul_atomic_max", {ascend_sim::KernelType::kMixAic1To2, matmul_atomic<2, PlainAccess::kNone>}},
     {"write_input", {ascend_sim::KernelType::kAivOnly, write_input}},
     {"writes_nothing", {ascend_sim::KernelType::kAivOnly, writes_nothing}},
     {"row_broadcast", {ascend_sim::KernelType::kAivOnly, row_broadcast}},

@@ -121,7 +121,9 @@ class Matmul {
 
   // C[m, n] (+)= A[m, k] * B[k, n] over the tail shape, by the cube of this core on behalf of the calling AIV. With
   // sync = false the call returns at once and C is the AIV's to read only after WaitIterateAll (with
-  // waitIterateAll = true; IterateAll.md, WaitIterateAll.md).
+  // waitIterateAll = true; IterateAll.md, WaitIterateAll.md). enAtomic = 1 adds C to what GM holds, as an atomic add
+  // (commutes with other atomic adds, in no defined order; conflicts with plain accesses: 原子操作/关键特性说明.md);
+  // 2 and 3 (AtomicMax / AtomicMin) are documented but not simulated, so they are rejected.
   template <bool sync = true>
   void IterateAll(const AscendC::GlobalTensor<C>& gm, uint8_t enAtomic = 0, bool enSequentialWrite = false,
                   bool waitIterateAll = false, bool fakeMsg = false, ascend_sim::Loc loc = {}) {
@@ -129,6 +131,11 @@ class Matmul {
     (void)enSequentialWrite, (void)fakeMsg;
     use(loc);
     check(tiling_ != nullptr, loc, [] { return "Matmul used before REGIST_MATMUL_OBJ / Init"; });
+    check(enAtomic <= 1, loc, [&] {
+      return "IterateAll enAtomic " + std::to_string(enAtomic) +
+             ": the simulator has 0 (none) and 1 (AtomicAdd); 2 (AtomicMax) and 3 (AtomicMin) are not simulated "
+             "(IterateAll.md)";
+    });
     check(!waiting_, loc,
           [&] { return "IterateAll while the IterateAll<false> at " + where(async_loc_) + " is unwaited"; });
     const int m = tail_m_ > 0 ? tail_m_ : tiling_->singleCoreM, n = tail_n_ > 0 ? tail_n_ : tiling_->singleCoreN;
@@ -147,7 +154,8 @@ class Matmul {
         a_.sim_access(uint64_t(r) * (trans_a_ ? org_m_ : org_ka_), trans_a_ ? m : k, false, a);
       for (int r = 0; r < (trans_b_ ? n : k); ++r)
         b_.sim_access(uint64_t(r) * (trans_b_ ? org_kb_ : org_n_), trans_b_ ? k : n, false, a);
-      for (int r = 0; r < m; ++r) gm.sim_access(uint64_t(r) * org_kc_, n, true, a);
+      const AccessKind c_kind = enAtomic ? AccessKind::kAtomicAdd : AccessKind::kWrite;
+      for (int r = 0; r < m; ++r) gm.sim_access(uint64_t(r) * org_kc_, n, c_kind, a);
       auto& counters = *ctx().counters;
       const uint64_t b_passes = (m + uint64_t(tiling_->baseM) * std::max(tiling_->stepM, 1) - 1) /
                                 (uint64_t(tiling_->baseM) * std::max(tiling_->stepM, 1));
