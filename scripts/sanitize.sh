@@ -20,13 +20,15 @@ if [ "${1:-}" = --python ]; then
 fi
 "$python" -c "import torch" 2>/dev/null || { echo "sanitize.sh: torch cannot be imported by $python" >&2; exit 1; }
 
-# CPU kernels on every ISA, the argument checks, the paged cache, the flash-attn and ATB APIs, the tilings and the
+# CPU kernels (forward and backward) on every ISA, the argument checks, the paged cache, the flash-attn and ATB APIs, the tilings and the
 # simulator's reference grids: the code that indexes memory. (test_sim_rules is left out: it JIT-compiles its own
 # uninstrumented module, and the compiler would run with libasan preloaded.)
-SUBSET=(tests/test_flash_attention.py tests/test_paged_attention.py tests/test_flash_attn_kvcache.py tests/test_ops.py
+SUBSET=(tests/test_flash_attention.py tests/test_flash_attention_backward.py tests/test_paged_attention.py
+  tests/test_flash_attn_kvcache.py tests/test_ops.py
   tests/test_kv_cache.py tests/test_atb.py tests/test_tiling.py
   "tests/test_sim_flash_attention.py::test_matches_reference"
-  "tests/test_sim_paged_attention.py::test_matches_reference")
+  "tests/test_sim_paged_attention.py::test_matches_reference"
+  "tests/test_sim_flash_attention_grad.py::test_matches_autograd")
 
 out=$root/build/sanitize
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -fno-wrapv -g1"

@@ -136,12 +136,12 @@ def test_rejections_name_the_argument():
                                        args.pop("lse"), cu_q, cu_k, 5, 7, **args)  # fmt: skip
 
     cases = [
-        ({"dout": dout[:, :2]}, "dout must have the shape of out"),
+        ({"dout": dout[:, :2]}, "dout must have the forward output's shape"),
         ({"dout": dout.float()}, "dout must have the same dtype as q"),
         ({"out": out[:4]}, "out must have the forward output's shape"),
-        ({"lse": torch.empty(0)}, r"lse is empty: the backward needs the forward's lse \(run the forward with"),
-        ({"lse": lse[:, :3]}, r"lse must have shape \[4, 5\]"),
-        ({"lse": lse.double()}, "lse must have dtype Float"),
+        ({"lse": torch.empty(0)}, r"lse is empty: .* return_lse=True"),
+        ({"lse": lse[:, :3]}, r"lse must have shape \[heads, total_q\] = \[4, 5\]"),
+        ({"lse": lse.double()}, "lse must be float32"),
         ({"q": q.float(), "k": k.float(), "v": v.float(), "out": out.float(), "dout": dout.float()},
          "takes float16 or bfloat16"),
         ({"num_cores": 0}, "num_cores must be >= 1"),

@@ -18,6 +18,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.profiler import ProfilerActivity, profile
 
 import ascend_attn
+from ascend_attn.bench import model
 from ascend_attn.bench.common import DTYPES, BenchResult, markdown_table, progress, report, selected_dtypes, time_fn
 from ascend_attn.bench.flash import VARLEN_LENGTHS
 
@@ -28,14 +29,22 @@ QUICK_DENSE = (1, 4, 512, 64)
 QUICK_MEMORY = (1, 2, 1024, 64)
 BACKENDS = {"SDPA math": SDPBackend.MATH, "SDPA flash": SDPBackend.FLASH_ATTENTION}
 
-# NOTE: the modelled NPU column (the Ascend C backward kernel's simulator time) is wired in here by the lead, from
-# the kernel helper's model function, as ``bench model`` does for the forward; until then there is no NPU column.
-HEADER = ["dtype", "case", "causal", "ours ms", "baseline", "baseline ms", "ratio", "ratio vs fastest SDPA"]
+HEADER = ["ISA", "dtype", "case", "causal", "ours ms", "baseline", "baseline ms", "ratio", "ratio vs fastest SDPA"]
+# The MODELLED 910B2 rows of the Ascend C backward (bench model's table, same timeline model): fp16, 32 heads, d 128.
+MODEL_HEADS, MODEL_HEAD_DIM, MODEL_CORES = 32, 128, 24
 MEMORY_HEADER = ["case", "implementation", "peak MiB", "SDPA's peak / ours"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a small dense shape and a small varlen batch only")
+    parser.add_argument(
+        "--model-seqlens",
+        type=int,
+        nargs="*",
+        default=[1024],
+        help="sequence lengths of the MODELLED 910B2 rows of the Ascend C backward (simulator dry runs; S = 8192 "
+        "takes about half an hour here; none: no modelled rows)",
+    )
 
 
 class _Step:
@@ -167,7 +176,7 @@ def measure(args: argparse.Namespace) -> BenchResult:
             name = f"varlen {len(lengths)} seqs H32 D128"
             cases.append((dname, name, causal, _varlen_steps, (dtype, lengths, 32, 128, causal)))
 
-    rows, speedups = [], []
+    rows, speedups, isa = [], [], ascend_attn.cpu_isa()
     for i, (dname, name, causal, steps, steps_args) in enumerate(cases, 1):
         progress(f"[{i}/{len(cases)}] {dname} {name} causal={causal}")
         ours_step, baselines = steps(*steps_args)
@@ -177,10 +186,10 @@ def measure(args: argparse.Namespace) -> BenchResult:
         fastest = f"{min(measured) / ours.median:.2f}" if measured else "no SDPA backend ran"
         for bname, base in times.items():
             if base is None:
-                rows.append([dname, name, causal, str(ours), bname, "rejected the case", "", fastest])
+                rows.append([isa, dname, name, causal, str(ours), bname, "rejected the case", "", fastest])
                 continue
             ratio = base.median / ours.median
-            rows.append([dname, name, causal, str(ours), bname, str(base), f"{ratio:.2f}", fastest])
+            rows.append([isa, dname, name, causal, str(ours), bname, str(base), f"{ratio:.2f}", fastest])
             speedups.append((f"{dname} {name}{' causal' if causal else ''} vs {bname}", ratio))
 
     memory = QUICK_MEMORY if args.quick else MEMORY
@@ -195,4 +204,13 @@ def measure(args: argparse.Namespace) -> BenchResult:
         "",
         markdown_table(MEMORY_HEADER, _memory_table(memory)),
     ]
+    model_seqlens = getattr(args, "model_seqlens", [1024])
+    if model_seqlens:
+        heads, d, cores = (2, 64, 2) if args.quick else (MODEL_HEADS, MODEL_HEAD_DIM, MODEL_CORES)
+        model_seqlens = [256] if args.quick else model_seqlens
+        progress("modelled Ascend C backward (simulator, dry run)")
+        modelled = model.flash_backward_rows(model_seqlens, heads, d, cores)
+        after += ["", *model.notes(cores),
+                  f"flash_attention_backward fp16 (dq by atomic adds, the default), batch 1, {heads} heads, d {d}; "
+                  "TFLOPS count its five products:", "", markdown_table(model.FLASH_HEADER, modelled)]  # fmt: skip
     return BenchResult("backward", notes, HEADER, rows, speedups, after=after)

@@ -1,7 +1,5 @@
 #include "common/attention_args.h"
 
-#include <c10/util/accumulate.h>
-
 #include <cmath>
 
 #include "common/checks.h"
@@ -58,34 +56,6 @@ void check_cu_seqlens(const at::Tensor& host, const char* name, int64_t total, i
   }
   TORCH_CHECK(p[n - 1] == total, name, "[-1] must equal the number of packed tokens (", total, "), got ", p[n - 1]);
   TORCH_CHECK(max_seqlen >= longest, max_name, " must be >= the longest sequence (", longest, "), got ", max_seqlen);
-}
-
-// dout, out and lse against the validated forward arguments; `out_shape` and `lse_shape` are what the forward
-// returns for them.
-void check_backward_tensors(AttentionBackwardArgs& b, const at::Tensor& dout, const at::Tensor& out,
-                            const at::Tensor& lse, at::IntArrayRef out_shape, at::IntArrayRef lse_shape,
-                            const char* lse_layout) {
-  const at::Tensor& q = b.fwd.q;
-  TORCH_CHECK(dout.sizes() == out_shape, "dout must have the forward output's shape ", out_shape,
-              " (q's tokens and heads, v's head_dim), got ", dout.sizes());
-  CHECK_SAME_DTYPE(dout, q);
-  CHECK_SAME_DEVICE(dout, q);
-  TORCH_CHECK(out.sizes() == out_shape, "out must have the forward output's shape ", out_shape,
-              " (q's tokens and heads, v's head_dim), got ", out.sizes());
-  CHECK_SAME_DTYPE(out, q);
-  CHECK_SAME_DEVICE(out, q);
-  const int64_t expected = c10::multiply_integers(lse_shape);
-  TORCH_CHECK(lse.numel() > 0 || expected == 0,
-              "lse is empty: the backward needs the forward's log-sum-exp, so run the forward with return_lse=True "
-              "and pass its lse ",
-              lse_layout, " = ", lse_shape);
-  TORCH_CHECK(lse.scalar_type() == at::kFloat, "lse must be float32 (as the forward returns it), got ",
-              lse.scalar_type());
-  TORCH_CHECK(lse.sizes() == lse_shape, "lse must have shape ", lse_layout, " = ", lse_shape, ", got ", lse.sizes());
-  CHECK_SAME_DEVICE(lse, q);
-  b.dout = last_dim_contiguous(dout);
-  b.out = last_dim_contiguous(out);
-  b.lse = lse.contiguous();
 }
 
 }  // namespace
@@ -182,36 +152,6 @@ AttentionArgs check_flash_attention_varlen_args(const at::Tensor& q, const at::T
   a.seqlen_k = max_seqlen_k;
   check_attention_options(a, softmax_scale, causal, window_size, softcap, alibi_slopes, return_lse);
   return a;
-}
-
-AttentionBackwardArgs check_flash_attention_backward_args(
-    const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& out,
-    const at::Tensor& lse, std::optional<double> softmax_scale, bool causal, at::IntArrayRef window_size,
-    double softcap, const std::optional<at::Tensor>& alibi_slopes, bool deterministic) {
-  AttentionBackwardArgs b;
-  b.fwd = check_flash_attention_args(q, k, v, softmax_scale, causal, window_size, softcap, alibi_slopes,
-                                     /*return_lse=*/false);
-  const AttentionArgs& a = b.fwd;
-  check_backward_tensors(b, dout, out, lse, {a.batch, a.seqlen_q, a.heads, a.head_dim_v},
-                         {a.batch, a.heads, a.seqlen_q}, "[batch, heads, seqlen_q]");
-  b.deterministic = deterministic;
-  return b;
-}
-
-AttentionBackwardArgs check_flash_attention_varlen_backward_args(
-    const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& out,
-    const at::Tensor& lse, const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k, int64_t max_seqlen_q,
-    int64_t max_seqlen_k, std::optional<double> softmax_scale, bool causal, at::IntArrayRef window_size, double softcap,
-    const std::optional<at::Tensor>& alibi_slopes, bool deterministic) {
-  AttentionBackwardArgs b;
-  b.fwd = check_flash_attention_varlen_args(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
-                                            softmax_scale, causal, window_size, softcap, alibi_slopes,
-                                            /*return_lse=*/false);
-  const AttentionArgs& a = b.fwd;
-  const int64_t total_q = a.q.size(0);
-  check_backward_tensors(b, dout, out, lse, {total_q, a.heads, a.head_dim_v}, {a.heads, total_q}, "[heads, total_q]");
-  b.deterministic = deterministic;
-  return b;
 }
 
 }  // namespace ascend_attn

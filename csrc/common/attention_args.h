@@ -44,25 +44,4 @@ AttentionArgs check_flash_attention_varlen_args(const at::Tensor& q, const at::T
                                                 at::IntArrayRef window_size, double softcap,
                                                 const std::optional<at::Tensor>& alibi_slopes, bool return_lse);
 
-// Validated arguments of flash_attention_backward / flash_attention_varlen_backward: the forward's (q, k, v and
-// options, checked by the same functions) plus the tensors the backward reads.
-struct AttentionBackwardArgs {
-  AttentionArgs fwd;
-  at::Tensor dout;  // [batch, seqlen_q, heads, head_dim_v] or [total_q, heads, head_dim_v]; last dim contiguous
-  at::Tensor out;   // the forward's output, same shape and layout rules as dout
-  at::Tensor lse;   // fp32 contiguous [batch, heads, seqlen_q] or [heads, total_q]
-  bool deterministic = false;
-};
-
-AttentionBackwardArgs check_flash_attention_backward_args(
-    const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& out,
-    const at::Tensor& lse, std::optional<double> softmax_scale, bool causal, at::IntArrayRef window_size,
-    double softcap, const std::optional<at::Tensor>& alibi_slopes, bool deterministic);
-
-AttentionBackwardArgs check_flash_attention_varlen_backward_args(
-    const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& out,
-    const at::Tensor& lse, const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k, int64_t max_seqlen_q,
-    int64_t max_seqlen_k, std::optional<double> softmax_scale, bool causal, at::IntArrayRef window_size, double softcap,
-    const std::optional<at::Tensor>& alibi_slopes, bool deterministic);
-
 }  // namespace ascend_attn

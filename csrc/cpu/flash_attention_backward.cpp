@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "common/attention_args.h"
+#include "common/attention_grad_args.h"
 #include "cpu/attention_runner.h"
 #include "cpu/backward_runner.h"
 
@@ -17,8 +17,8 @@ struct Grads {
   at::Tensor dq, dk, dv, dq_acc, delta;
 };
 
-Grads make_grads(const AttentionBackwardArgs& b) {
-  const AttentionArgs& a = b.fwd;
+Grads make_grads(const AttentionGradArgs& b) {
+  const AttentionArgs& a = b.attn;
   Grads g;
   g.dk = at::empty(a.k.sizes(), a.k.options());
   g.dv = at::empty(a.v.sizes(), a.v.options());
@@ -29,8 +29,8 @@ Grads make_grads(const AttentionBackwardArgs& b) {
 }
 
 // Everything but the sequence descriptors: pointers, strides along the token axis `row` of every tensor, options.
-BackwardParams make_params(const AttentionBackwardArgs& b, Grads& g, int64_t row) {
-  const AttentionArgs& a = b.fwd;
+BackwardParams make_params(const AttentionGradArgs& b, Grads& g, int64_t row) {
+  const AttentionArgs& a = b.attn;
   BackwardParams p{};
   p.dtype = elem_type(a.q.scalar_type());
   p.q = a.q.data_ptr();
@@ -87,9 +87,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> flash_attention_backward_cpu(
     std::optional<double> softmax_scale, bool causal, at::IntArrayRef window_size, double softcap,
     const std::optional<at::Tensor>& alibi_slopes,  // fp32 [heads] or [batch, heads]
     bool deterministic) {
-  const AttentionBackwardArgs b = check_flash_attention_backward_args(
-      dout, q, k, v, out, lse, softmax_scale, causal, window_size, softcap, alibi_slopes, deterministic);
-  const AttentionArgs& a = b.fwd;
+  const AttentionGradArgs b = check_flash_attention_backward_args(dout, q, k, v, out, lse, softmax_scale, causal,
+                                                                  window_size, softcap, alibi_slopes, deterministic);
+  const AttentionArgs& a = b.attn;
   Grads g = make_grads(b);
   BackwardParams p = make_params(b, g, 1);
   p.lse_head_stride = a.seqlen_q;
@@ -124,10 +124,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> flash_attention_varlen_backward_c
     at::IntArrayRef window_size, double softcap,
     const std::optional<at::Tensor>& alibi_slopes,  // fp32 [heads] or [batch, heads]
     bool deterministic) {
-  const AttentionBackwardArgs b = check_flash_attention_varlen_backward_args(
+  const AttentionGradArgs b = check_flash_attention_varlen_backward_args(
       dout, q, k, v, out, lse, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, softmax_scale, causal,
       window_size, softcap, alibi_slopes, deterministic);
-  const AttentionArgs& a = b.fwd;
+  const AttentionArgs& a = b.attn;
   Grads g = make_grads(b);
   BackwardParams p = make_params(b, g, 0);
   p.lse_head_stride = a.q.size(0);
