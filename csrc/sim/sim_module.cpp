@@ -225,21 +225,32 @@ py::dict reshape_and_cache(const at::Tensor& key, const at::Tensor& value, at::T
   });
 }
 
-py::dict flash_attention_plan(int64_t dtype, int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t head_dim_v,
-                              std::vector<int32_t> cu_seqlens_q, std::vector<int32_t> cu_seqlens_k, int64_t window_left,
-                              int64_t window_right, double softcap, int64_t num_cores) {
+// The fields the forward and backward tiling problems share, from the plan bindings' arguments (sizes checked before
+// narrowing, windows clamped like the host flows'). The vectors must outlive the problem: it points into them.
+template <class Problem>
+Problem plan_problem(int64_t dtype, int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t head_dim_v,
+                     const std::vector<int32_t>& cu_seqlens_q, const std::vector<int32_t>& cu_seqlens_k,
+                     int64_t window_left, int64_t window_right, double softcap) {
   if (cu_seqlens_q.empty() || cu_seqlens_q.size() != cu_seqlens_k.size()) {
     throw std::invalid_argument("cu_seqlens_q and cu_seqlens_k must have batch + 1 entries each");
   }
-  ascend_attn::FlashAttentionProblem p;
+  Problem p;
   p.dtype = u32(dtype, "dtype");
   p.batch = uint32_t(cu_seqlens_q.size() - 1);
   p.num_heads = u32(heads, "heads"), p.num_kv_heads = u32(kv_heads, "kv_heads");
   p.head_dim = u32(head_dim, "head_dim"), p.head_dim_v = u32(head_dim_v, "head_dim_v");
-  p.window_left = int32_t(std::clamp<int64_t>(window_left, -1, std::numeric_limits<int32_t>::max())),
+  p.window_left = int32_t(std::clamp<int64_t>(window_left, -1, std::numeric_limits<int32_t>::max()));
   p.window_right = int32_t(std::clamp<int64_t>(window_right, -1, std::numeric_limits<int32_t>::max()));
   p.softcap = float(softcap);
   p.cu_seqlens_q = cu_seqlens_q.data(), p.cu_seqlens_k = cu_seqlens_k.data();
+  return p;
+}
+
+py::dict flash_attention_plan(int64_t dtype, int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t head_dim_v,
+                              std::vector<int32_t> cu_seqlens_q, std::vector<int32_t> cu_seqlens_k, int64_t window_left,
+                              int64_t window_right, double softcap, int64_t num_cores) {
+  const auto p = plan_problem<ascend_attn::FlashAttentionProblem>(
+      dtype, heads, kv_heads, head_dim, head_dim_v, cu_seqlens_q, cu_seqlens_k, window_left, window_right, softcap);
   const ascend_attn::FlashAttentionPlan plan =
       ascend_attn::plan_flash_attention(p, u32(num_cores, "num_cores"), ascend_sim::kSimSysWorkspaceBytes);
   const FlashAttentionTiling& t = plan.tiling;
@@ -264,19 +275,9 @@ py::dict flash_attention_grad_plan(int64_t dtype, int64_t heads, int64_t kv_head
                                    std::vector<int32_t> cu_seqlens_q, std::vector<int32_t> cu_seqlens_k,
                                    int64_t window_left, int64_t window_right, double softcap, bool deterministic,
                                    int64_t num_cores) {
-  if (cu_seqlens_q.empty() || cu_seqlens_q.size() != cu_seqlens_k.size()) {
-    throw std::invalid_argument("cu_seqlens_q and cu_seqlens_k must have batch + 1 entries each");
-  }
-  ascend_attn::FlashAttentionGradProblem p;
-  p.dtype = u32(dtype, "dtype");
-  p.batch = uint32_t(cu_seqlens_q.size() - 1);
-  p.num_heads = u32(heads, "heads"), p.num_kv_heads = u32(kv_heads, "kv_heads");
-  p.head_dim = u32(head_dim, "head_dim"), p.head_dim_v = u32(head_dim_v, "head_dim_v");
-  p.window_left = int32_t(std::clamp<int64_t>(window_left, -1, std::numeric_limits<int32_t>::max())),
-  p.window_right = int32_t(std::clamp<int64_t>(window_right, -1, std::numeric_limits<int32_t>::max()));
-  p.softcap = float(softcap);
+  auto p = plan_problem<ascend_attn::FlashAttentionGradProblem>(
+      dtype, heads, kv_heads, head_dim, head_dim_v, cu_seqlens_q, cu_seqlens_k, window_left, window_right, softcap);
   p.deterministic = deterministic;
-  p.cu_seqlens_q = cu_seqlens_q.data(), p.cu_seqlens_k = cu_seqlens_k.data();
   const ascend_attn::FlashAttentionGradPlan plan =
       ascend_attn::plan_flash_attention_grad(p, u32(num_cores, "num_cores"), ascend_sim::kSimSysWorkspaceBytes);
   const FlashAttentionGradTiling& t = plan.tiling;
