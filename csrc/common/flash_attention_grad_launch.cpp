@@ -1,6 +1,7 @@
 #include "flash_attention_grad_launch.h"
 
 #include "../tiling/flash_attention_grad_tiling.h"
+#include "flash_problem.h"
 
 namespace ascend_attn {
 
@@ -16,14 +17,8 @@ GradLaunch flash_attention_varlen_backward_launch(const AttentionGradArgs& g, co
   const at::Tensor dout = g.dout.contiguous(), out = g.out.contiguous(), lse = g.lse;
 
   // 2. Tiling.
-  FlashAttentionGradProblem p;
-  p.dtype = q.scalar_type() == at::kBFloat16 ? kFlashBf16 : kFlashFp16;
-  p.batch = uint32_t(a.batch), p.num_heads = uint32_t(a.heads), p.num_kv_heads = uint32_t(a.kv_heads);
-  p.head_dim = uint32_t(a.head_dim), p.head_dim_v = uint32_t(a.head_dim_v);
-  p.scale = float(a.scale), p.softcap = float(a.softcap);
-  p.window_left = int32_t(a.window_left), p.window_right = int32_t(a.window_right);
+  FlashAttentionGradProblem p = flash_problem<FlashAttentionGradProblem>(a, q);
   p.deterministic = g.deterministic;
-  p.cu_seqlens_q = a.cu_seqlens_q_host.data_ptr<int32_t>(), p.cu_seqlens_k = a.cu_seqlens_k_host.data_ptr<int32_t>();
   const FlashAttentionGradPlan plan =
       plan_or_error([&] { return plan_flash_attention_grad(p, device.core_num, device.sys_workspace_bytes); });
 

@@ -1,6 +1,6 @@
 #include "flash_attention_launch.h"
 
-#include "../tiling/flash_attention_tiling.h"
+#include "flash_problem.h"
 
 namespace ascend_attn {
 
@@ -13,14 +13,8 @@ KernelLaunch flash_attention_varlen_launch(const AttentionArgs& a, const KernelD
   const at::Tensor q = a.q.contiguous(), k = a.k.contiguous(), v = a.v.contiguous();
 
   // 2. Tiling.
-  FlashAttentionProblem p;
-  p.dtype = q.scalar_type() == at::kBFloat16 ? kFlashBf16 : kFlashFp16;
-  p.batch = uint32_t(a.batch), p.num_heads = uint32_t(a.heads), p.num_kv_heads = uint32_t(a.kv_heads);
-  p.head_dim = uint32_t(a.head_dim), p.head_dim_v = uint32_t(a.head_dim_v);
-  p.scale = float(a.scale), p.softcap = float(a.softcap);
-  p.window_left = int32_t(a.window_left), p.window_right = int32_t(a.window_right);
+  FlashAttentionProblem p = flash_problem<FlashAttentionProblem>(a, q);
   p.return_lse = a.return_lse;
-  p.cu_seqlens_q = a.cu_seqlens_q_host.data_ptr<int32_t>(), p.cu_seqlens_k = a.cu_seqlens_k_host.data_ptr<int32_t>();
   const FlashAttentionPlan plan =
       plan_or_error([&] { return plan_flash_attention(p, device.core_num, device.sys_workspace_bytes); });
 
