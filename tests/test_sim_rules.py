@@ -26,6 +26,7 @@ VIOLATIONS = [
     ("l1_capacity", {}, r"L1 capacity exceeded"),
     ("matmul_l1", {}, r"depthA1/depthB1 need 524288 bytes of L1"),
     ("matmul_depth", {}, r"depthA1 3 / depthB1 2 are not stepM x stepKa / stepN x stepKb times 1 or 2"),
+    ("matmul_l0c", {}, r"base block \(m 128, n 128, k 64\) needs .* L0C 131072 bytes: more than L0 holds"),
     ("unaligned", {}, r"local source at byte offset 12 is not 32-byte aligned"),
     ("copy_length", {}, r"DataCopy of 5 elements \(20 bytes\) is not a whole number of 32-byte blocks"),
     ("repeat_limit", {}, r"repeatTime 300 outside 0..255"),

@@ -66,6 +66,20 @@ void matmul_depth(const Bufs&) {
   REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), mm, &t);
 }
 
+void matmul_l0c(const Bufs&) {
+  using T = MatmulType<TPosition::GM, CubeFormat::ND, half>;
+  using C = MatmulType<TPosition::GM, CubeFormat::ND, float>;
+  Matmul<T, T, C> mm;
+  TCubeTiling t;
+  t.usedCoreNum = 1, t.M = t.N = t.Ka = t.Kb = 128, t.singleCoreM = t.singleCoreN = t.singleCoreK = 128;
+  t.baseM = t.baseN = 128, t.baseK = 64;
+  t.depthA1 = t.depthB1 = 2;
+  t.stepM = t.stepN = t.stepKa = t.stepKb = 1, t.dbL0A = t.dbL0B = 2;
+  t.dbL0C = 2;  // 128 x 128 fp32 twice is exactly L0C's 128 KB: the rule is strictly less
+  TPipe pipe;
+  REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), mm, &t);
+}
+
 void unaligned(const Bufs&) {
   TPipe pipe;
   TBuf<TPosition::VECCALC> buf;
@@ -813,6 +827,7 @@ const std::map<std::string, std::pair<ascend_sim::KernelType, Kernel>> kKernels 
     {"l1_capacity", {ascend_sim::KernelType::kMixAic1To2, l1_capacity}},
     {"matmul_l1", {ascend_sim::KernelType::kMixAic1To2, matmul_l1}},
     {"matmul_depth", {ascend_sim::KernelType::kMixAic1To2, matmul_depth}},
+    {"matmul_l0c", {ascend_sim::KernelType::kMixAic1To2, matmul_l0c}},
     {"unaligned", {ascend_sim::KernelType::kAivOnly, unaligned}},
     {"copy_length", {ascend_sim::KernelType::kAivOnly, copy_length}},
     {"repeat_limit", {ascend_sim::KernelType::kAivOnly, repeat_limit}},
