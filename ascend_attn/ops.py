@@ -13,6 +13,7 @@ from ascend_attn.autograd import needs_grad
 
 __all__ = [
     "cpu_isa",
+    "cpu_scratch_bytes",
     "flash_attention",
     "flash_attention_backward",
     "flash_attention_varlen",
@@ -447,3 +448,12 @@ def cpu_isa() -> str:
     Chosen at run time from the CPU; the environment variable ``ASCEND_ATTN_CPU_ISA`` overrides it.
     """
     return torch.ops.ascend_attn.cpu_isa()
+
+
+def cpu_scratch_bytes() -> int:
+    """Bytes of scratch the CPU kernels' threads hold now.
+
+    Each thread keeps its scratch between calls (about 0.7 MB at head_dim 128), allocated outside torch's
+    allocator, so memory profiles of the ops do not show it; benchmarks add it from here.
+    """
+    return torch.ops.ascend_attn.cpu_scratch_bytes()

@@ -3,6 +3,7 @@
 #include <torch/library.h>
 
 #include "cpu/cpu_isa.h"
+#include "cpu/scratch.h"
 
 // ascend_attn._C is a load-only module: importing it runs the registrations below and the ones in the backends.
 extern "C" PyObject* PyInit__C(void) {
@@ -60,4 +61,6 @@ TORCH_LIBRARY(ascend_attn, m) {
   m.def("merge_attn_states(Tensor out_a, Tensor lse_a, Tensor out_b, Tensor lse_b) -> (Tensor out, Tensor lse)");
   // Instruction set the CPU kernels use now (avx512 | avx2 | portable); ASCEND_ATTN_CPU_ISA overrides it.
   m.def("cpu_isa() -> str", &ascend_attn::cpu::cpu_isa);
+  // Bytes of scratch the CPU kernels' threads hold between calls (outside torch's allocator and its profiler).
+  m.def("cpu_scratch_bytes() -> int", &ascend_attn::cpu::scratch_bytes);
 }

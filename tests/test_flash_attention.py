@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from conftest import assert_lse_close, assert_out_close
@@ -174,6 +177,22 @@ def test_unknown_isa_rejected(monkeypatch):
     monkeypatch.setenv("ASCEND_ATTN_CPU_ISA", "sse9")
     with pytest.raises(RuntimeError, match="ASCEND_ATTN_CPU_ISA must be one of avx512, avx2, portable"):
         ascend_attn.cpu_isa()
+
+
+def test_cpu_scratch_bytes_counts_the_kept_scratch():
+    # Scratch grows with head_dim and is kept between calls, never shrunk: the count must follow. A fresh process,
+    # because earlier tests leave this one's threads holding scratch of every size they used.
+    code = """
+import torch, ascend_attn
+def held(d):
+    q = torch.randn(1, 64, 2, d)
+    ascend_attn.flash_attention(q, q, q)
+    return ascend_attn.ops.cpu_scratch_bytes()
+before = ascend_attn.ops.cpu_scratch_bytes()
+small, large, small_again = held(32), held(512), held(32)
+assert before == 0 < small < large == small_again, (before, small, large, small_again)
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # ---- flash-attn compatible API ----

@@ -148,23 +148,6 @@ void merge_splits(const FlashParams& p, const std::vector<SeqDesc>& seqs, const 
 
 }  // namespace
 
-// Kept across calls: the pool threads are long-lived, and a fresh megabyte per call would cost page faults on every
-// call.
-float* thread_scratch(size_t floats) {
-  struct Deleter {
-    void operator()(float* p) const { std::free(p); }
-  };
-  thread_local std::unique_ptr<float, Deleter> buffer;
-  thread_local size_t capacity = 0;
-  if (floats > capacity) {
-    const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-    buffer.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-    TORCH_CHECK(buffer != nullptr, "attention: out of memory allocating ", bytes, " bytes of scratch");
-    capacity = floats;
-  }
-  return buffer.get();
-}
-
 ElemType elem_type(at::ScalarType t) {
   switch (t) {
     case at::kHalf:

@@ -9,13 +9,11 @@
 #include <vector>
 
 #include "cpu/flash_kernel.h"
+#include "cpu/scratch.h"
 
 namespace ascend_attn::cpu {
 
 ElemType elem_type(at::ScalarType t);
-
-// This thread's 64-byte aligned scratch of at least `floats` floats (shared by the forward and backward kernels).
-float* thread_scratch(size_t floats);
 
 // Fills p.q/k/v/out/lse pointers and the option fields shared by all attention ops (everything but strides,
 // sequences and paging). `lse` may be empty (no lse output).

@@ -27,17 +27,15 @@ struct DqOrder {
   std::unique_ptr<std::atomic<int32_t>[]> turns;
   std::vector<int64_t> turn_base;  // per sequence: index of (head 0, q tile 0) in turns
   std::vector<int32_t> q_tiles;    // per sequence
-  const BackwardSeq* seqs;
-  float* acc;
-  int64_t acc_row_stride;
-  int32_t head_dim;
-  float scale;
 };
 
-void add_dq_in_order(void* ctx, const BackwardItem& item, int32_t head, int32_t q_tile, const float* dq, int64_t ld) {
+std::atomic<int32_t>& dq_turn(void* ctx, const BackwardItem& item, int32_t head, int32_t q_tile) {
   DqOrder& o = *static_cast<DqOrder*>(ctx);
-  std::atomic<int32_t>& turn =
-      o.turns[o.turn_base[item.seq] + static_cast<int64_t>(head) * o.q_tiles[item.seq] + q_tile];
+  return o.turns[o.turn_base[item.seq] + static_cast<int64_t>(head) * o.q_tiles[item.seq] + q_tile];
+}
+
+void dq_wait(void* ctx, const BackwardItem& item, int32_t head, int32_t q_tile) {
+  std::atomic<int32_t>& turn = dq_turn(ctx, item, head, q_tile);
   // The lower kv tiles of this q tile were handed out earlier and are running (or done), so this wait ends; it is
   // short, because items of one sequence and kv head start a few steps apart.
   for (int spins = 0; turn.load(std::memory_order_acquire) != item.kv_tile; ++spins) {
@@ -49,15 +47,10 @@ void add_dq_in_order(void* ctx, const BackwardItem& item, int32_t head, int32_t 
 #endif
     std::this_thread::yield();
   }
-  const BackwardSeq& sd = o.seqs[item.seq];
-  const int64_t r0 = static_cast<int64_t>(q_tile) * kBlockQ;
-  const int64_t m = std::min<int64_t>(kBlockQ, sd.seqlen_q - r0);
-  for (int64_t r = 0; r < m; ++r) {
-    float* dst = o.acc + (sd.dq_row + r0 + r) * o.acc_row_stride + static_cast<int64_t>(head) * o.head_dim;
-    const float* src = dq + r * ld;
-    for (int32_t c = 0; c < o.head_dim; ++c) dst[c] += o.scale * src[c];
-  }
-  turn.store(item.kv_tile + 1, std::memory_order_release);
+}
+
+void dq_done(void* ctx, const BackwardItem& item, int32_t head, int32_t q_tile) {
+  dq_turn(ctx, item, head, q_tile).store(item.kv_tile + 1, std::memory_order_release);
 }
 
 template <typename T>
@@ -186,15 +179,13 @@ void run_attention_backward(BackwardParams p, const std::vector<BackwardSeq>& se
   compute_delta(p, seqs, delta);
   const int threads = std::max(1, at::get_num_threads());
   DqOrder order;
-  order.seqs = seqs.data();
-  order.acc = dq_acc;
-  order.acc_row_stride = dq_row_stride;
-  order.head_dim = p.head_dim;
-  order.scale = p.scale;
   const std::vector<BackwardItem> items = make_items(p, seqs, threads, order);
   if (items.empty()) return;
-  p.add_dq = add_dq_in_order;
-  p.add_dq_ctx = &order;
+  p.dq_acc = dq_acc;
+  p.dq_row_stride = dq_row_stride;
+  p.dq_wait = dq_wait;
+  p.dq_done = dq_done;
+  p.dq_ctx = &order;
   const BackwardTiling tiling{kBlockQ, kBlockK};
   const size_t scratch_floats = kernel.scratch_floats(p, tiling);
   std::atomic<size_t> next{0};

@@ -21,8 +21,8 @@ struct BackwardSeq {
 
 // Keys [kv_tile * block_k, min((kv_tile + 1) * block_k, seqlen_k)) of one kv head of one sequence, against the q tiles
 // [q_tile_begin, q_tile_end) of every q head of that kv head: exactly the q tiles with a row that sees one of the keys.
-// The item owns these keys' dK and dV (summed over the group's q heads) and hands its dQ of each (q head, q tile) to
-// BackwardParams::add_dq.
+// The item owns these keys' dK and dV (summed over the group's q heads) and adds its part of the dQ of each (q head,
+// q tile) to the accumulator in kv-tile order (BackwardParams::dq_wait / dq_done).
 struct BackwardItem {
   int32_t seq, kv_head, kv_tile;
   int32_t q_tile_begin, q_tile_end;
@@ -50,10 +50,14 @@ struct BackwardParams {
   const float* alibi;                 // nullptr, or slope of (s, h) = alibi[s * alibi_seq_stride + h]
   int64_t alibi_seq_stride;
   const BackwardSeq* seqs;
-  // Receives the unscaled dS·K of rows [q_tile * block_q, +m) of q head `head`, row r at dq + r * ld (fp32), and adds
-  // scale times it to dQ after the contributions of the item's lower kv tiles: a fixed order whatever the threads do.
-  void (*add_dq)(void* ctx, const BackwardItem& item, int32_t head, int32_t q_tile, const float* dq, int64_t ld);
-  void* add_dq_ctx;
+  // The fp32 dQ accumulator: row i of sequence s, q head h at dq_acc + (seqs[s].dq_row + i) * dq_row_stride +
+  // h * head_dim. An item adds its part of the rows of (q head, q tile) between dq_wait, which returns once the item's
+  // lower kv tiles have added theirs, and dq_done, which passes the turn on: a fixed order whatever the threads do.
+  float* dq_acc;
+  int64_t dq_row_stride;
+  void (*dq_wait)(void* ctx, const BackwardItem& item, int32_t head, int32_t q_tile);
+  void (*dq_done)(void* ctx, const BackwardItem& item, int32_t head, int32_t q_tile);
+  void* dq_ctx;
 };
 
 struct BackwardTiling {

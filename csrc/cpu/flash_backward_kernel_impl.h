@@ -2,61 +2,56 @@
 // row that sees them, with P recomputed from q, k and the forward's lse, never an S x S matrix.
 // Included inside the per-ISA anonymous namespace (see flash_backward_kernel_avx2.cpp).
 //
-// The item keeps its K and V tile (fp32) and the fp32 dK, dV accumulators of its keys for the whole item; the q heads
-// of its kv head and their q tiles stream past. Per (q head, q tile), with queries along the vector lanes as in the
-// forward (transposed scores, so per-query lse, D and mask bounds are plain vectors):
-//   Sᵀ = K (scale Q)ᵀ, dPᵀ = V dOᵀ  ->  Pᵀ = exp(s - lse) (softcap, alibi, mask), dSᵀ = Pᵀ (dPᵀ - D) [· (1 - tanh²)]
-//   dV += Pᵀ dO,  dK += dSᵀ Q,  dQ_tile = dS K  (handed to add_dq, which scales and adds it in kv-tile order)
-// Every GEMM covers only the keys (or queries) some row (or key) of its micro-tile can see, so causal and window
-// masks skip whole micro-tiles, as in the forward.
+// The item keeps its K and V tile (fp32, scaled K both ways round, V transposed) and the fp32 dK, dV accumulators of
+// its keys for the whole item; the q heads of its kv head and their q tiles stream past. Per (q head, q tile), with
+// queries along the rows and keys along the vector lanes:
+//   S = Q (scale K)ᵀ, dP = dO Vᵀ  ->  P = exp(S - lse) (softcap, alibi, mask), dS = P (dP - D) [· (1 - tanh²)]
+//   dV += Pᵀ dO,  dK += dSᵀ Q,  dQ += dS (scale K)  (added in kv-tile order)
+// This orientation reads the step's Q and dO only as row-major copies: the GEMMs that need them on the reduction side
+// (dV, dK) take them as B with their row stride, so nothing is transposed per step (transposing Q and dO for every
+// (kv tile, q tile) pair cost a third of the time). Every GEMM covers only the keys (or queries) some row (or key) of
+// its micro-tile can see, so causal and window masks skip whole micro-tiles, as in the forward.
 #pragma once
 #include "cpu/tile_util.h"
 
 // Per-thread scratch, in floats, every region 64-byte aligned.
 struct BackwardLayout {
-  int64_t mp;               // query rows of a step rounded up to whole panels of NR
-  int64_t ldk, ldv;         // head_dim and head_dim_v rounded up to NR
-  int64_t kr, vr;           // K and V tile, fp32 rows [block_k][head_dim(_v)]
-  int64_t kp;               // K tile in column panels over head_dim: [ldk / NR][block_k][NR]
-  int64_t dk, dv;           // accumulators [block_k][ldk], [block_k][ldv]
-  int64_t qt, ot;           // (scale Q)ᵀ and dOᵀ in query panels: [mp / NR][head_dim(_v)][NR]
-  int64_t qp, op;           // Q and dO in column panels: [ldk / NR][mp][NR], [ldv / NR][mp][NR]
-  int64_t st, dt;           // Pᵀ and dPᵀ (then dSᵀ): [block_k][mp]
-  int64_t dq;               // the step's dS K: [mp][ldk]
-  int64_t lo, hi;           // per query, int32: visible keys [lo, hi), tile-relative
-  int64_t lse, delta, rel;  // per query: lse, D, position minus the tile's first key (alibi)
+  int64_t ldk, ldv;  // head_dim and head_dim_v rounded up to NR
+  int64_t ldp;       // block_k rounded up to NR: row length of P and dS
+  int64_t kt, vt;    // (scale K)ᵀ and Vᵀ in key panels: [ldp / NR][head_dim(_v)][NR]
+  int64_t kr;        // scale K, rows [block_k][ldk]
+  int64_t dk, dv;    // accumulators [block_k][ldk], [block_k][ldv]
+  int64_t qr, or_;   // the step's Q and dO rows: [block_q][ldk], [block_q][ldv]
+  int64_t pr, ds;    // P and dP (then dS): [block_q][ldp]
+  int64_t dq;        // the step's dS (scale K): [block_q][ldk]
+  int64_t lo, hi;    // per query, int32: visible keys [lo, hi), tile-relative
   int64_t total;
 };
 
 inline BackwardLayout backward_layout(const BackwardParams& p, const BackwardTiling& t) {
   BackwardLayout s;
-  s.mp = round_up(t.block_q, NR);
   s.ldk = round_up(p.head_dim, NR);
   s.ldv = round_up(p.head_dim_v, NR);
-  const int64_t bk = t.block_k;
+  s.ldp = round_up(t.block_k, NR);
+  const int64_t bk = t.block_k, bq = t.block_q;
   int64_t at = 0;
   auto take = [&at](int64_t floats) {
     const int64_t start = at;
     at += round_up(floats, 16);
     return start;
   };
-  s.kr = take(bk * p.head_dim);
-  s.vr = take(bk * p.head_dim_v);
-  s.kp = take(bk * s.ldk);
+  s.kt = take(s.ldp * p.head_dim);
+  s.vt = take(s.ldp * p.head_dim_v);
+  s.kr = take(bk * s.ldk);
   s.dk = take(bk * s.ldk);
   s.dv = take(bk * s.ldv);
-  s.qt = take(s.mp * p.head_dim);
-  s.ot = take(s.mp * p.head_dim_v);
-  s.qp = take(s.mp * s.ldk);
-  s.op = take(s.mp * s.ldv);
-  s.st = take(bk * s.mp);
-  s.dt = take(bk * s.mp);
-  s.dq = take(s.mp * s.ldk);
-  s.lo = take(s.mp);
-  s.hi = take(s.mp);
-  s.lse = take(s.mp);
-  s.delta = take(s.mp);
-  s.rel = take(s.mp);
+  s.qr = take(bq * s.ldk);
+  s.or_ = take(bq * s.ldv);
+  s.pr = take(bq * s.ldp);
+  s.ds = take(bq * s.ldp);
+  s.dq = take(bq * s.ldk);
+  s.lo = take(bq);
+  s.hi = take(bq);
   s.total = at;
   return s;
 }
@@ -78,43 +73,31 @@ inline void query_union(const int32_t* lo, const int32_t* hi, int m, int j0, int
   *qb = b;
 }
 
-// One NR-query panel over tile keys [a, b): st holds the scaled scores Sᵀ and dt holds dPᵀ on entry; on exit st holds
-// Pᵀ = exp(score - lse) (0 where the query cannot see the key) and dt holds dSᵀ = Pᵀ (dPᵀ - D), times the softcap's
-// derivative 1 - tanh² when softcap is on. The score transform is the forward's: softcap, then alibi, then the mask.
-inline void probs_and_dscores(const BackwardParams& p, float* st, float* dt, int64_t ld, int a, int b,
-                              const int32_t* lo, const int32_t* hi, const float* lse, const float* delta,
-                              const float* rel, float slope) {
-  bool masked = false;
-  for (int q = 0; q < NR; ++q) masked |= lo[q] > a || hi[q] < b;
+// One query row over the key lanes [a, b) (multiples of W): pr holds the scaled scores and ds holds dP on entry; on
+// exit pr holds P = exp(score - lse) (0 where the query cannot see the key, keys [lo, hi)) and ds holds
+// dS = P (dP - D), times the softcap's derivative 1 - tanh² when softcap is on. The score transform is the forward's:
+// softcap, then alibi (rel = the query's position minus the tile's first key), then the mask.
+inline void probs_and_dscores(const BackwardParams& p, float* pr, float* ds, int a, int b, int lo, int hi, float lse,
+                              float delta, float rel, float slope) {
   const float inv_cap = p.softcap > 0.f ? 1.0f / p.softcap : 0.f;
-  for (int h = 0; h < NR; h += W) {
-    vi vlo, vhi;
-    __builtin_memcpy(&vlo, lo + h, sizeof(vlo));
-    __builtin_memcpy(&vhi, hi + h, sizeof(vhi));
-    const vf vlse = vload(lse + h);
-    const vf vdelta = vload(delta + h);
-    const vf vrel = vload(rel + h);
-    for (int j = a; j < b; ++j) {
-      float* srow = st + j * ld + h;
-      float* drow = dt + j * ld + h;
-      vf x = vload(srow);
-      vf dtanh = vsplat(1.f);
-      if (p.softcap > 0.f) {
-        const vf t = vtanh(x * inv_cap);
-        x = t * p.softcap;
-        dtanh = 1.f - t * t;
-      }
-      if (p.alibi != nullptr) x -= vabs(vrel - static_cast<float>(j)) * slope;
-      vf prob = vexp(x - vlse);
-      if (masked) {
-        const vi key = vi{} + j;
-        prob = (key >= vlo && key < vhi) ? prob : vf{};
-      }
-      vf ds = prob * (vload(drow) - vdelta);
-      if (p.softcap > 0.f) ds *= dtanh;
-      vstore(srow, prob);
-      vstore(drow, ds);
+  vi lane;
+  for (int i = 0; i < W; ++i) lane[i] = i;
+  for (int j = a; j < b; j += W) {
+    vf x = vload(pr + j);
+    vf dtanh = vsplat(1.f);
+    if (p.softcap > 0.f) {
+      const vf t = vtanh(x * inv_cap);
+      x = t * p.softcap;
+      dtanh = 1.f - t * t;
     }
+    const vi key = lane + j;
+    if (p.alibi != nullptr) x -= vabs(rel - __builtin_convertvector(key, vf)) * slope;
+    vf prob = vexp(x - lse);
+    if (j < lo || j + W > hi) prob = (key >= lo && key < hi) ? prob : vf{};
+    vf d = prob * (vload(ds + j) - delta);
+    if (p.softcap > 0.f) d *= dtanh;
+    vstore(pr + j, prob);
+    vstore(ds + j, d);
   }
 }
 
@@ -126,39 +109,36 @@ void backward_run(const BackwardParams& p, const BackwardTiling& t, const Backwa
   const int64_t Sq = sd.seqlen_q, Sk = sd.seqlen_k;
   const int D = p.head_dim, Dv = p.head_dim_v;
   const int Bq = t.block_q, Bc = t.block_k;
-  const int64_t mp = L.mp;
+  const int64_t ldk = L.ldk, ldv = L.ldv, ldp = L.ldp;
   const int64_t k0 = static_cast<int64_t>(item.kv_tile) * Bc;
   const int n = static_cast<int>(Sk - k0 < Bc ? Sk - k0 : Bc);
+  const int npad = static_cast<int>(round_up(n, NR));
   const int group = p.heads / p.kv_heads;
   const T* k = static_cast<const T*>(p.k) + sd.k_offset + item.kv_head * p.k_head_stride + k0 * p.k_row_stride;
   const T* v = static_cast<const T*>(p.v) + sd.v_offset + item.kv_head * p.v_head_stride + k0 * p.v_row_stride;
 
+  float* Kt = scratch + L.kt;
+  float* Vt = scratch + L.vt;
   float* Kr = scratch + L.kr;
-  float* Vr = scratch + L.vr;
-  float* Kp = scratch + L.kp;
   float* dK = scratch + L.dk;
   float* dV = scratch + L.dv;
-  float* Qt = scratch + L.qt;
-  float* Ot = scratch + L.ot;
-  float* Qp = scratch + L.qp;
-  float* Op = scratch + L.op;
-  float* St = scratch + L.st;
-  float* Dt = scratch + L.dt;
+  float* Qr = scratch + L.qr;
+  float* Or = scratch + L.or_;
+  float* Pr = scratch + L.pr;
+  float* dS = scratch + L.ds;
   float* dQ = scratch + L.dq;
   int32_t* lo = reinterpret_cast<int32_t*>(scratch + L.lo);
   int32_t* hi = reinterpret_cast<int32_t*>(scratch + L.hi);
-  float* lse = scratch + L.lse;
-  float* delta = scratch + L.delta;
-  float* rel = scratch + L.rel;
 
-  // 1. The item's K and V tile, once: K and V rows for Sᵀ and dPᵀ, K in column panels for dS K.
-  for (int r = 0; r < n; ++r) {
-    load_row<E>(Kr + static_cast<int64_t>(r) * D, k + r * p.k_row_stride, D, 1.0f);
-    load_row<E>(Vr + static_cast<int64_t>(r) * Dv, v + r * p.v_row_stride, Dv, 1.0f);
-  }
-  pack_panels<E>(Kp, [&](int r) { return k + r * p.k_row_stride; }, n, D, static_cast<int64_t>(Bc) * NR);
-  for (int64_t c = 0; c < n * L.ldk; c += W) vstore(dK + c, vf{});
-  for (int64_t c = 0; c < n * L.ldv; c += W) vstore(dV + c, vf{});
+  // 1. The item's K and V tile, once. The softmax scale sits on K: S = Q (scale K)ᵀ and dQ = dS (scale K) need it
+  // there, and dK = scale dSᵀ Q gets it when stored.
+  auto k_row = [&](int r) { return k + r * p.k_row_stride; };
+  auto v_row = [&](int r) { return v + r * p.v_row_stride; };
+  pack_transposed<E>(Kt, n, D, p.scale, k_row);
+  pack_transposed<E>(Vt, n, Dv, 1.0f, v_row);
+  for (int r = 0; r < n; ++r) load_row_padded<E>(Kr + r * ldk, k_row(r), D, static_cast<int>(ldk), p.scale);
+  for (int64_t c = 0; c < n * ldk; c += W) vstore(dK + c, vf{});
+  for (int64_t c = 0; c < n * ldv; c += W) vstore(dV + c, vf{});
 
   // 2. Every q head of the kv head, every q tile that sees these keys.
   for (int g = 0; g < group; ++g) {
@@ -166,88 +146,104 @@ void backward_run(const BackwardParams& p, const BackwardTiling& t, const Backwa
     const float slope = p.alibi != nullptr ? p.alibi[item.seq * p.alibi_seq_stride + h] : 0.f;
     const T* q = static_cast<const T*>(p.q) + sd.q_offset + h * p.q_head_stride;
     const T* dout = static_cast<const T*>(p.dout) + sd.do_offset + h * p.do_head_stride;
+    const float* lse_h = p.lse + sd.lse_offset + h * p.lse_head_stride;
+    const float* delta_h = p.delta + sd.lse_offset + h * p.lse_head_stride;
+    float* acc = p.dq_acc + sd.dq_row * p.dq_row_stride + static_cast<int64_t>(h) * D;
     for (int qt = item.q_tile_begin; qt < item.q_tile_end; ++qt) {
       const int64_t r0 = static_cast<int64_t>(qt) * Bq;
       const int m = static_cast<int>(Sq - r0 < Bq ? Sq - r0 : Bq);
-      // Per query: visible keys of this tile (empty for padding lanes and for rows whose lse says they see nothing),
-      // lse, D, and the alibi distance origin.
-      for (int r = 0; r < mp; ++r) {
-        int64_t a = 0, b = 0;
-        float row_lse = 0.f;
-        if (r < m) {
-          const int64_t i = r0 + r;
-          visible_keys(i, Sq, Sk, p.window_left, p.window_right, &a, &b);
-          a = a - k0 > 0 ? a - k0 : 0;
-          b = b - k0 < n ? b - k0 : n;
-          row_lse = p.lse[sd.lse_offset + h * p.lse_head_stride + i];
-          if (row_lse == -__builtin_inff()) b = a;
-          delta[r] = p.delta[sd.lse_offset + h * p.lse_head_stride + i];
-          rel[r] = static_cast<float>(i + Sk - Sq - k0);
-        } else {
-          delta[r] = 0.f;
-          rel[r] = 0.f;
-        }
-        if (b <= a) a = b = 0;
+      // Per query: the keys of this tile it sees (none when its lse says it sees no key at all).
+      for (int r = 0; r < m; ++r) {
+        int64_t a, b;
+        visible_keys(r0 + r, Sq, Sk, p.window_left, p.window_right, &a, &b);
+        a = a - k0 > 0 ? a - k0 : 0;
+        b = b - k0 < n ? b - k0 : n;
+        if (b <= a || lse_h[r0 + r] == -__builtin_inff()) a = b = 0;
         lo[r] = static_cast<int32_t>(a);
         hi[r] = static_cast<int32_t>(b);
-        lse[r] = row_lse;
       }
-      auto q_row = [&](int r) { return q + (r0 + r) * p.q_row_stride; };
-      auto do_row = [&](int r) { return dout + (r0 + r) * p.do_row_stride; };
-      pack_transposed<E>(Qt, m, D, p.scale, q_row);
-      pack_transposed<E>(Ot, m, Dv, 1.0f, do_row);
-      pack_panels<E>(Qp, q_row, m, D, mp * NR);
-      pack_panels<E>(Op, do_row, m, Dv, mp * NR);
+      for (int r = 0; r < m; ++r) {
+        load_row_padded<E>(Qr + r * ldk, q + (r0 + r) * p.q_row_stride, D, static_cast<int>(ldk), 1.0f);
+        load_row_padded<E>(Or + r * ldv, dout + (r0 + r) * p.do_row_stride, Dv, static_cast<int>(ldv), 1.0f);
+      }
+      // Q and dO rows lie heads * head_dim apart, and the dQ rows this step adds to were last touched a whole chain
+      // of steps ago: both come from DRAM unless requested early. The next step's Q and dO rows are requested a slice
+      // per query block of this step's S loop, this step's dQ rows a slice per key block of its dV / dK loop.
+      const bool last_tile = qt + 1 == item.q_tile_end;
+      const int next_h = last_tile ? h + 1 : h;
+      const int64_t next_r0 = static_cast<int64_t>(last_tile ? item.q_tile_begin : qt + 1) * Bq;
+      const int next_m =
+          next_h < (item.kv_head + 1) * group ? static_cast<int>(Sq - next_r0 < Bq ? Sq - next_r0 : Bq) : 0;
+      const T* next_q = static_cast<const T*>(p.q) + sd.q_offset + next_h * p.q_head_stride + next_r0 * p.q_row_stride;
+      const T* next_do =
+          static_cast<const T*>(p.dout) + sd.do_offset + next_h * p.do_head_stride + next_r0 * p.do_row_stride;
+      const int row_blocks = (m + MR - 1) / MR, key_blocks = (n + MR - 1) / MR;
 
-      // Sᵀ and dPᵀ over the keys each query panel can see, then Pᵀ and dSᵀ; other keys read as 0.
-      for (int q0 = 0; q0 < mp; q0 += NR) {
+      // S and dP over the key panels each block of MR queries can see, then P and dS; other keys read as 0.
+      for (int r = 0; r < m; r += MR) {
+        const int mr = m - r < MR ? m - r : MR;
         int a, b;
-        key_union(lo, hi, q0, q0 + NR, 0, n, &a, &b);
-        if (a >= b) a = b = 0;
-        zero_rows(St + q0, mp, 0, a);
-        zero_rows(St + q0, mp, b, n);
-        zero_rows(Dt + q0, mp, 0, a);
-        zero_rows(Dt + q0, mp, b, n);
-        if (a >= b) continue;
-        for (int jb = a; jb < b; jb += MR) {
-          const int mr = b - jb < MR ? b - jb : MR;
-          ukernel_rows(mr, D, Kr + static_cast<int64_t>(jb) * D, D, 1, Qt + static_cast<int64_t>(q0) * D,
-                       St + jb * mp + q0, mp, false);
-          ukernel_rows(mr, Dv, Vr + static_cast<int64_t>(jb) * Dv, Dv, 1, Ot + static_cast<int64_t>(q0) * Dv,
-                       Dt + jb * mp + q0, mp, false);
+        key_union(lo, hi, r, r + mr, 0, n, &a, &b);
+        const int ca = a < b ? a / NR * NR : 0, cb = a < b ? static_cast<int>(round_up(b, NR)) : 0;
+        const int f0 = next_m * (r / MR) / row_blocks, f1 = next_m * (r / MR + 1) / row_blocks;
+        prefetch_rows([&](int64_t i) { return next_q + i * p.q_row_stride; }, f0, f1, D * sizeof(T));
+        prefetch_rows([&](int64_t i) { return next_do + i * p.do_row_stride; }, f0, f1, Dv * sizeof(T));
+        for (int i = r; i < r + mr; ++i) {
+          for (int j = 0; j < ca; j += W) vstore(Pr + i * ldp + j, vf{}), vstore(dS + i * ldp + j, vf{});
+          for (int j = cb; j < npad; j += W) vstore(Pr + i * ldp + j, vf{}), vstore(dS + i * ldp + j, vf{});
         }
-        probs_and_dscores(p, St + q0, Dt + q0, mp, a, b, lo + q0, hi + q0, lse + q0, delta + q0, rel + q0, slope);
+        for (int c = ca; c < cb; c += NR) {
+          ukernel_rows(mr, D, Qr + r * ldk, ldk, 1, Kt + static_cast<int64_t>(c) * D, NR, Pr + r * ldp + c, ldp, false);
+          ukernel_rows(mr, Dv, Or + r * ldv, ldv, 1, Vt + static_cast<int64_t>(c) * Dv, NR, dS + r * ldp + c, ldp,
+                       false);
+        }
+        for (int i = r; i < r + mr; ++i) {
+          const int64_t row = r0 + i;
+          if (lo[i] < hi[i])
+            probs_and_dscores(p, Pr + i * ldp, dS + i * ldp, ca, cb, lo[i], hi[i], lse_h[row], delta_h[row],
+                              static_cast<float>(row + Sk - Sq - k0), slope);
+          else
+            for (int j = ca; j < cb; j += W) vstore(Pr + i * ldp + j, vf{}), vstore(dS + i * ldp + j, vf{});
+        }
       }
 
       // dV += Pᵀ dO and dK += dSᵀ Q, one block of MR keys at a time over the queries that see them.
       for (int jb = 0; jb < n; jb += MR) {
         const int mr = n - jb < MR ? n - jb : MR;
+        const int f0 = m * (jb / MR) / key_blocks, f1 = m * (jb / MR + 1) / key_blocks;
+        prefetch_rows([&](int64_t i) { return acc + (r0 + i) * p.dq_row_stride; }, f0, f1, D * sizeof(float));
         int qa, qb;
         query_union(lo, hi, m, jb, jb + mr, &qa, &qb);
         if (qa >= qb) continue;
-        for (int64_t c = 0; c < L.ldv; c += NR)
-          ukernel_rows(mr, qb - qa, St + jb * mp + qa, mp, 1, Op + c * mp + static_cast<int64_t>(qa) * NR,
-                       dV + jb * L.ldv + c, L.ldv, true);
-        for (int64_t c = 0; c < L.ldk; c += NR)
-          ukernel_rows(mr, qb - qa, Dt + jb * mp + qa, mp, 1, Qp + c * mp + static_cast<int64_t>(qa) * NR,
-                       dK + jb * L.ldk + c, L.ldk, true);
+        for (int64_t c = 0; c < ldv; c += NR)
+          ukernel_rows(mr, qb - qa, Pr + qa * ldp + jb, 1, ldp, Or + qa * ldv + c, ldv, dV + jb * ldv + c, ldv, true);
+        for (int64_t c = 0; c < ldk; c += NR)
+          ukernel_rows(mr, qb - qa, dS + qa * ldp + jb, 1, ldp, Qr + qa * ldk + c, ldk, dK + jb * ldk + c, ldk, true);
       }
 
-      // dQ of the tile = dS K, one block of MR queries at a time over the keys they see.
+      // The tile's dS (scale K), one block of MR queries at a time over the keys they see, then added to dQ after the
+      // lower kv tiles' parts (blocks that see none of the keys add nothing).
       for (int r = 0; r < m; r += MR) {
         const int mr = m - r < MR ? m - r : MR;
         int ka, kb;
         key_union(lo, hi, r, r + mr, 0, n, &ka, &kb);
-        if (ka >= kb) {
-          for (int i = r; i < r + mr; ++i)
-            for (int64_t c = 0; c < L.ldk; c += W) vstore(dQ + i * L.ldk + c, vf{});
-          continue;
-        }
-        for (int64_t c = 0; c < L.ldk; c += NR)
-          ukernel_rows(mr, kb - ka, Dt + static_cast<int64_t>(ka) * mp + r, 1, mp,
-                       Kp + c * Bc + static_cast<int64_t>(ka) * NR, dQ + r * L.ldk + c, L.ldk, false);
+        for (int64_t c = 0; c < ldk && ka < kb; c += NR)
+          ukernel_rows(mr, kb - ka, dS + r * ldp + ka, ldp, 1, Kr + ka * ldk + c, ldk, dQ + r * ldk + c, ldk, false);
       }
-      p.add_dq(p.add_dq_ctx, item, h, qt, dQ, L.ldk);
+      p.dq_wait(p.dq_ctx, item, h, qt);
+      for (int r = 0; r < m; r += MR) {
+        const int mr = m - r < MR ? m - r : MR;
+        int ka, kb;
+        key_union(lo, hi, r, r + mr, 0, n, &ka, &kb);
+        for (int i = r; i < r + mr && ka < kb; ++i) {
+          float* dst = acc + (r0 + i) * p.dq_row_stride;
+          const float* src = dQ + i * ldk;
+          int c = 0;
+          for (; c + W <= D; c += W) vstore(dst + c, vload(dst + c) + vload(src + c));
+          for (; c < D; ++c) dst[c] += src[c];
+        }
+      }
+      p.dq_done(p.dq_ctx, item, h, qt);
     }
   }
 
@@ -255,8 +251,8 @@ void backward_run(const BackwardParams& p, const BackwardTiling& t, const Backwa
   T* dk = static_cast<T*>(p.dk) + sd.dk_offset + item.kv_head * p.dk_head_stride + k0 * p.dk_row_stride;
   T* dv = static_cast<T*>(p.dv) + sd.dv_offset + item.kv_head * p.dv_head_stride + k0 * p.dv_row_stride;
   for (int r = 0; r < n; ++r) {
-    store_row<E>(dk + r * p.dk_row_stride, dK + r * L.ldk, D, p.scale);
-    store_row<E>(dv + r * p.dv_row_stride, dV + r * L.ldv, Dv, 1.0f);
+    store_row<E>(dk + r * p.dk_row_stride, dK + r * ldk, D, p.scale);
+    store_row<E>(dv + r * p.dv_row_stride, dV + r * ldv, Dv, 1.0f);
   }
 }
 

@@ -369,7 +369,7 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
         const int mr = M - r0 < MR ? M - r0 : MR;
         for (int64_t c = 0; c < L.ldo; c += NR)
           ukernel_rows(mr, uhi - ulo, St + static_cast<int64_t>(r0) * Bc + ulo, Bc, 1,
-                       Vp + (c / NR) * L.v_panel_stride + static_cast<int64_t>(ulo) * NR, O + r0 * L.ldo + c, L.ldo,
+                       Vp + (c / NR) * L.v_panel_stride + static_cast<int64_t>(ulo) * NR, NR, O + r0 * L.ldo + c, L.ldo,
                        true);
       }
       continue;
@@ -398,7 +398,7 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
       }
       for (int jb = a; jb < b; jb += MR) {
         const int mr = b - jb < MR ? b - jb : MR;
-        ukernel_rows(mr, D, Kt + static_cast<int64_t>(jb) * D, D, 1, Qt + static_cast<int64_t>(qp) * D * NR,
+        ukernel_rows(mr, D, Kt + static_cast<int64_t>(jb) * D, D, 1, Qt + static_cast<int64_t>(qp) * D * NR, NR,
                      st + jb * mp, mp, false);
       }
       softmax_panel(p, st, mp, a, b, j0, lo + q0, hi + q0, slope + q0, pos + q0, m + q0, l + q0, alpha + q0);
@@ -417,7 +417,8 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
       if (a >= b) continue;
       for (int64_t c = 0; c < L.ldo; c += NR)
         ukernel_rows(mr, b - a, St + static_cast<int64_t>(a) * mp + r0, 1, mp,
-                     Vp + (c / NR) * L.v_panel_stride + static_cast<int64_t>(a) * NR, O + r0 * L.ldo + c, L.ldo, true);
+                     Vp + (c / NR) * L.v_panel_stride + static_cast<int64_t>(a) * NR, NR, O + r0 * L.ldo + c, L.ldo,
+                     true);
     }
   }
 

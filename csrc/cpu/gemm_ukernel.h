@@ -2,7 +2,8 @@
 // per-ISA anonymous namespace.
 //
 // C[m x NR] (+)= A[m x K] * B[K x NR]. A is strided both ways (element (i, k) at A[i * a_row + k * a_col]) so the
-// same kernel reads row-major K tiles and the transposed probabilities Pᵀ; B is a packed panel, row k at B + k * NR.
+// same kernel reads row-major K tiles and the transposed probabilities Pᵀ; row k of B is at B + k * ldb: a packed
+// panel (ldb = NR) or NR columns of a row-major matrix whose row length is a multiple of NR.
 // MR x NR = 6 x 2W keeps 12 accumulators plus 2 B vectors and one broadcast in 16 registers on AVX2.
 #pragma once
 #include "cpu/vec.h"
@@ -12,7 +13,7 @@ constexpr int NR = 2 * W;
 
 template <int M>
 inline void ukernel(int K, const float* __restrict A, int64_t a_row, int64_t a_col, const float* __restrict B,
-                    float* __restrict C, int64_t ldc, bool accumulate) {
+                    int64_t ldb, float* __restrict C, int64_t ldc, bool accumulate) {
   vf c0[M], c1[M];
   for (int i = 0; i < M; ++i) {
     c0[i] = accumulate ? vload(C + i * ldc) : vf{};
@@ -20,8 +21,8 @@ inline void ukernel(int K, const float* __restrict A, int64_t a_row, int64_t a_c
   }
 #pragma GCC unroll 4
   for (int k = 0; k < K; ++k) {
-    const vf b0 = vload(B + k * NR);
-    const vf b1 = vload(B + k * NR + W);
+    const vf b0 = vload(B + k * ldb);
+    const vf b1 = vload(B + k * ldb + W);
     for (int i = 0; i < M; ++i) {
       const float a = A[i * a_row + k * a_col];
       c0[i] += b0 * a;
@@ -35,21 +36,21 @@ inline void ukernel(int K, const float* __restrict A, int64_t a_row, int64_t a_c
 }
 
 // Dispatches a row count 1..MR to the matching compile-time kernel.
-inline void ukernel_rows(int m, int K, const float* A, int64_t a_row, int64_t a_col, const float* B, float* C,
-                         int64_t ldc, bool accumulate) {
+inline void ukernel_rows(int m, int K, const float* A, int64_t a_row, int64_t a_col, const float* B, int64_t ldb,
+                         float* C, int64_t ldc, bool accumulate) {
   switch (m) {
     case 6:
-      return ukernel<6>(K, A, a_row, a_col, B, C, ldc, accumulate);
+      return ukernel<6>(K, A, a_row, a_col, B, ldb, C, ldc, accumulate);
     case 5:
-      return ukernel<5>(K, A, a_row, a_col, B, C, ldc, accumulate);
+      return ukernel<5>(K, A, a_row, a_col, B, ldb, C, ldc, accumulate);
     case 4:
-      return ukernel<4>(K, A, a_row, a_col, B, C, ldc, accumulate);
+      return ukernel<4>(K, A, a_row, a_col, B, ldb, C, ldc, accumulate);
     case 3:
-      return ukernel<3>(K, A, a_row, a_col, B, C, ldc, accumulate);
+      return ukernel<3>(K, A, a_row, a_col, B, ldb, C, ldc, accumulate);
     case 2:
-      return ukernel<2>(K, A, a_row, a_col, B, C, ldc, accumulate);
+      return ukernel<2>(K, A, a_row, a_col, B, ldb, C, ldc, accumulate);
     default:
-      return ukernel<1>(K, A, a_row, a_col, B, C, ldc, accumulate);
+      return ukernel<1>(K, A, a_row, a_col, B, ldb, C, ldc, accumulate);
   }
 }
 
