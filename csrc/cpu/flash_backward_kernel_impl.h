@@ -140,18 +140,20 @@ void backward_run(const BackwardParams& p, const BackwardTiling& t, const Backwa
   for (int64_t c = 0; c < n * ldk; c += W) vstore(dK + c, vf{});
   for (int64_t c = 0; c < n * ldv; c += W) vstore(dV + c, vf{});
 
-  // 2. Every q head of the kv head, every q tile that sees these keys.
-  for (int g = 0; g < group; ++g) {
-    const int h = item.kv_head * group + g;
-    const float slope = p.alibi != nullptr ? p.alibi[item.seq * p.alibi_seq_stride + h] : 0.f;
-    const T* q = static_cast<const T*>(p.q) + sd.q_offset + h * p.q_head_stride;
-    const T* dout = static_cast<const T*>(p.dout) + sd.do_offset + h * p.do_head_stride;
-    const float* lse_h = p.lse + sd.lse_offset + h * p.lse_head_stride;
-    const float* delta_h = p.delta + sd.lse_offset + h * p.lse_head_stride;
-    float* acc = p.dq_acc + sd.dq_row * p.dq_row_stride + static_cast<int64_t>(h) * D;
-    for (int qt = item.q_tile_begin; qt < item.q_tile_end; ++qt) {
-      const int64_t r0 = static_cast<int64_t>(qt) * Bq;
-      const int m = static_cast<int>(Sq - r0 < Bq ? Sq - r0 : Bq);
+  // 2. Every q tile that sees these keys, every q head of the kv head.
+  // q tiles outermost: the group's q heads of one row share pages of q, dout and dQ, so consecutive steps reuse the
+  // TLB entries of the last (rows lie heads * head_dim apart, each in its own page).
+  for (int qt = item.q_tile_begin; qt < item.q_tile_end; ++qt) {
+    const int64_t r0 = static_cast<int64_t>(qt) * Bq;
+    const int m = static_cast<int>(Sq - r0 < Bq ? Sq - r0 : Bq);
+    for (int g = 0; g < group; ++g) {
+      const int h = item.kv_head * group + g;
+      const float slope = p.alibi != nullptr ? p.alibi[item.seq * p.alibi_seq_stride + h] : 0.f;
+      const T* q = static_cast<const T*>(p.q) + sd.q_offset + h * p.q_head_stride;
+      const T* dout = static_cast<const T*>(p.dout) + sd.do_offset + h * p.do_head_stride;
+      const float* lse_h = p.lse + sd.lse_offset + h * p.lse_head_stride;
+      const float* delta_h = p.delta + sd.lse_offset + h * p.lse_head_stride;
+      float* acc = p.dq_acc + sd.dq_row * p.dq_row_stride + static_cast<int64_t>(h) * D;
       // Per query: the keys of this tile it sees (none when its lse says it sees no key at all).
       for (int r = 0; r < m; ++r) {
         int64_t a, b;
@@ -169,11 +171,12 @@ void backward_run(const BackwardParams& p, const BackwardTiling& t, const Backwa
       // Q and dO rows lie heads * head_dim apart, and the dQ rows this step adds to were last touched a whole chain
       // of steps ago: both come from DRAM unless requested early. The next step's Q and dO rows are requested a slice
       // per query block of this step's S loop, this step's dQ rows a slice per key block of its dV / dK loop.
-      const bool last_tile = qt + 1 == item.q_tile_end;
-      const int next_h = last_tile ? h + 1 : h;
-      const int64_t next_r0 = static_cast<int64_t>(last_tile ? item.q_tile_begin : qt + 1) * Bq;
-      const int next_m =
-          next_h < (item.kv_head + 1) * group ? static_cast<int>(Sq - next_r0 < Bq ? Sq - next_r0 : Bq) : 0;
+      const bool last_head = g + 1 == group;
+      const int next_h = last_head ? item.kv_head * group : h + 1;
+      const int64_t next_r0 = last_head ? r0 + Bq : r0;
+      const int next_m = next_r0 < static_cast<int64_t>(item.q_tile_end) * Bq && next_r0 < Sq
+                             ? static_cast<int>(Sq - next_r0 < Bq ? Sq - next_r0 : Bq)
+                             : 0;
       const T* next_q = static_cast<const T*>(p.q) + sd.q_offset + next_h * p.q_head_stride + next_r0 * p.q_row_stride;
       const T* next_do =
           static_cast<const T*>(p.dout) + sd.do_offset + next_h * p.do_head_stride + next_r0 * p.do_row_stride;
