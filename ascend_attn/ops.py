@@ -453,7 +453,7 @@ def cpu_isa() -> str:
 def cpu_scratch_bytes() -> int:
     """Bytes of scratch the CPU kernels' threads hold now.
 
-    Each thread keeps its scratch between calls (about 0.7 MB at head_dim 128), allocated outside torch's
+    Each thread keeps its scratch between calls (up to about 0.9 MB at head_dim 128), allocated outside torch's
     allocator, so memory profiles of the ops do not show it; benchmarks add it from here.
     """
     return torch.ops.ascend_attn.cpu_scratch_bytes()
