@@ -1,6 +1,6 @@
 // Validation of the attention ops' arguments, written once for every executor (CPU, NPU, simulator).
 #pragma once
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include <optional>
 

@@ -1,7 +1,7 @@
 // Validation of the backward attention ops' arguments (flash_attention_backward, flash_attention_varlen_backward),
 // written once for every executor: the forward's checks of q, k, v and the options, plus dout, out and lse.
 #pragma once
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include <optional>
 

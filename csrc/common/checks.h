@@ -1,6 +1,6 @@
 // Argument-check macros shared by every backend. Each message names the argument and the rule it broke.
 #pragma once
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <limits>

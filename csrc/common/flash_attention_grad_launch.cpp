@@ -1,5 +1,9 @@
 #include "flash_attention_grad_launch.h"
 
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/zeros_like.h>
+
 #include "../tiling/flash_attention_grad_tiling.h"
 #include "flash_problem.h"
 

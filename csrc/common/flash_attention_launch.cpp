@@ -1,5 +1,7 @@
 #include "flash_attention_launch.h"
 
+#include <ATen/ops/empty.h>
+
 #include "flash_problem.h"
 
 namespace ascend_attn {

@@ -1,7 +1,7 @@
 // The host flow of the Ascend C flash_attention kernel, written once for the NPU and simulator executors:
 // validate -> tiling -> workspace -> copy tiling -> launch.
 #pragma once
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include "attention_args.h"
 #include "kernel_launch.h"

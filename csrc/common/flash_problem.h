@@ -1,7 +1,7 @@
 // The tiling problem both Ascend C flash kernels' host flows fill from validated arguments. Kept out of the launch
 // headers, which csrc/npu includes: the tiling structs need the kernel_tiling headers, which csrc/npu does not.
 #pragma once
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include "../tiling/flash_attention_tiling.h"
 #include "attention_args.h"

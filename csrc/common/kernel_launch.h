@@ -1,7 +1,8 @@
 // What the host flows of the Ascend C kernels share: the executor they launch on, what a launch returns, and the
 // steps every flow takes (tiling errors, tiling in device memory, the user part of the workspace).
 #pragma once
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/from_blob.h>
 
 #include <functional>
 #include <stdexcept>

@@ -1,6 +1,7 @@
 #include "common/paged_args.h"
 
 #include <ATen/MemoryOverlap.h>
+#include <ATen/ops/arange.h>
 
 #include <algorithm>
 #include <utility>

@@ -1,5 +1,7 @@
 #include "paged_attention_launch.h"
 
+#include <ATen/ops/empty.h>
+
 #include "../tiling/paged_attention_tiling.h"
 #include "checks.h"
 

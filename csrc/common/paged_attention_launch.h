@@ -1,7 +1,7 @@
 // The host flows of the Ascend C paged_attention and reshape_and_cache kernels, written once for the NPU and
 // simulator executors: validate -> tiling -> workspace -> copy tiling -> launch.
 #pragma once
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include "kernel_launch.h"
 #include "paged_args.h"

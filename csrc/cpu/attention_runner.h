@@ -1,7 +1,7 @@
 // Runs the CPU attention kernel over a batch of sequences on the torch thread pool: shared by flash_attention,
 // flash_attention_varlen and paged_attention (which differ only in how FlashParams addresses q, k and v).
 #pragma once
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,6 @@
 // CPU executor of flash_attention and flash_attention_varlen: validate, describe the sequences and their strides,
 // and hand them to the shared attention runner.
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <vector>

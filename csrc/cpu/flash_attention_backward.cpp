@@ -1,5 +1,7 @@
 // CPU executor of flash_attention_backward and flash_attention_varlen_backward: validate, allocate the gradients,
 // describe the sequences and their strides, and hand them to the backward runner.
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include <vector>

@@ -1,6 +1,7 @@
 // CPU executor of merge_attn_states: the same lse merge the split-KV path uses (attention_runner.h).
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include "common/paged_args.h"

@@ -1,5 +1,6 @@
 // CPU executor of paged_attention: the attention runner with K/V rows addressed through the block table, so pages
 // are read in place (converted and packed tile by tile like any K/V), never gathered into a contiguous copy.
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <vector>

@@ -1,6 +1,7 @@
 // TORCH_LIBRARY_IMPL(ascend_attn, PrivateUse1): every op of csrc/ops.cpp on NPU tensors, through the host flows
 // shared with the simulator (validate -> tiling -> workspace -> launch). The tilings balance cores by sequence
 // length, so cu_seqlens / context_lens are read on the host: one small device-to-host copy per call.
+#include <ATen/ATen.h>
 #include <torch/library.h>
 
 #include <cmath>

@@ -1,6 +1,6 @@
 // ascend_attn._sim: the Ascend C kernels run in the simulator, plus the host tiling for tests. Reached from Python
 // through ascend_attn.sim (not through the dispatcher: the simulator is a verification executor).
-#include <torch/extension.h>
+#include <torch/csrc/utils/pybind.h>
 
 #include <algorithm>
 #include <limits>
