@@ -40,44 +40,42 @@ void l1_capacity(const Bufs&) {
   pipe.InitBuffer(l1, 600 * 1024);
 }
 
-void matmul_l1(const Bufs&) {
+// Registers an fp16 x fp16 -> fp32 Matmul with the tiling a rule kernel filled: REGIST_MATMUL_OBJ runs the tiling
+// checks.
+void register_matmul(const TCubeTiling& t) {
   using T = MatmulType<TPosition::GM, CubeFormat::ND, half>;
   using C = MatmulType<TPosition::GM, CubeFormat::ND, float>;
   Matmul<T, T, C> mm;
+  TPipe pipe;
+  REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), mm, &t);
+}
+
+void matmul_l1(const Bufs&) {
   TCubeTiling t;
   t.usedCoreNum = 1, t.M = t.N = t.Ka = t.Kb = 128, t.singleCoreM = t.singleCoreN = t.singleCoreK = 128;
   t.baseM = 128, t.baseN = 128, t.baseK = 64;
   t.depthA1 = t.depthB1 = 16;  // 16 base blocks each: 512 KB of L1
   t.stepM = t.stepN = 1, t.stepKa = t.stepKb = 8, t.dbL0A = t.dbL0B = t.dbL0C = 1;
-  TPipe pipe;
-  REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), mm, &t);
+  register_matmul(t);
 }
 
 void matmul_depth(const Bufs&) {
-  using T = MatmulType<TPosition::GM, CubeFormat::ND, half>;
-  using C = MatmulType<TPosition::GM, CubeFormat::ND, float>;
-  Matmul<T, T, C> mm;
   TCubeTiling t;
   t.usedCoreNum = 1, t.M = t.N = t.Ka = t.Kb = 64, t.singleCoreM = t.singleCoreN = t.singleCoreK = 64;
   t.baseM = t.baseN = t.baseK = 64;
   t.depthA1 = 3, t.depthB1 = 2;  // 3 is not stepM x stepKa x (1 or 2)
   t.stepM = t.stepN = t.stepKa = t.stepKb = 1, t.dbL0A = t.dbL0B = t.dbL0C = 2;
-  TPipe pipe;
-  REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), mm, &t);
+  register_matmul(t);
 }
 
 void matmul_l0c(const Bufs&) {
-  using T = MatmulType<TPosition::GM, CubeFormat::ND, half>;
-  using C = MatmulType<TPosition::GM, CubeFormat::ND, float>;
-  Matmul<T, T, C> mm;
   TCubeTiling t;
   t.usedCoreNum = 1, t.M = t.N = t.Ka = t.Kb = 128, t.singleCoreM = t.singleCoreN = t.singleCoreK = 128;
   t.baseM = t.baseN = 128, t.baseK = 64;
   t.depthA1 = t.depthB1 = 2;
   t.stepM = t.stepN = t.stepKa = t.stepKb = 1, t.dbL0A = t.dbL0B = 2;
   t.dbL0C = 2;  // 128 x 128 fp32 twice is exactly L0C's 128 KB: the rule is strictly less
-  TPipe pipe;
-  REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), mm, &t);
+  register_matmul(t);
 }
 
 void unaligned(const Bufs&) {
