@@ -225,7 +225,7 @@ void backward_run(const BackwardParams& p, const BackwardTiling& t, const Backwa
       }
 
       // The tile's dS (scale K), one block of MR queries at a time over the keys they see, then added to dQ after the
-      // lower kv tiles' parts (blocks that see none of the keys add nothing).
+      // lower kv tiles' parts. Only rows that see a key of the tile add: the others' dS rows, hence dQ rows, are 0.
       for (int r = 0; r < m; r += MR) {
         const int mr = m - r < MR ? m - r : MR;
         int ka, kb;
@@ -234,17 +234,13 @@ void backward_run(const BackwardParams& p, const BackwardTiling& t, const Backwa
           ukernel_rows(mr, kb - ka, dS + r * ldp + ka, ldp, 1, Kr + ka * ldk + c, ldk, dQ + r * ldk + c, ldk, false);
       }
       p.dq_wait(p.dq_ctx, item, h, qt);
-      for (int r = 0; r < m; r += MR) {
-        const int mr = m - r < MR ? m - r : MR;
-        int ka, kb;
-        key_union(lo, hi, r, r + mr, 0, n, &ka, &kb);
-        for (int i = r; i < r + mr && ka < kb; ++i) {
-          float* dst = acc + (r0 + i) * p.dq_row_stride;
-          const float* src = dQ + i * ldk;
-          int c = 0;
-          for (; c + W <= D; c += W) vstore(dst + c, vload(dst + c) + vload(src + c));
-          for (; c < D; ++c) dst[c] += src[c];
-        }
+      for (int i = 0; i < m; ++i) {
+        if (lo[i] >= hi[i]) continue;
+        float* dst = acc + (r0 + i) * p.dq_row_stride;
+        const float* src = dQ + i * ldk;
+        int c = 0;
+        for (; c + W <= D; c += W) vstore(dst + c, vload(dst + c) + vload(src + c));
+        for (; c < D; ++c) dst[c] += src[c];
       }
       p.dq_done(p.dq_ctx, item, h, qt);
     }
