@@ -38,6 +38,7 @@ FLASH_ENTRY = "op_kernel/flash_attention/flash_attention.cpp"
 PAGED = "op_kernel/paged_attention/paged_attention_kernel.h"
 COMBINE = "op_kernel/paged_attention/paged_combine.h"
 RESHAPE = "op_kernel/reshape_and_cache/reshape_and_cache.cpp"
+GRAD = "op_kernel/flash_attention_grad/flash_attention_grad_kernel.h"
 
 # The cases of WORKER. flash: varlen, GQA, causal, one sequence of 1100 keys (three KV tiles of Bc = 512, so that the
 # cube runs a tile ahead of the vector through both slot sets), one with more queries than keys, so that some row
@@ -46,8 +47,12 @@ RESHAPE = "op_kernel/reshape_and_cache/reshape_and_cache.cpp"
 # 128 tokens (positions 500-627) is fully masked, so that their items run no KV tile; 20 items over 8 AIVs, so such an
 # item follows one that stored its lse on the same AIV.
 # paged_nosplit: no split (out and lse written directly) and two pages per KV tile (several requests per tile).
+# grad: flash_attention_grad, causal GQA with three 256-row blocks per q head of the first key tiles (dV and dK over a
+# pair of blocks, over a full and a short block, and over single blocks in either slot), by default (dQ by atomic adds:
+# dq's last bits follow the interleaving, so only dk and dv are compared) and deterministic (dq, dk and dv).
 PAGED_CASES = ["paged", "paged_prefill", "paged_nosplit"]
 ATTENTION_CASES = ["flash", *PAGED_CASES]
+CASES = [*ATTENTION_CASES, "reshape", "grad"]
 
 # The argument line of flash_attention's StoreO copy-out, as clang-format lays it out.
 STORE_O_PARAMS = (
@@ -551,6 +556,82 @@ MUTANTS = [
         ["reshape"],
     ),  # fmt: skip
     Mutant("R3", "FreeTensor forgotten", RESHAPE, [("    que_.FreeTensor(row);\n", "")], ["reshape"]),
+    Mutant(
+        "G1",
+        "dK's request sent while dV's (same Matmul object) is unwaited",
+        GRAD,
+        [
+            (
+                "        IssueTransposed(seq, pair, pair.rows > cur.rows ? 0 : i % 2, true, added);\n"
+                "        WaitCube(mm_t);\n",
+                "        IssueTransposed(seq, pair, pair.rows > cur.rows ? 0 : i % 2, true, added);\n",
+            )
+        ],
+        ["grad"],
+    ),  # fmt: skip
+    Mutant(
+        "G2",
+        "dP of the next step issued before this step's vector work has read dP (one dP slot), waited after it",
+        GRAD,
+        [
+            (
+                "      Vector(seq, cur, i % 2);\n      if (i + 1 < steps) {\n        WaitCube(mm_s);\n"
+                "        IssueDp(seq, next);\n        WaitCube(mm_s);\n      }\n",
+                "      if (i + 1 < steps) {\n        WaitCube(mm_s);\n        IssueDp(seq, next);\n      }\n"
+                "      Vector(seq, cur, i % 2);\n      if (i + 1 < steps) WaitCube(mm_s);\n",
+            )
+        ],
+        ["grad"],
+    ),  # fmt: skip
+    Mutant(
+        "G3",
+        "both P slots at one address (slot 1's offset forgotten): a pair's dV reads the second step's P twice",
+        GRAD,
+        [
+            (
+                "reinterpret_cast<__gm__ T*>(mine + t_->ws_p_offset) + i * step,",
+                "reinterpret_cast<__gm__ T*>(mine + t_->ws_p_offset),",
+            )
+        ],
+        ["grad"],
+        sync=False,
+    ),  # fmt: skip
+    Mutant(
+        "G4",
+        "no SyncAll after the row pass: tasks read D (and add to dQ) before other cores wrote (zeroed) it",
+        GRAD,
+        [
+            (
+                "    AscendC::SyncAll();  // D of every row is in GM (and the dQ accumulator is zero)\n",
+                "",
+            )
+        ],
+        ["grad"],
+    ),  # fmt: skip
+    Mutant(
+        "G5",
+        "dQ stored instead of atomically added (enAtomic 0): kv tasks on other cores write the same rows",
+        GRAD,
+        [
+            (
+                "dq_ws_[row * t_->num_heads * d + cur.head * d], t_->num_heads * d, true);",
+                "dq_ws_[row * t_->num_heads * d + cur.head * d], t_->num_heads * d, false);",
+            )
+        ],
+        ["grad"],
+    ),  # fmt: skip
+    Mutant(
+        "G6",
+        "no SyncAll before the dQ cast: a core casts rows other cores still add to",
+        GRAD,
+        [
+            (
+                "      AscendC::SyncAll();  // every atomic add to the dQ accumulator is done\n",
+                "",
+            )
+        ],
+        ["grad"],
+    ),  # fmt: skip
 ]
 
 # Builds the simulator from the tree it is given and runs the named cases once free-running and once per seed. Each
@@ -612,6 +693,19 @@ def reshape(g, seed):
     sim.reshape_and_cache(key, value, kc, vc, slots, 2, seed, None)
     return [kc, vc]
 
+def grad(g, seed):
+    cu_q = torch.tensor([0, 600, 640], dtype=torch.int32)
+    cu_k = torch.tensor([0, 520, 560], dtype=torch.int32)
+    q, dout, out = (torch.randn(640, 4, 64, generator=g).half() for _ in range(3))
+    k, v = torch.randn(560, 2, 64, generator=g).half(), torch.randn(560, 2, 64, generator=g).half()
+    lse = torch.randn(4, 640, generator=g) + 5.0  # any lse: the kernel takes it as given
+    outputs = []
+    for deterministic in (False, True):
+        dq, dk, dv, _ = sim.flash_attention_varlen_backward(dout, q, k, v, out, lse, cu_q, cu_k, 600, 520, None, True,
+                                                            [-1, -1], 0.0, None, deterministic, 3, False, seed, None)
+        outputs += [dq, dk, dv] if deterministic else [dk, dv]
+    return outputs
+
 def max_diff(got, want):
     # -inf lse rows compare equal to themselves; a NaN on one side only is an infinite difference.
     worst = 0.0
@@ -666,7 +760,7 @@ def problems(pristine: dict[str, str]) -> list[str]:
     which would count as caught), edits that do not apply."""
     ids = [m.id for m in MUTANTS]
     found = [f"duplicate mutant id {i}" for i in sorted({i for i in ids if ids.count(i) > 1})]
-    found += [f"{m.id}: unknown case {c}" for m in MUTANTS for c in m.cases if c not in [*ATTENTION_CASES, "reshape"]]
+    found += [f"{m.id}: unknown case {c}" for m in MUTANTS for c in m.cases if c not in CASES]
     for m in MUTANTS:
         try:
             mutate(pristine[m.file], m)
@@ -764,7 +858,7 @@ def main() -> None:
         if os.path.exists(stale):
             os.remove(stale)
     seeds = [None, *args.seeds]
-    cases = [c for c in [*ATTENTION_CASES, "reshape"] if any(c in m.cases for m in mutants)]
+    cases = [c for c in CASES if any(c in m.cases for m in mutants)]
     start = time.monotonic()
     print(f"{len(mutants)} mutants, runs per case: free-running and seeds {args.seeds}", file=sys.stderr)
     print(f"  unmutated kernels: building and running {', '.join(cases)}", file=sys.stderr, flush=True)

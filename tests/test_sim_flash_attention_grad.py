@@ -22,6 +22,9 @@ CASES = [
     ([150, 9], [150, 33], 2, 2, 64, 64, {"window_size": (-1, 3), "softmax_scale": 0.3}, 2),
     ([1, 1, 6], [1, 5, 1], 2, 1, 64, 64, {"causal": True}, 2),  # length-1 sequences
     ([60], [20], 2, 2, 64, 64, {"causal": True, "softcap": 2.0}, 1),  # the first 40 rows see no key
+    # Three 256-row blocks per q head of the first tiles: dV and dK over a pair of full blocks, over a full block and
+    # an 8-row one, and over single blocks in either P / dS slot (a pair never spans two heads).
+    ([600, 40], [520, 40], 4, 2, 64, 64, {"causal": True}, 3),
 ]
 
 

@@ -60,9 +60,9 @@ def test_every_task_once_and_balanced(q_lens, k_lens, window, det):
     assert p["used_workers"] <= 2 * p["block_dim"]
     loads = [sum(weights[a:b]) for a, b in itertools.pairwise(begin)]
     assert max(loads) <= sum(weights) / (2 * cores) + max(weights)
-    # A kv tile's weight counts the query blocks of every q head that see it (5 requests each, 4 when
-    # deterministic), plus one; its task multiplies that by the kv heads of its group.
-    steps = 4 if det else 5
+    # A kv tile's weight counts the query blocks of every q head that see it (4 requests each: S, dP, dQ and half a
+    # pair's dV and dK; 3 when deterministic), plus one; its task multiplies that by the kv heads of its group.
+    steps = 3 if det else 4
     b = max(range(len(k_lens)), key=lambda i: k_lens[i])
     first = sum(kv_groups * math.ceil(n / bk) for n in k_lens[:b])
     sq, sk = q_lens[b], k_lens[b]
@@ -87,8 +87,9 @@ def test_workspace_and_ub():
     p = plan([1000], [1000], heads=4, kv_heads=2, d=256, dv=128, softcap=30.0, cores=8)
     bq, bk = p["block_rows"], p["block_keys"]
     assert (bq, bk) == (256, 256)
-    # Per AIV: two S slots and dP (fp32 [Bq, Bk]), P and dS (fp16), dK [Bk, 256] and dV [Bk, 128] fp32.
-    assert p["ws_per_worker"] == 3 * bq * bk * 4 + 2 * bq * bk * 2 + bk * 256 * 4 + bk * 128 * 4
+    # Per AIV: two S slots and dP (fp32 [Bq, Bk]), two P and two dS slots (fp16), dK [Bk, 256] and dV [Bk, 128] fp32.
+    assert p["ws_per_worker"] == 3 * bq * bk * 4 + 4 * bq * bk * 2 + bk * 256 * 4 + bk * 128 * 4
+    assert p["ws_ds_offset"] - p["ws_p_offset"] == 2 * bq * bk * 2  # a pair's P slots form one [2 Bq, Bk] matrix
     rows = 1000 * 4  # D fp32 [heads, total_q], then the dQ accumulator fp32 [total_q, heads, d]
     d_bytes = math.ceil(rows * 4 / 512) * 512
     assert p["ws_worker_offset"] == d_bytes + rows * 256 * 4
@@ -114,7 +115,7 @@ def test_grad_matmul_tilings_meet_the_documented_constraints(d, dv, seqlen):
     p = plan([seqlen], [seqlen], d=d, dv=dv)
     bq, bk, dmax = p["block_rows"], p["block_keys"], max(d, dv)
     check_cube_tiling(p["mm_s"], bq, bk, dmax)  # S = Q K^T and dP = dO V^T
-    check_cube_tiling(p["mm_t"], bk, dmax, bq)  # dV = P^T dO and dK = dS^T Q
+    check_cube_tiling(p["mm_t"], bk, dmax, 2 * bq)  # dV = P^T dO and dK = dS^T Q over a pair of steps
     check_cube_tiling(p["mm_dq"], bq, d, bk)  # dQ = dS K
     assert p["ub_bytes"] <= p["ub_budget"]
 

@@ -297,6 +297,8 @@ py::dict flash_attention_grad_plan(int64_t dtype, int64_t heads, int64_t kv_head
   d["grad_scale"] = t.grad_scale;
   d["ws_worker_offset"] = t.ws_worker_offset;
   d["ws_per_worker"] = t.ws_per_worker;
+  d["ws_p_offset"] = t.ws_p_offset;
+  d["ws_ds_offset"] = t.ws_ds_offset;
   const uint32_t width = std::max({t.block_keys, t.head_dim, t.head_dim_v});
   d["ub_bytes"] = plan.block_dim ? ascend_attn_kernel::GradUbLayout(width, t.chunk_rows, t.block_rows).total() : 0;
   d["ub_budget"] = ascend_attn_kernel::kAivUbBudget;

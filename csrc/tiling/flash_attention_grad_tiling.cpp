@@ -17,15 +17,16 @@ namespace {
 
 // Bk and Bq: 256 keys a kv task owns and 256 query rows a step takes (shorter when every sequence is shorter). The
 // cube's GM traffic per multiply-add falls as both grow: Q and dO are read, and dQ added to, once per Bk keys; K and
-// V read, and the fp32 dK / dV accumulators read and rewritten, once per Bq rows (only S, dP, P and dS cost the same
-// per (query, key) pair). At 128 x 128 the timeline model finds the cores' GM/L2 port the bound; 256 x 256 cuts the
-// bytes per multiply-add by about a fifth, while the slots, the UB chunks and the granularity of the causal balance
-// grow with them (the UB still holds 16-row chunks at head_dim 256).
+// V read once per Bq rows, and the fp32 dK / dV accumulators rewritten once per 2 Bq rows (the kernel pairs steps),
+// while S, dP, P and dS cost the same per (query, key) pair. At 128 x 128 the timeline model finds the cores' GM/L2
+// port the bound; 256 x 256 cuts the bytes per multiply-add by about a fifth, while the slots, the UB chunks and the
+// granularity of the causal balance grow with them (the UB still holds 16-row chunks at head_dim 256). 512 rows lose:
+// 48 AIVs' slots then crowd Q, dO, K and V out of the L2 at S = 8192.
 constexpr uint32_t kMaxBlockKeys = 256;
 constexpr uint32_t kMaxBlockRows = 256;
-// Matmul requests of one step: S, dP, dV, dK and (default mode) dQ on a kv task; S, dP and dQ on a dQ task. Task
-// weights count them, plus one for the task's final store.
-constexpr uint32_t kKvStepRequests = 5, kKvStepRequestsDeterministic = 4, kQStepRequests = 3;
+// Matmul requests of one step: S, dP, (default mode) dQ and one of dV, dK on a kv task (a pair of steps shares one
+// dV and one dK request); S, dP and dQ on a dQ task. Task weights count them, plus one for the task's final store.
+constexpr uint32_t kKvStepRequests = 4, kKvStepRequestsDeterministic = 3, kQStepRequests = 3;
 // Every worker gets at least this many tasks' worth of work from the largest task, so the contiguous partition's
 // maximum load stays within 1 / kTasksPerWorker of the mean (see step 5).
 constexpr uint64_t kTasksPerWorker = 8;
@@ -148,7 +149,8 @@ FlashAttentionGradPlan plan_flash_attention_grad(const FlashAttentionGradProblem
   plan.block_dim = uint32_t(std::min<uint64_t>(core_num, std::max<uint64_t>((t.used_workers + 1) / 2, row_cores)));
   for (uint32_t w = 0; w <= kGradMaxWorkers; ++w) t.worker_task_begin[w] = begin[std::min<size_t>(w, begin.size() - 1)];
 
-  // 7. Workspace (512-byte aligned pieces): D, the dQ accumulator (default mode), then per AIV two S slots, dP, P, dS,
+  // 7. Workspace (512-byte aligned pieces): D, the dQ accumulator (default mode), then per AIV two S slots, dP, two P
+  //    and two dS slots (each pair back to back: the two steps' P, or dS, form one [2 Bq, Bk] matrix for dV and dK),
   //    the dK / dV accumulators and (deterministic mode) a dQ accumulator.
   const uint64_t elem = 2, bq = t.block_rows, bk = t.block_keys;
   t.ws_d_offset = 0;
@@ -158,8 +160,8 @@ FlashAttentionGradPlan plan_flash_attention_grad(const FlashAttentionGradProblem
   t.ws_s_offset = 0;
   t.ws_dp_offset = 2 * t.ws_s_bytes;
   t.ws_p_offset = t.ws_dp_offset + t.ws_s_bytes;
-  t.ws_ds_offset = t.ws_p_offset + align_up(bq * bk * elem, kWorkspaceAlign);
-  t.ws_dk_offset = t.ws_ds_offset + align_up(bq * bk * elem, kWorkspaceAlign);
+  t.ws_ds_offset = t.ws_p_offset + 2 * bq * bk * elem;  // Bq and Bk are multiples of 16: 512-byte multiples
+  t.ws_dk_offset = t.ws_ds_offset + 2 * bq * bk * elem;
   t.ws_dv_offset = t.ws_dk_offset + align_up(bk * p.head_dim * 4, kWorkspaceAlign);
   t.ws_dq_acc_offset = t.ws_dv_offset + align_up(bk * p.head_dim_v * 4, kWorkspaceAlign);
   t.ws_per_worker = t.ws_dq_acc_offset + (p.deterministic ? align_up(bq * p.head_dim * 4, kWorkspaceAlign) : 0);
@@ -169,8 +171,8 @@ FlashAttentionGradPlan plan_flash_attention_grad(const FlashAttentionGradProblem
   // 8. Matmul tilings of one AIV's GEMMs (one object serves both products of the same form).
   const bool bf16 = p.dtype == kFlashBf16;
   const int32_t dmax = int32_t(std::max(p.head_dim, p.head_dim_v));
-  t.mm_s = matmul_tiling(int32_t(bq), int32_t(bk), dmax, bf16, true);         // K and V transposed
-  t.mm_t = matmul_tiling(int32_t(bk), dmax, int32_t(bq), bf16, false, true);  // P and dS transposed
+  t.mm_s = matmul_tiling(int32_t(bq), int32_t(bk), dmax, bf16, true);             // K and V transposed
+  t.mm_t = matmul_tiling(int32_t(bk), dmax, int32_t(2 * bq), bf16, false, true);  // two steps' P or dS, transposed
   t.mm_dq = matmul_tiling(int32_t(bq), int32_t(p.head_dim), int32_t(bk), bf16, false);
   return plan;
 }

@@ -5,8 +5,9 @@
 //   1. rows: D = rowsum(dO * O) per (query, head), and (default mode) the fp32 dQ accumulator zeroed;
 //   2. tasks: a kv task owns Bk keys of one kv head and steps over the Bq-row query blocks of the q heads that read it
 //      (those some row of which sees the keys): S = Q K^T and dP = dO V^T on the cube, P and dS on the vector,
-//      dV += P^T dO and dK += dS^T Q on the cube into the task's own fp32 slots, and (default mode) dQ += dS K into
-//      the shared fp32 dQ accumulator by the cube's atomic add; the task ends with dK, dV in the output dtype. In
+//      dV += P^T dO and dK += dS^T Q on the cube into the task's own fp32 slots (two consecutive blocks of a head in
+//      one product), and (default mode) dQ += dS K into the shared fp32 dQ accumulator by the cube's atomic add; the
+//      task ends with dK, dV in the output dtype. In
 //      deterministic mode dQ comes instead from query-major tasks, each owning Bq rows of one q head and stepping over
 //      the keys they see (S, dP, P, dS, dQ += dS K into its own slot, then dQ in the output dtype);
 //   3. rows (default mode): dQ = scale * accumulator in the output dtype.
@@ -77,8 +78,9 @@ class FlashAttentionGradKernel {
     for (uint32_t i = 0; i < 2; ++i) {
       slots_[i].s.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(mine + t_->ws_s_offset + i * t_->ws_s_bytes), step);
       slots_[i].dp.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(mine + t_->ws_dp_offset), step);
-      slots_[i].p.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(mine + t_->ws_p_offset), step);
-      slots_[i].ds.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(mine + t_->ws_ds_offset), step);
+      // P (and dS) slot 1 follows slot 0 directly, so a pair of steps' P is one [2 Bq, Bk] matrix from slot 0 on.
+      slots_[i].p.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(mine + t_->ws_p_offset) + i * step, (2 - i) * step);
+      slots_[i].ds.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(mine + t_->ws_ds_offset) + i * step, (2 - i) * step);
     }
     dk_acc_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(mine + t_->ws_dk_offset), uint64_t(t_->block_keys) * d);
     dv_acc_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(mine + t_->ws_dv_offset), uint64_t(t_->block_keys) * dim_v);
@@ -181,6 +183,11 @@ class FlashAttentionGradKernel {
     WaitCube(mm_s);
     IssueDp(seq, cur);
     WaitCube(mm_s);
+    // dV and dK take two steps at once where the second continues the first's rows (same head, the first full): one
+    // [2 Bq]-deep product reads and rewrites the fp32 accumulators half as often. `pair` is the first step of the
+    // pending pair (its P and dS in slot 0).
+    GradStep pair = cur;
+    bool pending = false, added = false;
     for (uint32_t i = 0; i < steps; ++i) {
       LoadStats(seq, cur);
       if (i + 1 < steps) {
@@ -193,14 +200,24 @@ class FlashAttentionGradKernel {
         IssueDp(seq, next);
         WaitCube(mm_s);
       }
-      IssueTransposed(seq, cur, true, i > 0);
-      WaitCube(mm_t);
-      IssueTransposed(seq, cur, false, i > 0);
-      WaitCube(mm_t);
       if (!t_->deterministic) {
         const uint64_t row = uint64_t(seq.q_token0) + uint64_t(cur.row0);
-        IssueDq(seq, cur, dq_ws_[row * t_->num_heads * d + cur.head * d], t_->num_heads * d, true);
+        IssueDq(seq, cur, i % 2, dq_ws_[row * t_->num_heads * d + cur.head * d], t_->num_heads * d, true);
         WaitCube(mm_dq);
+      }
+      if (pending) {  // cur is the pair's second step
+        pair.rows += cur.rows;
+      } else {
+        pair = cur;
+      }
+      pending = !pending && i % 2 == 0 && i + 1 < steps && cur.rows == t_->block_rows && next.head == cur.head &&
+                next.row0 == cur.row0 + int64_t(cur.rows);
+      if (!pending) {
+        IssueTransposed(seq, pair, pair.rows > cur.rows ? 0 : i % 2, true, added);
+        WaitCube(mm_t);
+        IssueTransposed(seq, pair, pair.rows > cur.rows ? 0 : i % 2, false, added);
+        WaitCube(mm_t);
+        added = true;
       }
       cur = next;
     }
@@ -258,7 +275,7 @@ class FlashAttentionGradKernel {
         IssueDp(seq, next);
         WaitCube(mm_s);
       }
-      IssueDq(seq, st, dq_acc_, d, j > 0);
+      IssueDq(seq, st, j % 2, dq_acc_, d, j > 0);
       WaitCube(mm_dq);
       st = next;
     }
@@ -314,24 +331,26 @@ class FlashAttentionGradKernel {
     mm_s.template IterateAll<false>(slots_[0].dp, 0, false, true);
   }
 
-  // dV[cols, dv] (+)= P^T dO (`value`) or dK[cols, d] (+)= dS^T Q into the task's accumulator, asynchronously; `add`
-  // accumulates onto what the accumulator holds (the cube's atomic add; only this AIV writes it).
-  __aicore__ inline void IssueTransposed(const GradSeq& seq, const GradStep& st, bool value, bool add) {
+  // dV[cols, dv] (+)= P^T dO (`value`) or dK[cols, d] (+)= dS^T Q into the task's accumulator, asynchronously, over
+  // the st.rows rows whose P and dS start at slot `slot` (up to 2 Bq rows from slot 0); `add` accumulates onto what
+  // the accumulator holds (the cube's atomic add; only this AIV writes it).
+  __aicore__ inline void IssueTransposed(const GradSeq& seq, const GradStep& st, uint32_t slot, bool value, bool add) {
     const uint32_t h = t_->num_heads, width = value ? t_->head_dim_v : t_->head_dim;
     const uint64_t row = uint64_t(seq.q_token0) + uint64_t(st.row0);
     mm_t.SetOrgShape(int(t_->block_keys), int(h * width), int(st.rows), int(st.rows), int(width));
-    mm_t.SetTensorA(value ? slots_[0].p : slots_[0].ds, true);
+    mm_t.SetTensorA(value ? slots_[slot].p : slots_[slot].ds, true);
     mm_t.SetTensorB(value ? dout_[row * h * width + st.head * width] : q_[row * h * width + st.head * width]);
     mm_t.SetTail(int(st.cols), int(width), int(st.rows));
     mm_t.template IterateAll<false>(value ? dv_acc_ : dk_acc_, add ? 1 : 0, false, true);
   }
 
-  // dQ[rows, d] (+)= dS K of the step into `dst` (rows dst_stride apart), asynchronously, adding atomically when `add`.
-  __aicore__ inline void IssueDq(const GradSeq& seq, const GradStep& st, const AscendC::GlobalTensor<float>& dst,
-                                 uint32_t dst_stride, bool add) {
+  // dQ[rows, d] (+)= dS K of the step (its dS in slot `slot`) into `dst` (rows dst_stride apart), asynchronously,
+  // adding atomically when `add`.
+  __aicore__ inline void IssueDq(const GradSeq& seq, const GradStep& st, uint32_t slot,
+                                 const AscendC::GlobalTensor<float>& dst, uint32_t dst_stride, bool add) {
     const uint32_t hk = t_->num_kv_heads, d = t_->head_dim;
     mm_dq.SetOrgShape(int(st.rows), int(hk * d), int(t_->block_keys), int(st.cols), int(dst_stride));
-    mm_dq.SetTensorA(slots_[0].ds);
+    mm_dq.SetTensorA(slots_[slot].ds);
     mm_dq.SetTensorB(k_[(uint64_t(seq.k_token0) + uint64_t(st.k0)) * hk * d + st.kv_head * d]);
     mm_dq.SetTail(int(st.rows), int(d), int(st.cols));
     mm_dq.template IterateAll<false>(dst, add ? 1 : 0, false, true);
@@ -341,7 +360,7 @@ class FlashAttentionGradKernel {
   AscendC::GlobalTensor<T> dout_, q_, k_, v_, out_, dq_, dk_, dv_out_;
   AscendC::GlobalTensor<int32_t> cu_q_, cu_k_;
   AscendC::GlobalTensor<float> lse_, d_ws_, dq_ws_, dk_acc_, dv_acc_, dq_acc_;
-  GradSlots<T> slots_[2];  // S per slot; dP, P and dS shared (one step reads them before the next writes them)
+  GradSlots<T> slots_[2];  // S, P and dS per slot (step parity); dP shared (read by a step before the next writes it)
   GradVector<T> vec_;
 };
 

@@ -31,13 +31,13 @@ struct FlashAttentionGradTiling {
   // User workspace (bytes from its start): D = rowsum(dO * O) fp32 [heads, total_q]; the dQ accumulator fp32
   // [total_q, heads, head_dim] (default mode); then every AIV's slots.
   uint64_t ws_d_offset, ws_dq_offset, ws_worker_offset, ws_per_worker;
-  // Within one AIV's slots: two S slots fp32 [Bq, Bk] (ws_s_bytes apart), dP fp32 [Bq, Bk], P and dS in the input
-  // dtype [Bq, Bk], the dK / dV accumulators fp32 [Bk, head_dim(_v)], the dQ accumulator fp32 [Bq, head_dim]
-  // (deterministic mode).
+  // Within one AIV's slots: two S slots fp32 [Bq, Bk] (ws_s_bytes apart), dP fp32 [Bq, Bk], two P and two dS slots
+  // in the input dtype [Bq, Bk] (Bq * Bk elements apart), the dK / dV accumulators fp32 [Bk, head_dim(_v)], the dQ
+  // accumulator fp32 [Bq, head_dim] (deterministic mode).
   uint64_t ws_s_offset, ws_s_bytes, ws_dp_offset, ws_p_offset, ws_ds_offset;
   uint64_t ws_dk_offset, ws_dv_offset, ws_dq_acc_offset;
   TCubeTiling mm_s;   // S = Q K^T and dP = dO V^T: m = Bq, n = Bk, k = max(head_dim, head_dim_v)
-  TCubeTiling mm_t;   // dV (+)= P^T dO and dK (+)= dS^T Q: m = Bk, n = max(head_dim, head_dim_v), k = Bq (A transposed)
+  TCubeTiling mm_t;   // dV (+)= P^T dO, dK (+)= dS^T Q: m = Bk, n = max(head_dim, head_dim_v), k = 2 Bq (A transposed)
   TCubeTiling mm_dq;  // dQ (+)= dS K: m = Bq, n = head_dim, k = Bk
 };
 static_assert(std::is_trivially_copyable<FlashAttentionGradTiling>::value, "tiling is copied to the device as bytes");
