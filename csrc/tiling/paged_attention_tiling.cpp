@@ -49,7 +49,7 @@ PagedAttentionPlan plan_paged_attention(const PagedAttentionProblem& p, uint32_t
   t.tokens_per_item = kPagedRowsPerAiv / group;
 
   // 3. Split the KV length (flash-decoding) when the (sequence, kv head, token block) items cannot keep the AIVs
-  //    evenly busy: the fewest splits per sequence whose items fill the AIVs' rounds to at least 85% (items
+  //    evenly busy: the fewest splits per sequence whose items fill the AIVs' rounds to at least 95% (items
   //    counted as equal), else the best filling; a split keeps at least kMinSplitKeys keys (shorter ones cost more
   //    in the combine than they save) and a sequence has at most kPagedMaxSplits.
   const uint32_t workers = 2 * core_num;
@@ -70,7 +70,7 @@ PagedAttentionPlan plan_paged_attention(const PagedAttentionProblem& p, uint32_t
   const uint64_t whole = align_up(std::max<int64_t>(max_ctx, 1), p.block_size);
   uint64_t split = whole;
   double best = filling(items_with(whole));
-  for (uint32_t n = 2; n <= kPagedMaxSplits && best < 0.85; ++n) {
+  for (uint32_t n = 2; n <= kPagedMaxSplits && best < 0.95; ++n) {
     const uint64_t keys = align_up((whole + n - 1) / n, p.block_size);
     if (keys < kMinSplitKeys) break;
     const double f = filling(items_with(keys));
