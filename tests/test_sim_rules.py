@@ -156,6 +156,24 @@ def test_matmul_atomic_adds_from_several_cores_commute(kernels, seed):
     assert torch.allclose(c[:256].view(16, 16), 1.0 + 3 * ref, atol=1e-3)
 
 
+@pytest.mark.parametrize(
+    "roles, message",
+    [
+        (["scratch", "input"], r"an atomic add onto GM 'gm0' bytes \[0, 64\) that nothing in this launch has written"),
+        (["output", "input"], r"an atomic add onto GM 'gm0' bytes \[0, 64\) that nothing in this launch has written"),
+        (["inout", "scratch"], r"the cube reads GM 'gm1' bytes \[0, 32\) that nothing in this launch has written"),
+    ],
+)
+def test_unwritten_gm_folded_into_a_result_is_caught(kernels, roles, message):
+    """The cube multiplying workspace (or output) bytes no instruction of the launch wrote, or an atomic add onto
+    them, folds whatever an earlier kernel left there into the result: named, not left to show as NaN from the
+    poison. (An inout buffer holds the caller's data: atomic adds onto it are fine, as in the test above.)"""
+    buffers = [torch.zeros(512), torch.randn(512).half()]
+    with pytest.raises(RuntimeError, match=message) as err:
+        run(kernels, "matmul_atomic_add", buffers, roles)
+    assert "rule_kernels.cpp:" in str(err.value), str(err.value)
+
+
 def test_outputs_are_poisoned(kernels):
     (g,) = run(kernels, "writes_nothing", [torch.zeros(64)], ["output"])
     assert torch.isnan(g).all()

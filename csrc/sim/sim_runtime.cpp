@@ -179,6 +179,19 @@ void Launch::gm_access(GmBuffer& b, uint64_t lo, uint64_t hi, AccessKind kind, c
     hi = std::min<uint64_t>(b.bytes, end - base);
   }
   std::lock_guard<std::mutex> lock(b.mutex);
+  // GM holds whatever an earlier kernel left until this launch writes it: an atomic add onto such bytes, or the cube
+  // multiplying them, folds that garbage into the result (Matmul高阶API使能多核切K.md: without zeroing the GM first,
+  // AtomicAdd accumulates its original invalid data). Outputs and the workspace start poisoned, so such a read would
+  // only show as NaN in the output; this names it. (The vector may read bytes it then masks, so its reads are not
+  // checked.)
+  const bool folds = kind == AccessKind::kAtomicAdd || (kind == AccessKind::kRead && pipe_of(a.comp) == Pipe::kMm);
+  if (folds && (b.role == GmRole::kScratch || b.role == GmRole::kOutput)) {
+    check(b.shadow.written(lo, hi), a.loc, [&] {
+      return std::string(kind == AccessKind::kAtomicAdd ? "an atomic add onto" : "the cube reads") + " GM '" + b.name +
+             "' bytes [" + std::to_string(lo) + ", " + std::to_string(hi) +
+             ") that nothing in this launch has written (GM keeps whatever an earlier kernel left there)";
+    });
+  }
   b.shadow.access(
       lo, hi, kind, a, [&](const Access& e) { return c.sync.ordered(e, a); },
       [&](const Access& e, AccessKind e_kind, uint64_t l, uint64_t h) {

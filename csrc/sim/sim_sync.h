@@ -100,6 +100,8 @@ class Shadow {
   template <class Ordered, class Race>
   void access(uint64_t lo, uint64_t hi, AccessKind kind, const Access& a, Ordered&& ordered, Race&& race);
   void clear() { segs_.clear(); }
+  // Whether every byte of [lo, hi) has had a plain write (atomic adds and reads alone leave a byte unwritten).
+  bool written(uint64_t lo, uint64_t hi) const;
 
  private:
   struct Seg {
@@ -123,6 +125,18 @@ inline void Shadow::split(uint64_t at) {
     it->second.end = at;
     segs_.emplace_hint(std::next(it), at, std::move(right));
   }
+}
+
+inline bool Shadow::written(uint64_t lo, uint64_t hi) const {
+  auto it = segs_.upper_bound(lo);
+  if (it != segs_.begin()) --it;
+  uint64_t at = lo;
+  for (; at < hi && it != segs_.end(); ++it) {
+    if (it->second.end <= at) continue;
+    if (it->first > at || !it->second.written) return false;
+    at = it->second.end;
+  }
+  return at >= hi;
 }
 
 inline void Shadow::add_latest(std::vector<Access>& list, const Access& a) {
