@@ -96,3 +96,31 @@ def test_model_backward_rows_have_the_forward_columns():
     assert all(len(r) == len(model.FLASH_HEADER) for r in rows)
     full, causal = (float(r[2]) for r in rows)  # modelled us
     assert 0 < causal < full and all(float(r[5]) > 0 for r in rows)  # causal skips tiles; TFLOPS counted
+
+
+def test_model_rows_give_every_operand_its_own_tensor(monkeypatch):
+    """The modelled rows pass distinct q, k, v (and key and value caches, and backward operands): one tensor in two
+    roles would let the L2 model find one operand's lines already brought in by the other's reads (V pages read as
+    hits on what their K page fetched), flattering every figure."""
+    from types import SimpleNamespace
+
+    from ascend_attn.bench import model
+
+    seen = []
+    stats = SimpleNamespace(modelled_us=2.0, roofline_us=1.0, modelled_tflops=1.0, cube_utilisation=0.5,
+                            critical="cube", launch_overhead_us=1.0, kv_splits=1)  # fmt: skip
+
+    def record(*tensors):
+        seen.append([t for t in tensors if hasattr(t, "data_ptr") and t.dim() >= 2])
+        return SimpleNamespace(stats=stats)
+
+    monkeypatch.setattr(model.sim, "flash_attn_varlen_func", lambda *a, **k: record(*a))
+    monkeypatch.setattr(model.sim, "flash_attn_varlen_backward", lambda *a, **k: record(*a))
+    monkeypatch.setattr(model.sim, "paged_attention", lambda *a, **k: record(*a))
+    model.flash_rows([64], heads=2, d=16, cores=2)
+    model.flash_backward_rows([64], heads=2, d=16, cores=2)
+    model.paged_rows([2], [256], heads=4, kv_heads=2, d=16, block=128, cores=2)
+    assert len(seen) == 5  # two flash rows (causal or not), two backward rows, one paged row
+    for tensors in seen:
+        operands = [t for t in tensors if t.dtype == model.torch.float16]  # q, k, v (dout, out; the two caches)
+        assert len({t.data_ptr() for t in operands}) == len(operands) >= 3, [t.shape for t in operands]
