@@ -562,9 +562,8 @@ MUTANTS = [
         GRAD,
         [
             (
-                "        IssueTransposed(seq, pair, pair.rows > cur.rows ? 0 : i % 2, true, added);\n"
-                "        WaitCube(mm_t);\n",
-                "        IssueTransposed(seq, pair, pair.rows > cur.rows ? 0 : i % 2, true, added);\n",
+                "        IssueTransposed(seq, pair, slot, true, added);\n        WaitCube(mm_t);\n",
+                "        IssueTransposed(seq, pair, slot, true, added);\n",
             )
         ],
         ["grad"],

@@ -213,9 +213,10 @@ class FlashAttentionGradKernel {
       pending = !pending && i % 2 == 0 && i + 1 < steps && cur.rows == t_->block_rows && next.head == cur.head &&
                 next.row0 == cur.row0 + int64_t(cur.rows);
       if (!pending) {
-        IssueTransposed(seq, pair, pair.rows > cur.rows ? 0 : i % 2, true, added);
+        const uint32_t slot = pair.rows > cur.rows ? 0 : i % 2;  // a closed pair starts in slot 0, a single in its own
+        IssueTransposed(seq, pair, slot, true, added);
         WaitCube(mm_t);
-        IssueTransposed(seq, pair, pair.rows > cur.rows ? 0 : i % 2, false, added);
+        IssueTransposed(seq, pair, slot, false, added);
         WaitCube(mm_t);
         added = true;
       }
