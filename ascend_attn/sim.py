@@ -37,6 +37,7 @@ class SimStats:
     critical: str  # the busiest unit of the core that finished last, e.g. "AIV 3 V" or "cube"
     useful_flops: int  # 2 * (head_dim + head_dim_v) * visible (query, key) pairs
     kv_splits: int = 1  # paged_attention: KV splits of the longest sequence (> 1: flash-decoding with a combine)
+    heads_per_item: int = 1  # paged_attention: kv heads whose query rows share a work item (and each page's requests)
     modelled_tflops: float = field(init=False)
     launch_overhead_us: float = _sim.model_launch_overhead_us
 

@@ -47,10 +47,12 @@ GRAD = "op_kernel/flash_attention_grad/flash_attention_grad_kernel.h"
 # 128 tokens (positions 500-627) is fully masked, so that their items run no KV tile; 20 items over 8 AIVs, so such an
 # item follows one that stored its lse on the same AIV.
 # paged_nosplit: no split (out and lse written directly) and two pages per KV tile (several requests per tile).
+# paged_grouped: decode items of 4 kv heads (block-diagonal queries in the Q slot), two items per AIV, so that the
+# second item's queries overwrite the slot the first one's requests read.
 # grad: flash_attention_grad, causal GQA with three 256-row blocks per q head of the first key tiles (dV and dK over a
 # pair of blocks, over a full and a short block, and over single blocks in either slot), by default (dQ by atomic adds:
 # dq's last bits follow the interleaving, so only dk and dv are compared) and deterministic (dq, dk and dv).
-PAGED_CASES = ["paged", "paged_prefill", "paged_nosplit"]
+PAGED_CASES = ["paged", "paged_prefill", "paged_nosplit", "paged_grouped"]
 ATTENTION_CASES = ["flash", *PAGED_CASES]
 CASES = [*ATTENTION_CASES, "reshape", "grad"]
 
@@ -481,6 +483,55 @@ MUTANTS = [
         PAGED_CASES,
     ),  # fmt: skip
     Mutant(
+        "Q1",
+        "the Q slot's zeros never written (only the diagonal blocks of the block-diagonal queries)",
+        PAGED,
+        [
+            (
+                "    if (hp > 1 && it.rows > zeroed_rows_) ZeroQueryRows(it.rows);\n",
+                "",
+            )
+        ],
+        ["paged_grouped"],
+        sync=False,
+    ),  # fmt: skip
+    Mutant(
+        "Q2",
+        "no MTE3->S wait after the queries' copy into the Q slot: the cube may read it first",
+        PAGED,
+        [
+            (
+                flags("MTE3_S", "mte3_s") + "  }\n\n  // Zeros",
+                "    (void)mte3_s;\n  }\n\n  // Zeros",
+            )
+        ],
+        ["paged_grouped"],
+    ),  # fmt: skip
+    Mutant(
+        "Q3",
+        "queries copied out of UB into the Q slot with no MTE2->MTE3 wait after their copy in",
+        PAGED,
+        [
+            (
+                flags("MTE2_MTE3", "mte2_mte3"),
+                "    (void)mte2_mte3;\n",
+            )
+        ],
+        ["paged_grouped", "paged_prefill"],
+    ),  # fmt: skip
+    Mutant(
+        "Q4",
+        "the first item's queries copied into UB while the zeros still leave it (no MTE3->MTE2 wait)",
+        PAGED,
+        [
+            (
+                flags("MTE3_MTE2", "mte3_mte2") + "    zeroed_rows_ = rows;",
+                "    (void)mte3_mte2;\n    zeroed_rows_ = rows;",
+            )
+        ],
+        ["paged_grouped"],
+    ),  # fmt: skip
+    Mutant(
         "C1",
         "combined lse written with SetValue (neighbouring rows on other cores, never written back)",
         COMBINE,
@@ -497,13 +548,18 @@ MUTANTS = [
     ),  # fmt: skip
     Mutant(
         "C2",
-        "partials used without DeQue",
+        "partial lse copied in after the EnQue (outside the queue's MTE2->V event)",
         COMBINE,
         [
             (
-                "    in_que_.EnQue(in);\n    in = in_que_.DeQue<float>();\n",
-                "",
-            )
+                "                         AscendC::DataCopyPadExtParams<float>(false, 0, 0, 0.0f));\n"
+                "    in_que_.EnQue(in);\n",
+                "                         AscendC::DataCopyPadExtParams<float>(false, 0, 0, 0.0f));\n",
+            ),
+            (
+                "    AscendC::DataCopyPad(in[lse_at_], part_lse_[row * max_splits_]",
+                "    in_que_.EnQue(in);\n    AscendC::DataCopyPad(in[lse_at_], part_lse_[row * max_splits_]",
+            ),
         ],
         PAGED_CASES,
     ),  # fmt: skip
@@ -668,21 +724,26 @@ def paged_call(g, seed, lens, q_lens, heads, kv_heads, bs, cores):
     q = torch.randn(int(cu[-1]), heads, 64, generator=g).half()
     out, lse, stats = sim.paged_attention(q, kc, vc, tables, torch.tensor(lens, dtype=torch.int32), cu, None, True,
                                           [-1, -1], 0.0, True, cores, False, seed, None)
-    return [out, lse], stats["kv_splits"]
+    return [out, lse], stats
 
 def paged(g, seed):
-    out, splits = paged_call(g, seed, [2500, 40, 7], [1, 1, 1], 8, 2, 128, 24)
-    assert splits > 1, "the paged case must split the KV length"
+    out, stats = paged_call(g, seed, [2500, 40, 7], [1, 1, 1], 8, 2, 128, 24)
+    assert stats["kv_splits"] > 1, "the paged case must split the KV length"
     return out
 
 def paged_prefill(g, seed):
-    out, splits = paged_call(g, seed, [1100], [600], 1, 1, 128, 4)
-    assert splits > 1, "the paged_prefill case must split the KV length"
+    out, stats = paged_call(g, seed, [1100], [600], 1, 1, 128, 4)
+    assert stats["kv_splits"] > 1, "the paged_prefill case must split the KV length"
     return out
 
 def paged_nosplit(g, seed):
-    out, splits = paged_call(g, seed, [300, 200], [1, 20], 8, 2, 64, 2)
-    assert splits == 1, "the paged_nosplit case must not split the KV length"
+    out, stats = paged_call(g, seed, [300, 200], [1, 20], 8, 2, 64, 2)
+    assert stats["kv_splits"] == 1, "the paged_nosplit case must not split the KV length"
+    return out
+
+def paged_grouped(g, seed):
+    out, stats = paged_call(g, seed, [4200, 2100], [1, 1], 32, 8, 128, 1)
+    assert stats["heads_per_item"] == 4, "the paged_grouped case must put 4 kv heads in an item"
     return out
 
 def reshape(g, seed):

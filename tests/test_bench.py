@@ -108,7 +108,7 @@ def test_model_rows_give_every_operand_its_own_tensor(monkeypatch):
 
     seen = []
     stats = SimpleNamespace(modelled_us=2.0, roofline_us=1.0, modelled_tflops=1.0, cube_utilisation=0.5,
-                            critical="cube", launch_overhead_us=1.0, kv_splits=1)  # fmt: skip
+                            critical="cube", launch_overhead_us=1.0, kv_splits=1, heads_per_item=1)  # fmt: skip
 
     def record(*tensors):
         seen.append([t for t in tensors if hasattr(t, "data_ptr") and t.dim() >= 2])

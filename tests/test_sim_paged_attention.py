@@ -12,21 +12,27 @@ from ascend_attn import sim
 
 DTYPES = [torch.float16, torch.bfloat16]
 
-# (context_lens, q_lens (None: decode), block_size, heads, kv_heads, head_dim, options, num_cores, splits expected)
+# (context_lens, q_lens (None: decode), block_size, heads, kv_heads, head_dim, options, num_cores, splits expected,
+#  kv heads per item expected)
 CASES = [
-    ([37, 300, 5, 129], None, 16, 8, 8, 64, {}, 8, False),  # MHA decode, block 16
-    ([2500, 40, 7], None, 128, 8, 2, 128, {}, 24, True),  # one long and two short: split KV, GQA 4
-    ([700, 3], None, 512, 16, 2, 64, {}, 1, False),  # block 512, GQA 8, one core: every item on two AIVs
-    ([90, 400], [5, 3], 16, 4, 1, 64, {"causal": True}, 3, False),  # multi-token (speculative) queries, MQA
-    ([1200], [9], 32, 8, 2, 256, {"window_size": (100, 0), "softcap": 8.0}, 24, True),  # window, softcap, split
-    ([64, 1000], [64, 17], 16, 2, 2, 64, {"causal": True}, 2, False),  # chunked prefill: 64 rows per item
+    ([37, 300, 5, 129], None, 16, 8, 8, 64, {}, 8, False, 1),  # MHA decode, block 16
+    ([2500, 40, 7], None, 128, 8, 2, 128, {}, 24, True, 1),  # one long and two short: split KV, GQA 4
+    ([700, 3], None, 512, 16, 2, 64, {}, 1, False, 1),  # block 512, GQA 8, one core: every item on two AIVs
+    ([90, 400], [5, 3], 16, 4, 1, 64, {"causal": True}, 3, False, 1),  # multi-token (speculative) queries, MQA
+    ([1200], [9], 32, 8, 2, 256, {"window_size": (100, 0), "softcap": 8.0}, 24, True, 1),  # window, softcap, split
+    ([64, 1000], [64, 17], 16, 2, 2, 64, {"causal": True}, 2, False, 1),  # chunked prefill: 64 rows per item
+    ([300, 129, 1000], [3, 1, 2], 128, 32, 8, 64, {"causal": True}, 5, False, 1),  # multi-token rows via the Q slot
+    # Items of several kv heads: block-diagonal queries in the Q slot, O_tmp rows of [hp * dv]
+    ([4200, 2100], None, 128, 32, 8, 64, {}, 1, False, 4),
+    ([6000], [2], 128, 16, 4, 128, {"causal": True, "softcap": 5.0}, 2, True, 2),
+    ([5000, 3000], [2, 1], 256, 16, 2, 128, {"window_size": (700, 0)}, 1, False, 2),
 ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp16", "bf16"])
 @pytest.mark.parametrize("case", CASES, ids=[f"case{i}" for i in range(len(CASES))])
 def test_matches_reference(case, dtype):
-    lens, q_lens, block_size, heads, kv_heads, d, options, cores, split = case
+    lens, q_lens, block_size, heads, kv_heads, d, options, cores, split, heads_per_item = case
     torch.manual_seed(sum(lens) + d)
     kc, vc, tables, ctx = make_paged(lens, block_size, kv_heads, d, d, dtype)
     tokens = len(lens) if q_lens is None else sum(q_lens)
@@ -38,6 +44,7 @@ def test_matches_reference(case, dtype):
     assert_out_close(r.out, ref, ref_lowp)
     assert_lse_close(r.lse, ref_lse, atol=2e-3)
     assert (r.stats.kv_splits > 1) == split, r.stats.kv_splits
+    assert r.stats.heads_per_item == heads_per_item
     assert r.stats.block_dim <= cores
     dry = sim.paged_attention(q, kc, vc, tables, ctx, cu, return_lse=True, num_cores=cores, dry_run=True, **options)
     assert dry.stats.per_core == r.stats.per_core  # exact counters without the arithmetic

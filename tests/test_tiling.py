@@ -114,7 +114,7 @@ def paged_plan(context_lens, q_lens=None, heads=32, kv_heads=8, d=128, block_siz
         ([8192], None, True),  # one sequence x 8 kv heads cannot fill 48 AIVs: split the KV length
         ([32768, 100, 5], None, True),
         ([8192] * 8, None, True),  # 64 items fill 48 AIVs' two rounds to 67%, two splits three to 89%: three splits
-        ([4096] * 12, None, False),  # 96 items fill two rounds exactly
+        ([4096] * 12, None, True),  # 24 items of 4 kv heads, 2 splits of 2048 keys: one full round
         ([1000], None, True),  # 8 items: two splits of 512 keys double the AIVs in use
         ([600], None, False),  # two splits would be shorter than 512 keys: not worth a combine
         ([300, 4000], [100, 7], True),  # multi-token queries (items of 16 tokens x 4 q heads): 64 items, split the long
@@ -126,7 +126,7 @@ def test_paged_items_cover_everything_once(context_lens, q_lens, splits):
     tokens = q_lens or [1] * len(context_lens)
     blocks = [-(-t // p["tokens_per_item"]) for t in tokens]
     split = [max(1, -(-c // p["split_keys"])) for c in context_lens]
-    assert len(weights) == 8 * sum(b * s for b, s in zip(blocks, split, strict=True))
+    assert len(weights) == 8 // p["heads_per_item"] * sum(b * s for b, s in zip(blocks, split, strict=True))
     assert begin[0] == 0 and begin[-1] == len(weights) and all(a < b for a, b in itertools.pairwise(begin))
     assert len(begin) - 1 <= 2 * 24 and p["block_dim"] <= 24
     assert (p["kv_splits"] > 1) == splits and p["split_keys"] % 128 == 0
@@ -139,17 +139,42 @@ def test_paged_items_cover_everything_once(context_lens, q_lens, splits):
 
 
 @pytest.mark.parametrize(
-    "context_lens, splits",
+    "context_lens, heads_per_item, splits",
     [
-        ([8192] * 8, 3),  # 2 splits: 128 items in three rounds of 48 (89%); 3 splits: 192 items, four full rounds
-        ([8192], 6),  # 8 kv heads x 6 splits = 48 items: one full round
-        ([8192] * 64, 1),  # 512 items fill eleven rounds to 97%: no split
+        ([8192] * 8, 4, 3),  # 16 items of 4 kv heads: 2 splits fill one round of 48 to 67%, 3 splits exactly
+        ([8192], 1, 6),  # 8 kv heads x 6 splits = 48 items: one full round (4 heads per item: 2 x 24 < 2048 keys)
+        ([8192] * 64, 4, 3),  # 128 items of 4 kv heads fill three rounds to 89%; 3 splits: 384 items, eight rounds
+        ([4096] * 12, 4, 2),
+        ([1024] * 64, 1, 1),  # 512 items fill eleven rounds to 97%: no split; grouped items would read 1024 keys
     ],
 )
-def test_paged_split_count_fills_the_aiv_rounds(context_lens, splits):
+def test_paged_split_count_fills_the_aiv_rounds(context_lens, heads_per_item, splits):
     """The fewest splits whose items fill the AIVs' rounds to at least 95%: a 90% filling leaves a tenth of the
-    AIVs idle during the last round (MODELLED 8 x 8192: 0.68 of GM bandwidth with 2 splits, 0.76 with 3)."""
-    assert paged_plan(context_lens)["kv_splits"] == splits
+    AIVs idle during the last round (MODELLED 8 x 8192, one kv head per item: 0.68 of GM bandwidth with 2 splits, 0.76
+    with 3)."""
+    p = paged_plan(context_lens)
+    assert (p["heads_per_item"], p["kv_splits"]) == (heads_per_item, splits)
+
+
+@pytest.mark.parametrize(
+    "kwargs, heads_per_item",
+    [
+        ({}, 4),  # GQA 4: 4 kv heads give the cube its 16 rows
+        ({"d": 256}, 2),  # a page's K rows of the item: 512 elements at most
+        ({"heads": 64, "kv_heads": 4}, 1),  # GQA 16 fills the 16 rows alone
+        ({"block_size": 64}, 2),  # O_tmp [rows, hp * dv] per page within an eighth of the page's K and V: 8 rows
+        ({"heads": 8, "kv_heads": 8, "block_size": 16}, 2),  # MHA, pages of 16 keys: 2 rows
+        ({"heads": 24, "kv_heads": 6}, 3),  # 4 does not divide 6 kv heads: 3 do (12 rows)
+        ({"heads": 28, "kv_heads": 7}, 1),  # 7 kv heads: no divisor gives at most 16 rows
+    ],
+)
+def test_paged_groups_kv_heads_into_one_item(kwargs, heads_per_item):
+    """Decode rows of consecutive kv heads share an item (one request per page for all of them) up to the cube's 16
+    rows, when the items stay long and fill the AIVs (MODELLED 8 x 8192, GQA 4: 0.74 of GM bandwidth at 4 kv heads per
+    item, 0.58 at 1)."""
+    p = paged_plan([8192] * 8, **kwargs)
+    assert p["heads_per_item"] == heads_per_item
+    assert p["tokens_per_item"] * heads_per_item * kwargs.get("heads", 32) // kwargs.get("kv_heads", 8) <= 64
 
 
 def test_paged_single_sequence_uses_every_aiv():
@@ -163,6 +188,7 @@ def test_paged_single_sequence_uses_every_aiv():
         ({"block_size": 24}, "block_size must be a multiple of 16"),
         ({"heads": 128, "kv_heads": 1}, "at most 64 query heads per kv head"),
         ({"d": 40}, "head_dim must be a multiple of 16"),
+        ({"heads": 8192, "kv_heads": 8192, "d": 256}, "heads x head_dim must be at most 1048560"),
         ({"cores": 65}, "num_cores must be in"),
     ],
 )
@@ -203,12 +229,14 @@ def test_flash_matmul_tilings_meet_the_documented_constraints(d, dv, seqlen):
     check_cube_tiling(p["mm2"], rows, dv, p["block_cols"])  # O = P V
 
 
+@pytest.mark.parametrize("context_lens", [[1000], [8192] * 8], ids=["one kv head per item", "grouped"])
 @pytest.mark.parametrize("block_size", [16, 64, 128, 512])
 @pytest.mark.parametrize("d", [64, 128, 256])
-def test_paged_matmul_tilings_meet_the_documented_constraints(block_size, d):
-    p = paged_plan([1000], block_size=block_size, d=d)
-    check_cube_tiling(p["mm1"], 64, block_size, d)  # one page per GEMM
-    check_cube_tiling(p["mm2"], 64, d, block_size)
+def test_paged_matmul_tilings_meet_the_documented_constraints(context_lens, block_size, d):
+    p = paged_plan(context_lens, block_size=block_size, d=d)
+    width = p["heads_per_item"] * d  # one page of the item's kv heads per GEMM
+    check_cube_tiling(p["mm1"], 64, block_size, width)
+    check_cube_tiling(p["mm2"], 64, width, block_size)
 
 
 @pytest.mark.parametrize("field", ["heads", "kv_heads", "d", "dv", "cores"])

@@ -21,7 +21,8 @@ from ascend_attn.bench.common import BenchResult, markdown_table, progress, repo
 FLASH_HEADER = ["seqlen", "causal", "timeline us", "roofline us", "timeline / roofline", "TFLOPS", "% cube peak",
                 "cube utilisation", "critical unit"]  # fmt: skip
 PAGED_HEADER = ["seqs", "context", "timeline us", "roofline us", "timeline / roofline", "K/V GB/s",
-                "fraction of GM BW", "same, launch aside", "KV splits", "critical unit"]  # fmt: skip
+                "fraction of GM BW", "same, launch aside", "KV splits", "kv heads per item",
+                "critical unit"]  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,7 +99,7 @@ def paged_rows(seqs: list[int], contexts: list[int], heads: int, kv_heads: int, 
             rate, kernel_rate = kv / (st.modelled_us * 1e-6), kv / ((st.modelled_us - st.launch_overhead_us) * 1e-6)
             rows.append([n, ctx, f"{st.modelled_us:.1f}", f"{st.roofline_us:.1f}",
                          f"{st.modelled_us / st.roofline_us:.2f}", f"{rate / 1e9:.0f}", f"{rate / bw:.2f}",
-                         f"{kernel_rate / bw:.2f}", st.kv_splits, st.critical])  # fmt: skip
+                         f"{kernel_rate / bw:.2f}", st.kv_splits, st.heads_per_item, st.critical])  # fmt: skip
     return rows
 
 

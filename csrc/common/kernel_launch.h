@@ -23,10 +23,11 @@ struct KernelDevice {
 struct KernelLaunch {
   at::Tensor out, lse;  // attention: out [tokens, heads, head_dim_v], lse fp32 [heads, tokens] or empty
   uint32_t block_dim = 0;
-  uint32_t kv_splits = 1;  // paged_attention: KV splits of the longest sequence (> 1: flash-decoding combine)
-  at::Tensor error_flags;  // int32 [workers * 16] in device memory, a 64-byte slot per worker, nonzero when the
-                           // kernel met (and skipped) an index outside the cache; reading it waits for the kernel.
-                           // Undefined for kernels with no such index.
+  uint32_t kv_splits = 1;       // paged_attention: KV splits of the longest sequence (> 1: flash-decoding combine)
+  uint32_t heads_per_item = 1;  // paged_attention: kv heads whose query rows share one work item
+  at::Tensor error_flags;       // int32 [workers * 16] in device memory, a 64-byte slot per worker, nonzero when the
+                                // kernel met (and skipped) an index outside the cache; reading it waits for the kernel.
+                                // Undefined for kernels with no such index.
 };
 
 inline uint8_t* bytes_of(const at::Tensor& t) { return static_cast<uint8_t*>(t.data_ptr()); }

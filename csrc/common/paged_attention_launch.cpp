@@ -40,6 +40,7 @@ KernelLaunch paged_attention_launch(const PagedArgs& p, const KernelDevice& devi
   r.lse = at::empty({a.return_lse ? a.heads : 0, tokens}, q.options().dtype(at::kFloat));
   r.block_dim = plan.block_dim;
   r.kv_splits = plan.tiling.max_splits;
+  r.heads_per_item = plan.tiling.heads_per_item;
   if (plan.block_dim == 0) return r;
 
   // 3. Workspace (its error word zeroed) and the tiling and lengths in device memory.

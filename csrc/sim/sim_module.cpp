@@ -151,6 +151,7 @@ auto simulate(bool dry_run, std::optional<uint64_t> seed, std::optional<std::str
     TORCH_CHECK(dry_run || !r.error_flags.defined() || !r.error_flags.ne(0).any().template item<bool>(), what,
                 ": the kernel met an index outside the cache and skipped it");
     stats["kv_splits"] = r.kv_splits;
+    stats["heads_per_item"] = r.heads_per_item;
   }
   return {r, stats};
 }
@@ -334,6 +335,7 @@ py::dict paged_attention_plan(int64_t heads, int64_t kv_heads, int64_t head_dim,
   d["worker_item_begin"] = std::vector<uint32_t>(t.worker_item_begin, t.worker_item_begin + t.used_workers + 1);
   d["split_keys"] = t.split_keys;
   d["kv_splits"] = t.max_splits;
+  d["heads_per_item"] = t.heads_per_item;
   d["tokens_per_item"] = t.tokens_per_item;
   d["block_cols"] = t.block_cols;
   d["ws_per_aiv"] = t.ws_per_aiv;

@@ -22,6 +22,9 @@ struct SoftmaxShape {
   uint32_t head_dim_v;  // row stride of the O_tmp slot and of O in UB (multiple of 16)
   uint32_t chunk_rows;  // rows kept in UB at once
   float scale, softcap;
+  // O_tmp rows may hold the products of `o_heads` heads side by side ([rows, o_heads * dv]): row r's own are the
+  // dv columns of head (r / o_group) % o_heads (paged_attention's items of several kv heads).
+  uint32_t o_heads = 1, o_group = 1;
 };
 
 // The GM slots of one pipeline stage: scores from the cube, probabilities for it, and its P V.
@@ -29,7 +32,7 @@ template <typename T>
 struct SoftmaxSlots {
   AscendC::GlobalTensor<float> s;  // fp32 [rows, Bc]
   AscendC::GlobalTensor<T> p;      // [rows, Bc]
-  AscendC::GlobalTensor<float> o;  // fp32 [rows, dv]
+  AscendC::GlobalTensor<float> o;  // fp32 [rows, o_heads * dv]
 };
 
 template <typename T>
@@ -87,11 +90,21 @@ class OnlineSoftmaxRows {
 
   // O = alpha * O + O_tmp with the alpha of the tile whose P V the cube wrote to slot `slot`.
   __aicore__ inline void AccumulatePV(uint32_t slot, uint32_t rows) {
-    const uint32_t dv = shape_.head_dim_v;
+    const uint32_t dv = shape_.head_dim_v, heads = shape_.o_heads, group = shape_.o_group;
     for (uint32_t r0 = 0; r0 < rows; r0 += shape_.chunk_rows) {
       const uint32_t n = Min(shape_.chunk_rows, rows - r0);
       AscendC::LocalTensor<float> o_tmp = in_que_.AllocTensor<float>();
-      AscendC::DataCopy(o_tmp, slots_[slot].o[r0 * dv], n * dv);
+      if (heads == 1) {
+        AscendC::DataCopy(o_tmp, slots_[slot].o[r0 * dv], n * dv);
+      } else {  // each run of `group` rows of one head: its dv columns of [rows, heads * dv]
+        const uint16_t blocks = uint16_t(dv * sizeof(float) / 32), gap = uint16_t((heads - 1) * blocks);
+        for (uint32_t r = r0; r < r0 + n;) {
+          const uint32_t run = Min(group - r % group, r0 + n - r);
+          AscendC::DataCopy(o_tmp[(r - r0) * dv], slots_[slot].o[(r * heads + (r / group) % heads) * dv],
+                            AscendC::DataCopyParams(uint16_t(run), blocks, gap, 0));
+          r += run;
+        }
+      }
       in_que_.EnQue(o_tmp);
       o_tmp = in_que_.DeQue<float>();
       AscendC::LocalTensor<float> o = o_acc_[r0 * dv];
