@@ -50,15 +50,29 @@ def test_matches_reference(case, dtype):
     assert dry.stats.per_core == r.stats.per_core  # exact counters without the arithmetic
 
 
+def test_items_of_several_kv_heads_with_head_dim_v():
+    """Grouped items when V's head dim differs from K's: the Q slot is [rows, hp * d], O_tmp [rows, hp * dv]."""
+    torch.manual_seed(7)
+    kc, vc, tables, ctx = make_paged([4200, 2100], 128, 4, 64, 128, torch.bfloat16)
+    q = torch.randn(2, 16, 64).bfloat16()
+    r = sim.paged_attention(q, kc, vc, tables, ctx, return_lse=True, num_cores=1, softcap=30.0)
+    ref, ref_lse = paged_attention_ref(q.float(), kc.float(), vc.float(), tables, ctx, softcap=30.0)
+    ref_lowp, _ = paged_attention_ref(q, kc, vc, tables, ctx, upcast=False, softcap=30.0)
+    assert r.stats.heads_per_item == 4 and r.out.shape == (2, 16, 128)
+    assert_out_close(r.out, ref, ref_lowp)
+    assert_lse_close(r.lse, ref_lse, atol=2e-3)
+
+
 @pytest.mark.parametrize("seed", [2, 9])
-def test_split_kv_is_schedule_independent(seed):
+@pytest.mark.parametrize("lens, heads, kv_heads, heads_per_item", [([2500, 40, 7], 8, 2, 1), ([9000, 40], 32, 8, 2)])
+def test_split_kv_is_schedule_independent(seed, lens, heads, kv_heads, heads_per_item):
     """Flash-decoding (partials, SyncAll, combine across cores) gives bit-identical results whatever order the
     simulated cores run in."""
-    kc, vc, tables, ctx = make_paged([2500, 40, 7], 128, 2, 64, 64, torch.bfloat16)
-    q = torch.randn(3, 8, 64).bfloat16()
+    kc, vc, tables, ctx = make_paged(lens, 128, kv_heads, 64, 64, torch.bfloat16)
+    q = torch.randn(len(lens), heads, 64).bfloat16()
     free = sim.paged_attention(q, kc, vc, tables, ctx, return_lse=True, num_cores=6)
     serial = sim.paged_attention(q, kc, vc, tables, ctx, return_lse=True, num_cores=6, schedule_seed=seed)
-    assert free.stats.kv_splits > 1
+    assert free.stats.kv_splits > 1 and free.stats.heads_per_item == heads_per_item
     assert torch.equal(free.out, serial.out) and torch.equal(free.lse, serial.lse)
 
 
