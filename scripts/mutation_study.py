@@ -513,8 +513,8 @@ MUTANTS = [
         PAGED,
         [
             (
-                flags("MTE2_MTE3", "mte2_mte3"),
-                "    (void)mte2_mte3;\n",
+                flags("MTE2_MTE3", "mte2_mte3").replace("    ", "      "),
+                "      (void)mte2_mte3;\n",
             )
         ],
         ["paged_grouped", "paged_prefill"],
@@ -548,18 +548,13 @@ MUTANTS = [
     ),  # fmt: skip
     Mutant(
         "C2",
-        "partial lse copied in after the EnQue (outside the queue's MTE2->V event)",
+        "partials used without DeQue",
         COMBINE,
         [
             (
-                "                         AscendC::DataCopyPadExtParams<float>(false, 0, 0, 0.0f));\n"
-                "    in_que_.EnQue(in);\n",
-                "                         AscendC::DataCopyPadExtParams<float>(false, 0, 0, 0.0f));\n",
-            ),
-            (
-                "    AscendC::DataCopyPad(in[lse_at_], part_lse_[row * max_splits_]",
-                "    in_que_.EnQue(in);\n    AscendC::DataCopyPad(in[lse_at_], part_lse_[row * max_splits_]",
-            ),
+                "    in_que_.EnQue(in);\n    in = in_que_.DeQue<float>();\n",
+                "",
+            )
         ],
         PAGED_CASES,
     ),  # fmt: skip

@@ -22,6 +22,7 @@ CASES = [
     ([1200], [9], 32, 8, 2, 256, {"window_size": (100, 0), "softcap": 8.0}, 24, True, 1),  # window, softcap, split
     ([64, 1000], [64, 17], 16, 2, 2, 64, {"causal": True}, 2, False, 1),  # chunked prefill: 64 rows per item
     ([300, 129, 1000], [3, 1, 2], 128, 32, 8, 64, {"causal": True}, 5, False, 1),  # multi-token rows via the Q slot
+    ([300], [20], 16, 64, 1, 512, {"causal": True}, 24, False, 1),  # d 512, GQA 64: a token's rows in 8-row pieces
     # Items of several kv heads: block-diagonal queries in the Q slot, O_tmp rows of [hp * dv]
     ([4200, 2100], None, 128, 32, 8, 64, {}, 1, False, 4),
     ([6000], [2], 128, 16, 4, 128, {"causal": True, "softcap": 5.0}, 2, True, 2),

@@ -229,6 +229,23 @@ def test_flash_matmul_tilings_meet_the_documented_constraints(d, dv, seqlen):
     check_cube_tiling(p["mm2"], rows, dv, p["block_cols"])  # O = P V
 
 
+@pytest.mark.parametrize(
+    "kwargs, piece_rows",
+    [
+        ({}, 32),  # 8 KB hold two tokens of 4 kv heads x GQA 4 (decode items have one)
+        ({"q_lens": [64] * 8, "kv_heads": 32}, 32),  # MHA prefill, 4 kv heads per item: 8 tokens per trip
+        ({"heads": 64, "kv_heads": 1, "d": 512, "q_lens": [20] * 8}, 8),  # a token's 64 rows in 8-row pieces
+        ({"context_lens": [9000], "q_lens": [3], "heads": 64, "kv_heads": 1, "d": 512}, 1),  # 15 splits' combine
+    ],
+)
+def test_paged_query_rows_cross_ub_in_pieces_that_fit(kwargs, piece_rows):
+    """The queries go to the Q slot through UB in pieces: whole tokens, kv head runs or rows, as UB leaves room after
+    the softmax state and the combine buffers (d 512 with 15 splits leaves about 1 KB: one row at a time)."""
+    kwargs = {"context_lens": [8192] * 8, **kwargs}
+    p = paged_plan(**kwargs)
+    assert p["query_piece_rows"] == piece_rows and p["chunk_rows"] >= 1
+
+
 @pytest.mark.parametrize("context_lens", [[1000], [8192] * 8], ids=["one kv head per item", "grouped"])
 @pytest.mark.parametrize("block_size", [16, 64, 128, 512])
 @pytest.mark.parametrize("d", [64, 128, 256])

@@ -337,6 +337,8 @@ py::dict paged_attention_plan(int64_t heads, int64_t kv_heads, int64_t head_dim,
   d["kv_splits"] = t.max_splits;
   d["heads_per_item"] = t.heads_per_item;
   d["tokens_per_item"] = t.tokens_per_item;
+  d["query_piece_rows"] = t.query_piece_rows;
+  d["chunk_rows"] = t.chunk_rows;
   d["block_cols"] = t.block_cols;
   d["ws_per_aiv"] = t.ws_per_aiv;
   d["mm1"] = cube_tiling_dict(t.mm1);

@@ -114,18 +114,29 @@ PagedAttentionPlan plan_paged_attention(const PagedAttentionProblem& p, uint32_t
   t.split_keys = uint32_t(choice.split);
   t.max_splits = uint32_t((std::max<int64_t>(max_ctx, 1) + choice.split - 1) / choice.split);
 
-  // 4. Rows per UB chunk, with the item's query rows and the combine phase's buffers beside the softmax state.
-  const uint32_t combine = (t.max_splits > 1 ? PagedCombineLayout(t.max_splits, t.head_dim_v, 2).total() : 0) +
-                           PagedQueryUbBytes(t.tokens_per_item * row_heads, p.head_dim, 2);
+  // 4. UB: rows per softmax chunk, beside the combine phase's buffers and a piece of the item's query rows on its way
+  //    to the Q slot: as many whole tokens as fit (kPagedQueryUbBytes at most), else whole kv head runs (their copy
+  //    into the slot goes run by run; a run of hp > 1 items is at most 8 rows x 256 columns), else rows. The chunk is
+  //    chosen with the smallest piece; the piece then takes what is left.
+  const uint32_t query_row = p.head_dim * 2;
+  auto piece_rows = [&](uint32_t bytes) -> uint32_t {
+    const uint32_t rows = bytes / query_row;
+    if (rows >= row_heads) return std::min(rows / row_heads, t.tokens_per_item) * row_heads;
+    return t.heads_per_item > 1 ? rows / group * group : rows;
+  };
+  const uint32_t combine = t.max_splits > 1 ? PagedCombineLayout(t.max_splits, t.head_dim_v, 2).total() : 0;
+  const uint32_t least_query = PagedQueryUbBytes(t.heads_per_item > 1 ? group : 1, p.head_dim, 2);
   t.chunk_rows = 0;
+  uint32_t used = 0;
   for (uint32_t rows = kPagedRowsPerAiv; rows >= 1; rows /= 2) {
-    if (ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, rows, 2, kPagedRowsPerAiv).total() + combine <=
-        ascend_attn_kernel::kAivUbBudget) {
+    used = ascend_attn_kernel::SoftmaxUbLayout(t.block_cols, t.head_dim_v, rows, 2, kPagedRowsPerAiv).total() + combine;
+    if (used + least_query <= ascend_attn_kernel::kAivUbBudget) {
       t.chunk_rows = rows;
       break;
     }
   }
   require(t.chunk_rows > 0, "value_cache: head_dim_v " + std::to_string(p.head_dim_v) + " does not fit the AIV's UB");
+  t.query_piece_rows = piece_rows(std::min(kPagedQueryUbBytes, ascend_attn_kernel::kAivUbBudget - used));
 
   // 5. Items in (sequence, kv head group, token block, split) order, weighted by the keys they read, over the AIVs.
   const uint64_t split = choice.split;

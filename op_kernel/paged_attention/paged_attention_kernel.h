@@ -84,7 +84,7 @@ class PagedAttentionKernel {
                   SoftmaxShape{kPagedRowsPerAiv, t_->block_cols, t_->head_dim_v, t_->chunk_rows, t_->scale, t_->softcap,
                                t_->heads_per_item, Group()},
                   Slots(aiv), Slots(aiv + t_->ws_slot_bytes));
-    pipe->InitBuffer(q_buf_, PagedQueryUbBytes(t_->tokens_per_item * RowHeads(), t_->head_dim, sizeof(T)));
+    pipe->InitBuffer(q_buf_, PagedQueryUbBytes(t_->query_piece_rows, t_->head_dim, sizeof(T)));
     q_ub_ = q_buf_.Get<T>();
     if (t_->max_splits > 1) combine_.Init(pipe, t_->max_splits, t_->head_dim_v, part_o_, part_lse_);
   }
@@ -236,24 +236,44 @@ class PagedAttentionKernel {
 
   // The item's query rows into its Q slot as the cube reads them, [rows, hp * d]: row r, of kv head a = (r / group) %
   // hp, holds its query in columns [a * d, (a + 1) * d) and zeros elsewhere (ZeroQueryRows), so one product against a
-  // page's K rows of the item's kv heads gives every row the scores of its own head alone. One strided copy in (each
-  // token's row_heads heads are consecutive in q), one copy out per run of a kv head's rows.
+  // page's K rows of the item's kv heads gives every row the scores of its own head alone. The rows go through UB in
+  // pieces of query_piece_rows: whole tokens in one strided copy (each token's row_heads heads are consecutive in q),
+  // else part of a token; out to the slot in one copy, or one per run of a kv head's rows.
   __aicore__ inline void LoadQuery(const PagedItem& it) {
     const uint32_t d = t_->head_dim, hp = t_->heads_per_item, g = Group(), rh = RowHeads();
+    const uint32_t piece = t_->query_piece_rows;
     const uint16_t blocks = uint16_t(d * sizeof(T) / 32);
     if (hp > 1 && it.rows > zeroed_rows_) ZeroQueryRows(it.rows);
-    AscendC::DataCopy(q_ub_, q_[(uint64_t(it.token0) * t_->num_heads + uint64_t(it.kv_head) * g) * d],
-                      AscendC::DataCopyParams(uint16_t(it.tokens), uint16_t(rh * blocks),
-                                              uint16_t((t_->num_heads - rh) * blocks), 0));
-    const AscendC::TEventID mte2_mte3 = GetTPipePtr()->FetchEventID(AscendC::HardEvent::MTE2_MTE3);
-    AscendC::SetFlag<AscendC::HardEvent::MTE2_MTE3>(mte2_mte3);
-    AscendC::WaitFlag<AscendC::HardEvent::MTE2_MTE3>(mte2_mte3);
-    if (hp == 1) {
-      AscendC::DataCopy(q_slot_, q_ub_, it.rows * d);
-    } else {
-      for (uint32_t r = 0; r < it.rows; r += g) {
-        AscendC::DataCopy(q_slot_[(uint64_t(r) * hp + (r / g) % hp) * d], q_ub_[r * d],
-                          AscendC::DataCopyParams(uint16_t(g), blocks, 0, uint16_t((hp - 1) * blocks)));
+    for (uint32_t r0 = 0; r0 < it.rows;) {
+      const uint32_t tt = r0 / rh, h0 = r0 % rh;
+      const uint64_t src = ((uint64_t(it.token0) + tt) * t_->num_heads + uint64_t(it.kv_head) * g + h0) * d;
+      uint32_t n = 0;
+      if (piece >= rh) {  // whole tokens
+        const uint32_t tokens = piece / rh < it.tokens - tt ? piece / rh : it.tokens - tt;
+        n = tokens * rh;
+        AscendC::DataCopy(q_ub_, q_[src],
+                          AscendC::DataCopyParams(uint16_t(tokens), uint16_t(rh * blocks),
+                                                  uint16_t((t_->num_heads - rh) * blocks), 0));
+      } else {
+        n = piece < rh - h0 ? piece : rh - h0;
+        AscendC::DataCopy(q_ub_, q_[src], n * d);
+      }
+      const AscendC::TEventID mte2_mte3 = GetTPipePtr()->FetchEventID(AscendC::HardEvent::MTE2_MTE3);
+      AscendC::SetFlag<AscendC::HardEvent::MTE2_MTE3>(mte2_mte3);
+      AscendC::WaitFlag<AscendC::HardEvent::MTE2_MTE3>(mte2_mte3);
+      if (hp == 1) {
+        AscendC::DataCopy(q_slot_[uint64_t(r0) * d], q_ub_, n * d);
+      } else {
+        for (uint32_t r = r0; r < r0 + n; r += g) {
+          AscendC::DataCopy(q_slot_[(uint64_t(r) * hp + (r / g) % hp) * d], q_ub_[(r - r0) * d],
+                            AscendC::DataCopyParams(uint16_t(g), blocks, 0, uint16_t((hp - 1) * blocks)));
+        }
+      }
+      r0 += n;
+      if (r0 < it.rows) {  // the next piece's copy-in reuses q_ub_
+        const AscendC::TEventID mte3_mte2 = GetTPipePtr()->FetchEventID(AscendC::HardEvent::MTE3_MTE2);
+        AscendC::SetFlag<AscendC::HardEvent::MTE3_MTE2>(mte3_mte2);
+        AscendC::WaitFlag<AscendC::HardEvent::MTE3_MTE2>(mte3_mte2);
       }
     }
     // The cube reads the slot next (the scalar unit sends the request); this wait also orders the next item's
@@ -263,18 +283,21 @@ class PagedAttentionKernel {
     AscendC::WaitFlag<AscendC::HardEvent::MTE3_S>(mte3_s);
   }
 
-  // Zeros over rows [zeroed_rows_, rows) of the Q slot, the first time an item of this worker has that many rows:
-  // LoadQuery only ever writes the diagonal blocks.
+  // Zeros over rows [zeroed_rows_, rows) of the Q slot, the first time an item of this worker has that many rows
+  // (LoadQuery only ever writes the diagonal blocks), from a UB piece of zeros.
   __aicore__ inline void ZeroQueryRows(uint32_t rows) {
-    const uint32_t d = t_->head_dim, hp = t_->heads_per_item, n = rows - zeroed_rows_;
+    const uint32_t d = t_->head_dim, hp = t_->heads_per_item, piece = t_->query_piece_rows;
     const uint16_t blocks = uint16_t(d * sizeof(T) / 32);
-    AscendC::Duplicate(q_ub_, T(0.0f), int32_t(n * d));
+    AscendC::Duplicate(q_ub_, T(0.0f), int32_t(piece * d));
     const AscendC::TEventID v_mte3 = GetTPipePtr()->FetchEventID(AscendC::HardEvent::V_MTE3);
     AscendC::SetFlag<AscendC::HardEvent::V_MTE3>(v_mte3);
     AscendC::WaitFlag<AscendC::HardEvent::V_MTE3>(v_mte3);
-    for (uint32_t a = 0; a < hp; ++a) {
-      AscendC::DataCopy(q_slot_[(uint64_t(zeroed_rows_) * hp + a) * d], q_ub_,
-                        AscendC::DataCopyParams(uint16_t(n), blocks, 0, uint16_t((hp - 1) * blocks)));
+    for (uint32_t r0 = zeroed_rows_; r0 < rows; r0 += piece) {
+      const uint32_t n = rows - r0 < piece ? rows - r0 : piece;
+      for (uint32_t a = 0; a < hp; ++a) {
+        AscendC::DataCopy(q_slot_[(uint64_t(r0) * hp + a) * d], q_ub_,
+                          AscendC::DataCopyParams(uint16_t(n), blocks, 0, uint16_t((hp - 1) * blocks)));
+      }
     }
     const AscendC::TEventID mte3_mte2 = GetTPipePtr()->FetchEventID(AscendC::HardEvent::MTE3_MTE2);
     AscendC::SetFlag<AscendC::HardEvent::MTE3_MTE2>(mte3_mte2);
@@ -371,30 +394,17 @@ class PagedAttentionKernel {
     }
   }
 
-  // This worker's share of the (token, head) rows, combined over their sequence's splits; the next row's partials
-  // are fetched before this row is merged.
+  // This worker's share of the (token, head) rows, combined over their sequence's splits.
   __aicore__ inline void Combine(uint32_t worker) {
     const uint32_t workers = uint32_t(AscendC::GetBlockNum()) * 2;
     const uint64_t rows = uint64_t(t_->num_tokens) * t_->num_heads;
-    const uint64_t first = rows * worker / workers, end = rows * (worker + 1) / workers;
-    if (first >= end) return;
-    uint32_t seq = 0, splits = RowSplits(first, seq);
-    combine_.Fetch(first, splits);
-    for (uint64_t row = first; row < end; ++row) {
-      const uint32_t next = row + 1 < end ? RowSplits(row + 1, seq) : 0;
-      if (row + 1 < end) combine_.Fetch(row + 1, next);
+    uint32_t seq = 0;
+    for (uint64_t row = rows * worker / workers; row < rows * (worker + 1) / workers; ++row) {
       const uint32_t token = uint32_t(row / t_->num_heads);
+      while (uint32_t(cu_q_.GetValue(seq + 1)) <= token) ++seq;
       const AscendC::GlobalTensor<float> lse = lse_[uint64_t(row % t_->num_heads) * t_->num_tokens + token];
-      combine_.Merge(splits, out_[row * t_->head_dim_v], t_->return_lse ? &lse : nullptr);
-      splits = next;
+      combine_.Row(row, SplitsOf(ctx_.GetValue(seq)), out_[row * t_->head_dim_v], t_->return_lse ? &lse : nullptr);
     }
-  }
-
-  // KV splits of (token, head) row `row`; `seq` walks forward to the row's sequence.
-  __aicore__ inline uint32_t RowSplits(uint64_t row, uint32_t& seq) {
-    const uint32_t token = uint32_t(row / t_->num_heads);
-    while (uint32_t(cu_q_.GetValue(seq + 1)) <= token) ++seq;
-    return SplitsOf(ctx_.GetValue(seq));
   }
 
   const PagedAttentionTiling* t_ = nullptr;

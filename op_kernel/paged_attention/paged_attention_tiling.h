@@ -21,15 +21,17 @@ struct PagedAttentionTiling {
   float scale, softcap;
   int32_t window_left, window_right;  // -1 = unbounded; causal is window_right = 0
   uint32_t return_lse;
-  uint32_t block_cols;       // Bc: keys per KV tile, whole pages (multiple of block_size, at least 128 keys)
-  uint32_t chunk_rows;       // rows an AIV keeps in UB at once
-  uint32_t heads_per_item;   // kv heads of one work item (GQA rows of several kv heads share each page's requests)
-  uint32_t tokens_per_item;  // query tokens of one work item: tokens_per_item * heads_per_item * group rows <= 64
-  uint32_t split_keys;       // keys of a KV split at most (multiple of block_size); a sequence has ceil(ctx /
-                             // split_keys) splits, its pages shared among them by PagedSplitBound
-  uint32_t max_splits;       // splits of the longest sequence; 1 = no split, no combine phase
-  uint32_t num_items;        // (sequence, kv head group, token block, split) items
-  uint32_t used_workers;     // AIVs with items
+  uint32_t block_cols;        // Bc: keys per KV tile, whole pages (multiple of block_size, at least 128 keys)
+  uint32_t chunk_rows;        // rows an AIV keeps in UB at once
+  uint32_t heads_per_item;    // kv heads of one work item (GQA rows of several kv heads share each page's requests)
+  uint32_t tokens_per_item;   // query tokens of one work item: tokens_per_item * heads_per_item * group rows <= 64
+  uint32_t query_piece_rows;  // query rows LoadQuery moves through UB at once: whole tokens when one fits, else a
+                              // multiple of group (whole kv head runs) when heads_per_item > 1
+  uint32_t split_keys;        // keys of a KV split at most (multiple of block_size); a sequence has ceil(ctx /
+                              // split_keys) splits, its pages shared among them by PagedSplitBound
+  uint32_t max_splits;        // splits of the longest sequence; 1 = no split, no combine phase
+  uint32_t num_items;         // (sequence, kv head group, token block, split) items
+  uint32_t used_workers;      // AIVs with items
   uint32_t worker_item_begin[kPagedMaxWorkers + 1];  // AIV w runs items [begin[w], begin[w + 1])
   uint64_t ws_per_aiv;     // two slot sets of one AIV (the cube works a tile ahead), then its Q slot
   uint64_t ws_slot_bytes;  // one slot set: S (at 0), P and O_tmp [rows, heads_per_item * dv]
@@ -54,18 +56,19 @@ __host_aicore__ constexpr int64_t PagedSplitBound(int64_t ctx, uint32_t block_si
   return (ctx + block_size - 1) / block_size * j / splits * block_size;
 }
 
-// UB holding an item's query rows on their way from q to the workspace's Q slot: [rows, head_dim].
+// UB holding a piece of an item's query rows on their way from q to the workspace's Q slot: [rows, head_dim], at
+// most kPagedQueryUbBytes unless one row is larger.
+constexpr uint32_t kPagedQueryUbBytes = 8 * 1024;
 __host_aicore__ constexpr uint32_t PagedQueryUbBytes(uint32_t rows, uint32_t head_dim, uint32_t elem_bytes) {
   return ascend_attn_kernel::Round32(rows * head_dim * elem_bytes);
 }
 
-// UB of the combine phase of one AIV (op_kernel/paged_attention/paged_combine.h): the partial O rows and lse of two
-// (token, head) rows in, two output rows and their lse out, the fp32 sum, a scratch row and the reduction results.
-constexpr uint32_t kPagedCombineDepth = 2;
+// UB of the combine phase of one AIV (op_kernel/paged_attention/paged_combine.h): the partial O rows and lse of one
+// (token, head) in, the output row and its lse out, the fp32 sum, a scratch row and the reduction results.
 struct PagedCombineUb {
   uint32_t parts_bytes, lse_bytes, y_bytes, lse_out_bytes, acc_bytes, calc_bytes;
   __host_aicore__ constexpr uint32_t total() const {
-    return kPagedCombineDepth * (parts_bytes + lse_bytes + y_bytes + lse_out_bytes) + calc_bytes;
+    return parts_bytes + lse_bytes + y_bytes + lse_out_bytes + calc_bytes;
   }
 };
 __host_aicore__ constexpr PagedCombineUb PagedCombineLayout(uint32_t max_splits, uint32_t head_dim_v,

@@ -1,8 +1,6 @@
 // The combine phase of flash-decoding: after SyncAll, each AIV merges the KV splits of a share of the
 // (token, head) rows from the partial O (fp32, normalized per split) and partial lse the splits left in GM:
 // out = sum_j w_j O_j / sum_j w_j with w_j = exp(lse_j - m), m = max_j lse_j, and lse = m + ln sum_j w_j.
-// The caller fetches the next row before it merges this one, and a row's copy-out may still be under way when the next
-// one is merged (two buffers each way), so that the copies' latencies overlap the vector work of other rows.
 #pragma once
 #include "../common/softmax_ub.h"
 #include "kernel_operator.h"
@@ -22,27 +20,23 @@ class PagedCombine {
     const PagedCombineUb ub = PagedCombineLayout(max_splits, head_dim_v, sizeof(T));
     lse_at_ = ub.parts_bytes / 4;
     lse_out_at_ = ub.y_bytes / sizeof(T);
-    pipe->InitBuffer(in_que_, kPagedCombineDepth, ub.parts_bytes + ub.lse_bytes);
-    pipe->InitBuffer(out_que_, kPagedCombineDepth, ub.y_bytes + ub.lse_out_bytes);
+    pipe->InitBuffer(in_que_, 1, ub.parts_bytes + ub.lse_bytes);
+    pipe->InitBuffer(out_que_, 1, ub.y_bytes + ub.lse_out_bytes);
     pipe->InitBuffer(calc_buf_, ub.calc_bytes);
     acc_ = calc_buf_.Get<float>();
     scratch_ = acc_[ub.acc_bytes / 4];
     reduce_ = scratch_[ub.acc_bytes / 4];
   }
 
-  // Copies in the partial O and lse of row `row` (of `splits` splits); at most two rows fetched and not merged.
-  __aicore__ inline void Fetch(uint64_t row, uint32_t splits) {
+  // Row `row` of `splits` splits to out[row] (dv) and, when lse is given, lse[row_lse].
+  __aicore__ inline void Row(uint64_t row, uint32_t splits, const AscendC::GlobalTensor<T>& out,
+                             const AscendC::GlobalTensor<float>* lse) {
     AscendC::LocalTensor<float> in = in_que_.AllocTensor<float>();
     AscendC::DataCopy(in, part_o_[row * max_splits_ * dv_], splits * dv_);
     AscendC::DataCopyPad(in[lse_at_], part_lse_[row * max_splits_], AscendC::DataCopyExtParams(1, splits * 4, 0, 0, 0),
                          AscendC::DataCopyPadExtParams<float>(false, 0, 0, 0.0f));
     in_que_.EnQue(in);
-  }
-
-  // The oldest fetched row, of `splits` splits, to out (dv) and, when lse is given, to *lse.
-  __aicore__ inline void Merge(uint32_t splits, const AscendC::GlobalTensor<T>& out,
-                               const AscendC::GlobalTensor<float>* lse) {
-    AscendC::LocalTensor<float> in = in_que_.DeQue<float>();
+    in = in_que_.DeQue<float>();
     AscendC::LocalTensor<float> w = in[lse_at_];
     // Scalars read vector results (ordered by the compiler's auto-sync) and only become instruction operands: the
     // instruction stream is the same whatever the values, so a dry run counts exactly what a real run does.
@@ -80,8 +74,8 @@ class PagedCombine {
   static constexpr float kCombineInf = __builtin_inff();
   uint32_t max_splits_ = 0, dv_ = 0, lse_at_ = 0, lse_out_at_ = 0;
   AscendC::GlobalTensor<float> part_o_, part_lse_;
-  AscendC::TQue<AscendC::TPosition::VECIN, kPagedCombineDepth> in_que_;
-  AscendC::TQue<AscendC::TPosition::VECOUT, kPagedCombineDepth> out_que_;
+  AscendC::TQue<AscendC::TPosition::VECIN, 1> in_que_;
+  AscendC::TQue<AscendC::TPosition::VECOUT, 1> out_que_;
   AscendC::TBuf<AscendC::TPosition::VECCALC> calc_buf_;
   AscendC::LocalTensor<float> acc_, scratch_, reduce_;
 };
