@@ -229,7 +229,8 @@ def paged_attention(
 
     Returns:
         :class:`SimResult` with ``out [num_tokens, heads, head_dim_v]``, ``lse`` fp32 ``[heads, num_tokens]`` (None
-        unless asked) and ``stats``; ``stats.kv_splits`` > 1 when the KV length was split across cores.
+        unless asked) and ``stats``; ``stats.kv_splits`` > 1 when the KV length was split across cores,
+        ``stats.heads_per_item`` > 1 when the q heads of that many kv heads shared each work item (GQA decode).
     """
     window = list(window_size)
     out, lse, raw = _sim.paged_attention(
