@@ -233,6 +233,10 @@ class PagedAttentionKernel {
 
   // One token's rows of one kv head are already [rows, d] in q: the cube reads them there.
   __aicore__ inline bool QueryInPlace(const PagedItem& it) const { return t_->heads_per_item == 1 && it.tokens == 1; }
+  // The item's first query row in q [num_tokens, heads, d]: its first token's q head kv_head * group.
+  __aicore__ inline AscendC::GlobalTensor<T> ItemQuery(const PagedItem& it) const {
+    return q_[(uint64_t(it.token0) * t_->num_heads + uint64_t(it.kv_head) * Group()) * t_->head_dim];
+  }
 
   // The item's query rows into its Q slot as the cube reads them, [rows, hp * d]: row r, of kv head a = (r / group) %
   // hp, holds its query in columns [a * d, (a + 1) * d) and zeros elsewhere (ZeroQueryRows), so one product against a
@@ -242,21 +246,22 @@ class PagedAttentionKernel {
   __aicore__ inline void LoadQuery(const PagedItem& it) {
     const uint32_t d = t_->head_dim, hp = t_->heads_per_item, g = Group(), rh = RowHeads();
     const uint32_t piece = t_->query_piece_rows;
+    const AscendC::GlobalTensor<T> query = ItemQuery(it);
     const uint16_t blocks = uint16_t(d * sizeof(T) / 32);
     if (hp > 1 && it.rows > zeroed_rows_) ZeroQueryRows(it.rows);
     for (uint32_t r0 = 0; r0 < it.rows;) {
       const uint32_t tt = r0 / rh, h0 = r0 % rh;
-      const uint64_t src = ((uint64_t(it.token0) + tt) * t_->num_heads + uint64_t(it.kv_head) * g + h0) * d;
+      const AscendC::GlobalTensor<T> src = query[(uint64_t(tt) * t_->num_heads + h0) * d];
       uint32_t n = 0;
       if (piece >= rh) {  // whole tokens
         const uint32_t tokens = piece / rh < it.tokens - tt ? piece / rh : it.tokens - tt;
         n = tokens * rh;
-        AscendC::DataCopy(q_ub_, q_[src],
+        AscendC::DataCopy(q_ub_, src,
                           AscendC::DataCopyParams(uint16_t(tokens), uint16_t(rh * blocks),
                                                   uint16_t((t_->num_heads - rh) * blocks), 0));
       } else {
         n = piece < rh - h0 ? piece : rh - h0;
-        AscendC::DataCopy(q_ub_, q_[src], n * d);
+        AscendC::DataCopy(q_ub_, src, n * d);
       }
       const AscendC::TEventID mte2_mte3 = GetTPipePtr()->FetchEventID(AscendC::HardEvent::MTE2_MTE3);
       AscendC::SetFlag<AscendC::HardEvent::MTE2_MTE3>(mte2_mte3);
@@ -310,13 +315,13 @@ class PagedAttentionKernel {
   __aicore__ inline void IssueScores(const PagedItem& it, int64_t k0, uint32_t slot) {
     const uint32_t d = t_->head_dim, hk = t_->num_kv_heads, bs = t_->block_size, width = t_->heads_per_item * d;
     const uint32_t cols = uint32_t(it.key_hi - k0 < t_->block_cols ? it.key_hi - k0 : t_->block_cols);
+    const AscendC::GlobalTensor<T> query = QueryInPlace(it) ? ItemQuery(it) : q_slot_;
     for (uint32_t off = 0; off < cols; off += bs) {
       const uint32_t keys = cols - off < bs ? cols - off : bs;
       const int64_t block = PageBlock(it, k0 + off);
       if (block < 0) continue;  // the softmax sees stale scores there; the launch fails on the flag
       mm_qk.SetOrgShape(int(it.rows), int(keys), int(width), int(hk * d), int(t_->block_cols));
-      mm_qk.SetTensorA(QueryInPlace(it) ? q_[(uint64_t(it.token0) * t_->num_heads + uint64_t(it.kv_head) * Group()) * d]
-                                        : q_slot_);
+      mm_qk.SetTensorA(query);
       mm_qk.SetTensorB(k_[(uint64_t(block) * bs * hk + it.kv_head) * d], true);
       mm_qk.SetTail(int(it.rows), int(keys), int(width));
       Send(mm_qk, softmax_.Slot(slot).s[off], 0, qk_pending_);
