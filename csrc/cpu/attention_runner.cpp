@@ -19,10 +19,16 @@ namespace {
 // item's fp32 Qᵀ, O, Sᵀ and one packed K and V tile (head_dim 128) inside a 1 MiB L2.
 constexpr int kItemRows = 192;
 constexpr int kBlockK = 256;
-// Split-KV: never cut a key range below this many keys (the merge and the per-item setup must stay small next to
-// the work), and at most this many splits per item (merge_partials' bound).
+// Split-KV: never cut a key range below this many keys of one kv head (the merge and the per-item setup must stay
+// small next to the work), and at most this many splits per item (merge_partials' bound).
 constexpr int64_t kMinSplitKeys = 1024;
 constexpr int kMaxSplits = 32;
+// Few-query items of several kv heads: one tile's K and V rows of all the item's heads take at most this many bytes
+// (half of a 1 MiB L2, so the V rows the scores pass brought in are still there when P V reads them head by head;
+// measured on 8 x 8192 decode: 256 KiB tiles were slower in bf16, 1 MiB ones no faster), and an item reads at most
+// this many elements of each key row (2048: eight kv heads at head_dim 128).
+constexpr int64_t kFewTileBytes = 512 * 1024;
+constexpr int64_t kFewRowElems = 2048;
 
 // Keys [lo, hi) some row in [row_begin, row_end) of the sequence can see (rows' ranges move monotonically).
 std::pair<int64_t, int64_t> key_span(const FlashParams& p, const SeqDesc& s, int64_t row_begin, int64_t row_end) {
@@ -52,9 +58,10 @@ std::vector<WorkItem> make_work_items(const FlashParams& p, const std::vector<Se
     const size_t s = entry.second;
     const SeqDesc& sd = seqs[s];
     const int64_t tiles = (sd.seqlen_q + t.block_q - 1) / t.block_q;
-    for (int64_t kvh = 0; kvh < p.kv_heads; ++kvh) {
-      for (int64_t g0 = 0; g0 < group; g0 += t.heads_per_item) {
-        const int64_t hc = std::min<int64_t>(t.heads_per_item, group - g0);
+    const int64_t span = group * t.kv_heads_per_item;  // q heads of the kv heads an item reads
+    for (int64_t kvh = 0; kvh < p.kv_heads; kvh += t.kv_heads_per_item) {
+      for (int64_t g0 = 0; g0 < span; g0 += t.heads_per_item) {
+        const int64_t hc = std::min<int64_t>(t.heads_per_item, span - g0);
         for (int64_t tile = tiles - 1; tile >= 0; --tile) {
           const int64_t r0 = tile * t.block_q, r1 = std::min<int64_t>(r0 + t.block_q, sd.seqlen_q);
           items.push_back(WorkItem{static_cast<int32_t>(s), static_cast<int32_t>(kvh * group + g0),
@@ -85,31 +92,48 @@ FlashTiling choose_tiling(const FlashParams& p, const std::vector<SeqDesc>& seqs
     if (count_items() >= 4 * threads || t.block_q <= 24) break;
     t.block_q = (t.block_q + 1) / 2;
   }
+  // Decode: the rows of one kv head take the few-query path, and reading only one head's slice of every key row
+  // (256 bytes of each 2 KiB in bf16) leaves the DRAM streams short and scattered, so an item takes every kv head
+  // whose rows fit in a short contiguous run; split_keys then finds the parallelism in the key range instead.
+  if (t.block_q * group <= kFewQueryRows) {
+    int64_t kvh = 1;
+    for (int64_t d = 2; d <= p.kv_heads; ++d)
+      if (p.kv_heads % d == 0 && d * (p.head_dim + p.head_dim_v) <= kFewRowElems && d * t.block_q * group <= kItemRows)
+        kvh = d;
+    if (kvh > 1) {
+      t.kv_heads_per_item = static_cast<int32_t>(kvh);
+      t.heads_per_item = static_cast<int32_t>(kvh * group);
+      const int64_t elem_bytes = p.dtype == ElemType::kFloat32 ? 4 : 2;
+      const int64_t keys = kFewTileBytes / (kvh * (p.head_dim + p.head_dim_v) * elem_bytes) / 16 * 16;
+      t.block_k = static_cast<int32_t>(std::clamp<int64_t>(keys, 16, kBlockK));
+    }
+  }
   return t;
 }
 
 // Flash-decoding: when there are fewer items than 2 per thread, cut long key ranges into up to kMaxSplits pieces
 // (whole K/V tiles) whose partial results are merged afterwards. Returns the number of partial slots used; `groups`
 // gets, per split item, the range of its pieces in `items`.
-int64_t split_keys(const FlashParams& p, const std::vector<SeqDesc>& seqs, int threads, std::vector<WorkItem>& items,
-                   std::vector<std::pair<size_t, size_t>>& groups) {
+int64_t split_keys(const FlashParams& p, const std::vector<SeqDesc>& seqs, const FlashTiling& t, int threads,
+                   std::vector<WorkItem>& items, std::vector<std::pair<size_t, size_t>>& groups) {
   if (items.empty() || static_cast<int64_t>(items.size()) >= 2 * threads) return 0;
   const int64_t want = (4 * threads + static_cast<int64_t>(items.size()) - 1) / static_cast<int64_t>(items.size());
   std::vector<WorkItem> out;
   int64_t slots = 0;
   for (const WorkItem& it : items) {
     const auto [lo, hi] = key_span(p, seqs[it.seq], it.row_begin, it.row_end);
-    const int64_t splits = std::clamp<int64_t>(std::min(want, (hi - lo) / kMinSplitKeys), 1, kMaxSplits);
+    const int64_t head_keys = (hi - lo) * t.kv_heads_per_item;
+    const int64_t splits = std::clamp<int64_t>(std::min(want, head_keys / kMinSplitKeys), 1, kMaxSplits);
     if (splits == 1) {
       out.push_back(it);
       continue;
     }
-    const int64_t tiles = (hi - lo + kBlockK - 1) / kBlockK;
+    const int64_t tiles = (hi - lo + t.block_k - 1) / t.block_k;
     groups.emplace_back(out.size(), out.size() + splits);
     for (int64_t s = 0; s < splits; ++s) {
       WorkItem piece = it;
-      piece.key_begin = static_cast<int32_t>(lo + tiles * s / splits * kBlockK);
-      piece.key_end = static_cast<int32_t>(std::min(hi, lo + tiles * (s + 1) / splits * kBlockK));
+      piece.key_begin = static_cast<int32_t>(lo + tiles * s / splits * t.block_k);
+      piece.key_end = static_cast<int32_t>(std::min(hi, lo + tiles * (s + 1) / splits * t.block_k));
       piece.partial = static_cast<int32_t>(slots++);
       out.push_back(piece);
     }
@@ -187,7 +211,7 @@ void run_attention(FlashParams p, const std::vector<SeqDesc>& seqs, bool split_k
   const FlashTiling tiling = choose_tiling(p, seqs, threads);
   std::vector<WorkItem> items = make_work_items(p, seqs, tiling);
   std::vector<std::pair<size_t, size_t>> groups;
-  const int64_t slots = split_kv ? split_keys(p, seqs, threads, items, groups) : 0;
+  const int64_t slots = split_kv ? split_keys(p, seqs, tiling, threads, items, groups) : 0;
   at::Tensor partial_out, partial_lse;
   if (slots > 0) {
     p.partial_rows = static_cast<int64_t>(tiling.block_q) * tiling.heads_per_item;

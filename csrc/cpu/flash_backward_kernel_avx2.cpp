@@ -1,4 +1,6 @@
 // AVX2 + FMA build of the backward kernel. The kernel source is shared by every ISA: see flash_backward_kernel_impl.h.
+#include <immintrin.h>
+
 #include <cstdint>
 
 #include "cpu/flash_backward_kernel.h"

@@ -49,16 +49,22 @@ struct FlashParams {
   int64_t partial_rows;
 };
 
+// Work items whose rows of one kv head number at most this take the kernel's row-major few-query (decode) path.
+constexpr int kFewQueryRows = 8;
+
 // Tile sizes chosen by the driver.
 struct FlashTiling {
   int32_t block_q;         // query rows of one head per work item
   int32_t block_k;         // keys per K/V tile
-  int32_t heads_per_item;  // q heads of one kv head stacked into the rows of one work item (they share K/V tiles)
+  int32_t heads_per_item;  // q heads stacked into the rows of one work item (they share K/V tiles)
+  // Few-query (decode) items cover this many consecutive kv heads (heads_per_item = kv_heads_per_item x group), so
+  // they read each key's K and V rows of all those heads as one contiguous run; 1 otherwise.
+  int32_t kv_heads_per_item = 1;
 };
 
-// Rows [row_begin, row_end) of q heads [head_begin, head_begin + head_count), all mapped to one kv head, attending
-// to the keys in [key_begin, key_end) that they can see. Row r of the item is (head head_begin + r / rows,
-// query row_begin + r % rows).
+// Rows [row_begin, row_end) of q heads [head_begin, head_begin + head_count), attending to the keys in
+// [key_begin, key_end) that they can see. Row r of the item is (head head_begin + r / rows, query row_begin + r %
+// rows). The heads map to one kv head, or to FlashTiling::kv_heads_per_item whole groups of consecutive kv heads.
 struct WorkItem {
   int32_t seq, head_begin, head_count, row_begin, row_end;
   int32_t key_begin, key_end;

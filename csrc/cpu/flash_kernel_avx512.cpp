@@ -1,4 +1,6 @@
 // AVX-512 build. The kernel source is shared by every ISA: see flash_kernel_impl.h.
+#include <immintrin.h>
+
 #include <cstdint>
 
 #include "cpu/flash_kernel.h"

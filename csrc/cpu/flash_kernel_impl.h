@@ -11,19 +11,17 @@
 #pragma once
 #include "cpu/tile_util.h"
 
-// Items with at most this many query rows take the row-major (decode) path below.
-constexpr int kSmallRows = 8;
 // Largest K/V tile (FlashTiling::block_k) a kernel accepts: bounds the per-tile row-pointer arrays.
 constexpr int kMaxBlockK = 512;
-// Keys per slice of the few-query path's dot products between two bursts of prefetches.
-constexpr int kPrefetchChunk = 16;
+// How many keys ahead of its dot products the few-query path prefetches K rows.
+constexpr int kFewPrefetchKeys = 16;
 
 // Per-thread scratch, in floats, every region 64-byte aligned.
 struct ScratchLayout {
   int64_t mp;                 // queries rounded up to whole panels of NR
   int64_t ldo;                // head_dim_v rounded up to NR
   int64_t v_panel_stride;     // floats per packed V panel
-  int64_t qt, kt, vp, st, o;  // Qᵀ panels, K tile, V panels, Sᵀ [block_k][mp], O [mp][ldo]
+  int64_t qt, kt, vp, st, o;  // Qᵀ panels (few-query rows), K tile, V panels, Sᵀ [block_k][mp] (S), O [mp][ldo]
   int64_t m, l, alpha;        // per query: running max, sum, rescale
   int64_t lo, hi, pos;        // per query, int32 (floats are inexact past 2^24): visible keys [lo, hi), position
   int64_t slope;              // per query: alibi slope
@@ -42,8 +40,8 @@ inline ScratchLayout scratch_layout(const FlashParams& p, const FlashTiling& t) 
     return start;
   };
   const int64_t dp = round_up(p.head_dim, W);  // few-query items keep zero-padded fp32 rows of dp floats
-  s.qt = take(s.mp * p.head_dim > kSmallRows * dp ? s.mp * p.head_dim : kSmallRows * dp);
-  s.kt = take(static_cast<int64_t>(t.block_k) * dp);
+  s.qt = take(s.mp * dp);
+  s.kt = take(static_cast<int64_t>(t.block_k) * p.head_dim);
   s.vp = take(s.ldo / NR * s.v_panel_stride);
   s.st = take(static_cast<int64_t>(t.block_k) * s.mp);
   s.o = take(s.mp * s.ldo);
@@ -115,9 +113,11 @@ inline void softmax_panel(const FlashParams& p, float* st, int64_t ld, int a, in
   }
 }
 
-// ---- few-query items (decode: M = heads per kv head x new tokens <= kSmallRows) ----
+// ---- few-query items (decode: heads per kv head x new tokens <= kFewQueryRows rows per kv head) ----
 // With queries on the vector lanes most lanes would idle, so these items keep scores row-major, S[r][key]: q·k is a
-// dot product over head_dim, and the softmax runs along the keys of each row.
+// dot product over head_dim, and the softmax runs along the keys of each row. K and V are read where they lie (no
+// converted copy of the tile). Such an item may cover several kv heads (FlashTiling::kv_heads_per_item): its scores
+// take a pair of keys at a time, every kv head's rows in turn, so the reads run along whole key rows.
 
 inline float hsum_tree(vf v) {
   float t[W];
@@ -127,42 +127,119 @@ inline float hsum_tree(vf v) {
   return t[0];
 }
 
-// S[r][j] = Q[r] · K[j] for rows r < M and keys j in [a, b); Q rows and K rows hold `dp` floats (dp % W == 0,
-// zero padded). One pass over each K row serves all M rows.
-template <int M>
-inline void dot_scores(const float* Q, const float* K, int dp, int a, int b, float* S, int64_t lds) {
-  for (int j = a; j < b; ++j) {
-    const float* krow = K + static_cast<int64_t>(j) * dp;
-    vf acc[M];
-    for (int r = 0; r < M; ++r) acc[r] = vf{};
-    for (int c = 0; c < dp; c += W) {
-      const vf kv = vload(krow + c);
-      for (int r = 0; r < M; ++r) acc[r] += vload(Q + r * dp + c) * kv;
-    }
-    for (int r = 0; r < M; ++r) S[r * lds + j] = hsum_tree(acc[r]);
+// Lanes [0, W/2) hold the sums of a's lane pairs (a0 + a1, a2 + a3, ...), lanes [W/2, W) those of b's.
+inline vf pair_sums(vf a, vf b) {
+  vi even, odd;
+  for (int i = 0; i < W; ++i) {
+    even[i] = 2 * i;
+    odd[i] = 2 * i + 1;
+  }
+  return __builtin_shuffle(a, b, even) + __builtin_shuffle(a, b, odd);
+}
+
+// out(i, sum of x[i]'s lanes) for i < N: W vectors at a time are folded pairwise into one whose lane i is x[i]'s sum,
+// far fewer instructions than N separate horizontal sums.
+template <int N, typename Out>
+inline void hsum_each(const vf* x, Out out) {
+  for (int g = 0; g < N; g += W) {
+    vf y[W];
+    for (int i = 0; i < W; ++i) y[i] = g + i < N ? x[g + i] : vf{};
+    for (int count = W; count > 1; count /= 2)
+      for (int i = 0; i < count / 2; ++i) y[i] = pair_sums(y[2 * i], y[2 * i + 1]);
+    for (int i = 0; i < W && g + i < N; ++i) out(g + i, y[0][i]);
   }
 }
 
-inline void dot_scores_rows(int m, const float* Q, const float* K, int dp, int a, int b, float* S, int64_t lds) {
-  switch (m) {
-    case 8:
-      return dot_scores<8>(Q, K, dp, a, b, S, lds);
-    case 7:
-      return dot_scores<7>(Q, K, dp, a, b, S, lds);
-    case 6:
-      return dot_scores<6>(Q, K, dp, a, b, S, lds);
-    case 5:
-      return dot_scores<5>(Q, K, dp, a, b, S, lds);
-    case 4:
-      return dot_scores<4>(Q, K, dp, a, b, S, lds);
-    case 3:
-      return dot_scores<3>(Q, K, dp, a, b, S, lds);
-    case 2:
-      return dot_scores<2>(Q, K, dp, a, b, S, lds);
-    default:
-      return dot_scores<1>(Q, K, dp, a, b, S, lds);
+// Scores of keys [j, j + KEYS) for rows r < M: S[r][j + i] = Q[r] · K[j + i], K row j at rows[j] + off (D elements,
+// converted to fp32 as they are loaded: no copy of the tile); Q rows are dp floats apart, zero padded.
+template <ElemType E, int M, int KEYS>
+inline void dot_keys(const float* Q, int dp, const typename Elem<E>::T* const* rows, int64_t off, int D, int j,
+                     float* S, int64_t lds) {
+  vf acc[KEYS * M];  // key i, row r at i * M + r
+  for (int i = 0; i < KEYS * M; ++i) acc[i] = vf{};
+  auto step = [&](int c, const vf* x) {
+    for (int r = 0; r < M; ++r) {
+      const vf qv = vload(Q + r * dp + c);
+      for (int i = 0; i < KEYS; ++i) acc[i * M + r] += qv * x[i];
+    }
+  };
+  const int full = D / W * W;
+  vf x[KEYS];
+  for (int c = 0; c < full; c += W) {
+    for (int i = 0; i < KEYS; ++i) x[i] = load_vec<E>(rows[j + i] + off + c);
+    step(c, x);
+  }
+  if (full < D) {
+    for (int i = 0; i < KEYS; ++i) x[i] = load_vec_part<E>(rows[j + i] + off + full, D - full);
+    step(full, x);
+  }
+  hsum_each<KEYS * M>(acc, [&](int i, float sum) { S[i % M * lds + j + i / M] = sum; });
+}
+
+// S[r][j] = Q[r] · K[j] for rows r < M and keys j < n (see dot_keys). Up to four rows take two keys per pass, so the
+// FMA units see 2M independent chains.
+template <ElemType E, int M>
+inline void dot_scores(const float* Q, int dp, const typename Elem<E>::T* const* rows, int64_t off, int D, int n,
+                       float* S, int64_t lds) {
+  int j = 0;
+  if (M <= 4)
+    for (; j + 2 <= n; j += 2) dot_keys<E, M, 2>(Q, dp, rows, off, D, j, S, lds);
+  for (; j < n; ++j) dot_keys<E, M, 1>(Q, dp, rows, off, D, j, S, lds);
+}
+
+// Row counts as types, so a run-time count 1..N can pick a kernel compiled for it (with_rows below).
+template <int M>
+struct Rows {
+  static constexpr int value = M;
+};
+
+// f(Rows<m>{}) for 1 <= m <= N (m < 1 counts as 1).
+template <int N, typename F>
+inline void with_rows(int m, F f) {
+  if constexpr (N > 1) {
+    if (m == N) return f(Rows<N>{});
+    return with_rows<N - 1>(m, f);
+  } else {
+    f(Rows<1>{});
   }
 }
+
+// O[r][c] += sum over keys j < n of P[r][j] V[j][c] for rows r < M (P row r at P + r * ldp, O row r at O + r * ldo,
+// ldo >= Dv rounded up to NR), V row j at rows[j] + off (Dv elements, converted to fp32 as they are loaded).
+template <ElemType E, int M>
+inline void pv_accumulate(int n, const float* P, int64_t ldp, const typename Elem<E>::T* const* rows, int64_t off,
+                          int Dv, float* O, int64_t ldo) {
+  for (int c = 0; c < Dv; c += NR) {
+    const int w = Dv - c;  // columns left; the panel is whole when w >= NR
+    vf c0[M], c1[M];
+    for (int r = 0; r < M; ++r) {
+      c0[r] = vload(O + r * ldo + c);
+      c1[r] = vload(O + r * ldo + c + W);
+    }
+    auto step = [&](int j, vf b0, vf b1) {
+      for (int r = 0; r < M; ++r) {
+        const float pr = P[r * ldp + j];
+        c0[r] += b0 * pr;
+        c1[r] += b1 * pr;
+      }
+    };
+    if (w >= NR) {
+      for (int j = 0; j < n; ++j) step(j, load_vec<E>(rows[j] + off + c), load_vec<E>(rows[j] + off + c + W));
+    } else {
+      for (int j = 0; j < n; ++j) {
+        const typename Elem<E>::T* v = rows[j] + off + c;
+        step(j, w >= W ? load_vec<E>(v) : load_vec_part<E>(v, w), w > W ? load_vec_part<E>(v + W, w - W) : vf{});
+      }
+    }
+    for (int r = 0; r < M; ++r) {
+      vstore(O + r * ldo + c, c0[r]);
+      vstore(O + r * ldo + c + W, c1[r]);
+    }
+  }
+}
+
+// Rows per pv_accumulate call: 2 x kPvRows accumulators, two V vectors and a broadcast fit AVX2's 16 registers.
+constexpr int kPvRows = 4;
 
 inline void softcap_row(float* s, int n, float cap) {
   const float inv = 1.0f / cap;
@@ -238,7 +315,10 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
   const int rows = item.row_end - item.row_begin;
   const int M = rows * item.head_count;
   const int panels = static_cast<int>((M + NR - 1) / NR);
-  const int kv_head = item.head_begin / (p.heads / p.kv_heads);
+  const int group = p.heads / p.kv_heads;
+  const int kv_head = item.head_begin / group;  // the item's first kv head
+  const int kvh = item.head_count > group ? item.head_count / group : 1;
+  const int mh = M / kvh;  // rows of each kv head: [a * mh, (a + 1) * mh) belong to kv head kv_head + a
   const int D = p.head_dim, Dv = p.head_dim_v;
   const int Bc = t.block_k;
   const int64_t mp = L.mp;
@@ -261,13 +341,20 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
       if (++off == p.block_size) off = 0, ++page;
     }
   };
-  const T* k_rows[kMaxBlockK];
+  const T* k_rows[kMaxBlockK];  // this tile's rows
   const T* v_rows[kMaxBlockK];
-  auto prefetch_tile = [&](int64_t j, int n) {
-    rows_of(k, p.k_row_stride, p.k_block_stride, j, n, k_rows);
-    rows_of(v, p.v_row_stride, p.v_block_stride, j, n, v_rows);
-    prefetch_rows([&](int64_t r) { return k_rows[r]; }, 0, n, D * sizeof(T));
-    prefetch_rows([&](int64_t r) { return v_rows[r]; }, 0, n, Dv * sizeof(T));
+  const T* k_next[kMaxBlockK];  // the next tile's rows, being prefetched
+  const T* v_next[kMaxBlockK];
+  auto next_tile = [&](int64_t j, int n) {
+    rows_of(k, p.k_row_stride, p.k_block_stride, j, n, k_next);
+    rows_of(v, p.v_row_stride, p.v_block_stride, j, n, v_next);
+  };
+  // Prefetches rows [r0, r1) of the next tile, every kv head of the item.
+  auto prefetch_next = [&](int r0, int r1) {
+    for (int a = 0; a < kvh; ++a) {
+      prefetch_rows([&](int64_t r) { return k_next[r] + a * p.k_head_stride; }, r0, r1, D * sizeof(T));
+      prefetch_rows([&](int64_t r) { return v_next[r] + a * p.v_head_stride; }, r0, r1, Dv * sizeof(T));
+    }
   };
 
   float* Qt = scratch + L.qt;
@@ -311,11 +398,15 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
     }
   }
   // The first K/V tile loads while Qᵀ is packed; later tiles are prefetched during the previous tile's work.
-  if (key_lo < key_hi) prefetch_tile(key_lo, static_cast<int>(key_hi - key_lo < Bc ? key_hi - key_lo : Bc));
+  if (key_lo < key_hi) {
+    const int n0 = static_cast<int>(key_hi - key_lo < Bc ? key_hi - key_lo : Bc);
+    next_tile(key_lo, n0);
+    prefetch_next(0, n0);
+  }
   auto q_row = [&](int r) {
     return q + (item.row_begin + r % rows) * p.q_row_stride + (item.head_begin + r / rows) * p.q_head_stride;
   };
-  const bool few = M <= kSmallRows;
+  const bool few = mh <= kFewQueryRows;
   const int dp = static_cast<int>(round_up(D, W));
   if (few) {
     for (int r = 0; r < M; ++r) load_row_padded<E>(Qt + r * dp, q_row(r), D, dp, p.scale);
@@ -329,31 +420,38 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
     int ulo, uhi;
     key_union(lo, hi, 0, M, j0, n, &ulo, &uhi);
     if (ulo >= uhi) continue;
-    const int kld = few ? dp : D;
     rows_of(k, p.k_row_stride, p.k_block_stride, j0 + ulo, uhi - ulo, k_rows);
     rows_of(v, p.v_row_stride, p.v_block_stride, j0 + ulo, uhi - ulo, v_rows);
-    for (int r = 0; r < uhi - ulo; ++r)
-      load_row_padded<E>(Kt + static_cast<int64_t>(ulo + r) * kld, k_rows[r], D, kld, 1.0f);
-    pack_panels<E>(
-        Vp + static_cast<int64_t>(ulo) * NR, [&](int r) { return v_rows[r]; }, uhi - ulo, Dv, L.v_panel_stride);
     const int next_n = static_cast<int>(key_hi - j0 - Bc < Bc ? key_hi - j0 - Bc : Bc);
+    if (next_n > 0) next_tile(j0 + Bc, next_n);
 
     if (few) {
-      // S[r][key] = q_r · k, then each row's online softmax and O += P V over the keys some row sees.
-      // The next tile's rows are prefetched a slice per chunk of keys, spread over this tile's dot products.
-      if (next_n > 0) {
-        rows_of(k, p.k_row_stride, p.k_block_stride, j0 + Bc, next_n, k_rows);
-        rows_of(v, p.v_row_stride, p.v_block_stride, j0 + Bc, next_n, v_rows);
-      }
-      for (int c = ulo; c < uhi; c += kPrefetchChunk) {
-        const int ce = uhi - c < kPrefetchChunk ? uhi : c + kPrefetchChunk;
-        if (next_n > 0) {
-          const int f0 = next_n * (c - ulo) / (uhi - ulo), f1 = next_n * (ce - ulo) / (uhi - ulo);
-          prefetch_rows([&](int64_t r) { return k_rows[r]; }, f0, f1, D * sizeof(T));
-          prefetch_rows([&](int64_t r) { return v_rows[r]; }, f0, f1, Dv * sizeof(T));
+      // S[r][key] = q_r · k for every kv head's rows, a pair of keys at a time so the reads run along whole key rows;
+      // each row's online softmax; then O += P V, one kv head after the other, over the keys some row sees.
+      // Hardware stream prefetchers follow demand reads: the scores read K key by key, and touching one byte of each
+      // line of the same keys' V rows starts V's stream too, so the P V pass finds V in cache (on the 2-core EPYC we
+      // measure on, software prefetches of V gained less). K rows kFewPrefetchKeys ahead are prefetched as well.
+      const int nk = uhi - ulo;
+      unsigned touched = 0;
+      for (int c = 0; c < nk; c += 2) {
+        const int cn = nk - c < 2 ? 1 : 2;
+        for (int i = c; i < c + cn; ++i) {
+          for (int a = 0; a < kvh; ++a) {
+            const unsigned char* vr = reinterpret_cast<const unsigned char*>(v_rows[i] + a * p.v_head_stride);
+            for (int b = 0; b < Dv * static_cast<int>(sizeof(T)); b += 64) touched += vr[b];
+            if (i + kFewPrefetchKeys < nk)
+              prefetch_rows([&](int64_t) { return k_rows[i + kFewPrefetchKeys] + a * p.k_head_stride; }, 0, 1,
+                            D * sizeof(T));
+          }
         }
-        dot_scores_rows(M, Qt, Kt, dp, c, ce, St, Bc);
+        for (int a = 0; a < kvh; ++a)
+          with_rows<kFewQueryRows>(mh, [&](auto count) {
+            dot_scores<E, decltype(count)::value>(Qt + static_cast<int64_t>(a) * mh * dp, dp, k_rows + c,
+                                                  a * p.k_head_stride, D, cn,
+                                                  St + static_cast<int64_t>(a) * mh * Bc + ulo + c, Bc);
+          });
       }
+      __asm__ volatile("" : : "r"(touched));  // keeps the touches: their values are not needed
       for (int r = 0; r < M; ++r) {
         float* s = St + static_cast<int64_t>(r) * Bc;
         const int a = static_cast<int>(lo[r] - j0 > ulo ? lo[r] - j0 : ulo);
@@ -365,28 +463,27 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
         const float al = softmax_row(p, s, ulo, uhi, a, b, j0, pos[r], slope[r], m + r, l + r);
         if (al != 1.f) scale_row(O + r * L.ldo, static_cast<int>(L.ldo), al);
       }
-      for (int r0 = 0; r0 < M; r0 += MR) {
-        const int mr = M - r0 < MR ? M - r0 : MR;
-        for (int64_t c = 0; c < L.ldo; c += NR)
-          ukernel_rows(mr, uhi - ulo, St + static_cast<int64_t>(r0) * Bc + ulo, Bc, 1,
-                       Vp + (c / NR) * L.v_panel_stride + static_cast<int64_t>(ulo) * NR, NR, O + r0 * L.ldo + c, L.ldo,
-                       true);
+      for (int a = 0; a < kvh; ++a) {
+        for (int r0 = a * mh; r0 < (a + 1) * mh; r0 += kPvRows) {
+          const int mr = (a + 1) * mh - r0 < kPvRows ? (a + 1) * mh - r0 : kPvRows;
+          with_rows<kPvRows>(mr, [&](auto count) {
+            pv_accumulate<E, decltype(count)::value>(nk, St + static_cast<int64_t>(r0) * Bc + ulo, Bc, v_rows,
+                                                     a * p.v_head_stride, Dv, O + r0 * L.ldo, L.ldo);
+          });
+        }
       }
       continue;
     }
 
+    for (int r = 0; r < uhi - ulo; ++r)
+      load_row_padded<E>(Kt + static_cast<int64_t>(ulo + r) * D, k_rows[r], D, D, 1.0f);
+    pack_panels<E>(
+        Vp + static_cast<int64_t>(ulo) * NR, [&](int r) { return v_rows[r]; }, uhi - ulo, Dv, L.v_panel_stride);
+
     // Sᵀ = K Qᵀ and the online softmax, one panel of NR queries at a time, while the next tile's K and V rows are
     // prefetched a slice per panel so their DRAM reads overlap this tile's arithmetic.
-    if (next_n > 0) {
-      rows_of(k, p.k_row_stride, p.k_block_stride, j0 + Bc, next_n, k_rows);
-      rows_of(v, p.v_row_stride, p.v_block_stride, j0 + Bc, next_n, v_rows);
-    }
     for (int qp = 0; qp < panels; ++qp) {
-      if (next_n > 0) {
-        const int f0 = next_n * qp / panels, f1 = next_n * (qp + 1) / panels;
-        prefetch_rows([&](int64_t r) { return k_rows[r]; }, f0, f1, D * sizeof(T));
-        prefetch_rows([&](int64_t r) { return v_rows[r]; }, f0, f1, Dv * sizeof(T));
-      }
+      if (next_n > 0) prefetch_next(next_n * qp / panels, next_n * (qp + 1) / panels);
       const int q0 = qp * NR;
       int a, b;
       key_union(lo, hi, q0, q0 + NR < M ? q0 + NR : M, j0, n, &a, &b);

@@ -1,6 +1,7 @@
 // Portable SIMD helpers on GCC vector extensions, ASCEND_ATTN_VEC_WIDTH floats wide.
 // Included by the per-ISA kernel files inside an anonymous namespace after `#pragma GCC target(...)`, so the same
-// source becomes AVX-512, AVX2 or baseline code; it includes nothing itself (the includer provides <cstdint>).
+// source becomes AVX-512, AVX2 or baseline code; it includes nothing itself (the includer provides <cstdint>, and
+// <immintrin.h> in the AVX2 and AVX-512 builds).
 #pragma once
 
 constexpr int W = ASCEND_ATTN_VEC_WIDTH;
@@ -149,25 +150,57 @@ struct Elem<ElemType::kFloat16> {
   static uint16_t store(float x) { return f32_to_f16(x); }
 };
 
+// The W elements at p, converted to fp32.
+template <ElemType E>
+inline vf load_vec(const typename Elem<E>::T* p) {
+  vf v;
+  for (int i = 0; i < W; ++i) v[i] = Elem<E>::load(p[i]);
+  return v;
+}
+template <>
+inline vf load_vec<ElemType::kFloat32>(const float* p) {
+  return vload(p);
+}
+// bf16 -> fp32 is a 16-bit shift: do it W lanes at a time (the scalar loop above does not vectorize). On x86 the
+// widening is one vpmovzxwd (GCC 12 turns __builtin_convertvector into two half-width ones and a lane insert).
+template <>
+inline vf load_vec<ElemType::kBFloat16>(const uint16_t* p) {
+#if defined(__x86_64__) && ASCEND_ATTN_VEC_WIDTH == 8
+  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return reinterpret_cast<vf>(_mm256_slli_epi32(wide, 16));
+#elif defined(__x86_64__) && ASCEND_ATTN_VEC_WIDTH == 16
+  // The zero-masked form: GCC 12's unmasked one passes an undefined vector through and warns about it.
+  const __m512i wide = _mm512_maskz_cvtepu16_epi32(0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return reinterpret_cast<vf>(reinterpret_cast<vu>(wide) << 16);
+#else
+  typedef uint16_t vh __attribute__((vector_size(W * 2)));
+  vh h;
+  __builtin_memcpy(&h, p, sizeof(h));
+  const vu bits = __builtin_convertvector(h, vu) << 16;
+  vf f;
+  __builtin_memcpy(&f, &bits, sizeof(f));
+  return f;
+#endif
+}
+
+// The first n < W elements at p converted to fp32, zero in the other lanes (never reads past p + n).
+template <ElemType E>
+inline vf load_vec_part(const typename Elem<E>::T* p, int n) {
+  vf v{};
+  for (int i = 0; i < n; ++i) v[i] = Elem<E>::load(p[i]);
+  return v;
+}
+
 // dst[i] = scale * src[i], converting to fp32.
 template <ElemType E>
 inline void load_row(float* __restrict dst, const typename Elem<E>::T* __restrict src, int n, float scale) {
   for (int i = 0; i < n; ++i) dst[i] = Elem<E>::load(src[i]) * scale;
 }
 
-// bf16 -> fp32 is a 16-bit shift: do it W lanes at a time (the scalar loop above does not vectorize).
 template <>
 inline void load_row<ElemType::kBFloat16>(float* __restrict dst, const uint16_t* __restrict src, int n, float scale) {
-  typedef uint16_t vh __attribute__((vector_size(W * 2)));
   int i = 0;
-  for (; i + W <= n; i += W) {
-    vh h;
-    __builtin_memcpy(&h, src + i, sizeof(h));
-    const vu bits = __builtin_convertvector(h, vu) << 16;
-    vf f;
-    __builtin_memcpy(&f, &bits, sizeof(f));
-    vstore(dst + i, f * scale);
-  }
+  for (; i + W <= n; i += W) vstore(dst + i, load_vec<ElemType::kBFloat16>(src + i) * scale);
   for (; i < n; ++i) dst[i] = bf16_to_f32(src[i]) * scale;
 }
 
