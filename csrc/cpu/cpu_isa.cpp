@@ -19,7 +19,7 @@ bool has_avx512() {
 
 bool has_avx2() {
 #if defined(__x86_64__)
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 #else
   return false;
 #endif
@@ -37,7 +37,7 @@ Isa selected_isa() {
   }
   if (std::strcmp(env, "portable") == 0) return Isa::kPortable;
   if (std::strcmp(env, "avx2") == 0) {
-    TORCH_CHECK(has_avx2(), "ASCEND_ATTN_CPU_ISA=avx2, but this CPU lacks AVX2/FMA");
+    TORCH_CHECK(has_avx2(), "ASCEND_ATTN_CPU_ISA=avx2, but this CPU lacks AVX2/FMA/F16C");
     return Isa::kAvx2;
   }
   if (std::strcmp(env, "avx512") == 0) {

@@ -1,4 +1,5 @@
-// AVX2 + FMA build of the backward kernel. The kernel source is shared by every ISA: see flash_backward_kernel_impl.h.
+// AVX2 + FMA + F16C build of the backward kernel. The kernel source is shared by every ISA: see
+// flash_backward_kernel_impl.h.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -6,7 +7,7 @@
 #include "cpu/flash_backward_kernel.h"
 
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 
 namespace ascend_attn::cpu {
 namespace {

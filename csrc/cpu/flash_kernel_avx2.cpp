@@ -1,4 +1,4 @@
-// AVX2 + FMA build. The kernel source is shared by every ISA: see flash_kernel_impl.h.
+// AVX2 + FMA + F16C build. The kernel source is shared by every ISA: see flash_kernel_impl.h.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -6,7 +6,7 @@
 #include "cpu/flash_kernel.h"
 
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 
 namespace ascend_attn::cpu {
 namespace {
