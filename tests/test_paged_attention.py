@@ -76,21 +76,19 @@ def test_long_and_short_sequences_split_kv():
 @pytest.mark.parametrize(
     "case",
     [
-        # heads, kv_heads, head_dim, head_dim_v, block_size, q_lens, options
-        (32, 8, 128, 128, 128, [1, 1, 1], {}),  # eight kv heads per decode item
-        (16, 8, 40, 72, 16, [1, 1], {"softcap": 4.0}),  # head dims off the vector width, panel tails in P V
-        (8, 8, 1, 3, 48, [1, 1, 1], {"alibi": True}),  # MHA, head_dim 1: every K and V row is a tail
-        (12, 4, 64, 64, 16, [2, 1, 2], {"window_size": (100, 0)}),  # two query rows per sequence, causal window
-        (8, 4, 96, 32, 512, [1], {}),  # one long sequence: key splits over items of all kv heads
+        # heads, kv_heads, head_dim, head_dim_v, block_size, context_lens, q_lens, options
+        (32, 8, 128, 128, 128, [2000, 1, 300], [1, 1, 1], {}),  # eight kv heads per decode item
+        (16, 8, 40, 72, 16, [2000, 1], [1, 1], {"softcap": 4.0}),  # head dims off the vector width, P V panel tails
+        (8, 8, 1, 3, 48, [2000, 1, 300], [1, 1, 1], {"alibi": True}),  # MHA, head_dim 1: every K and V row a tail
+        (12, 4, 64, 64, 16, [2000, 1, 300], [2, 1, 2], {"window_size": (100, 0)}),  # two query rows, causal window
+        (8, 4, 96, 32, 512, [5000], [1], {}),  # one long sequence: key splits over items of all kv heads
     ],
     ids=["gqa4-d128", "d40-dv72", "mha-d1", "two-tokens-window", "one-long"],
 )
 def test_decode_items_of_several_kv_heads(dtype, case):
     """Decode items read the K and V rows of several kv heads together; each head's rows still see only their own."""
-    heads, kv_heads, d, dv, block_size, q_lens, options = case
+    heads, kv_heads, d, dv, block_size, lens, q_lens, options = case
     options = dict(options)
-    lens = [2000, 1, 300][: len(q_lens)] if len(q_lens) > 1 else [5000]
-    lens = [max(n, q) for n, q in zip(lens, q_lens, strict=True)]
     kc, vc, tables, ctx = make_paged(lens, block_size, kv_heads, d, dv, dtype)
     cu = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()], dtype=torch.int32)
     if options.pop("alibi", False):

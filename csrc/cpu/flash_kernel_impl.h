@@ -343,7 +343,7 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
   };
   const T* k_rows[kMaxBlockK];  // this tile's rows
   const T* v_rows[kMaxBlockK];
-  const T* k_next[kMaxBlockK];  // the next tile's rows, being prefetched
+  const T* k_next[kMaxBlockK];  // the next tile's rows, being prefetched (few-query items: the first tile only)
   const T* v_next[kMaxBlockK];
   auto next_tile = [&](int64_t j, int n) {
     rows_of(k, p.k_row_stride, p.k_block_stride, j, n, k_next);
@@ -423,7 +423,6 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
     rows_of(k, p.k_row_stride, p.k_block_stride, j0 + ulo, uhi - ulo, k_rows);
     rows_of(v, p.v_row_stride, p.v_block_stride, j0 + ulo, uhi - ulo, v_rows);
     const int next_n = static_cast<int>(key_hi - j0 - Bc < Bc ? key_hi - j0 - Bc : Bc);
-    if (next_n > 0) next_tile(j0 + Bc, next_n);
 
     if (few) {
       // S[r][key] = q_r · k for every kv head's rows, a pair of keys at a time so the reads run along whole key rows;
@@ -475,6 +474,7 @@ void flash_run(const FlashParams& p, const FlashTiling& t, const WorkItem& item,
       continue;
     }
 
+    if (next_n > 0) next_tile(j0 + Bc, next_n);
     for (int r = 0; r < uhi - ulo; ++r)
       load_row_padded<E>(Kt + static_cast<int64_t>(ulo + r) * D, k_rows[r], D, D, 1.0f);
     pack_panels<E>(
