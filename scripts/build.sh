@@ -87,8 +87,13 @@ else
   # ASCEND_ATTN_ASC_FLOW: kernel types as __mix__(1, 2) / __vector__ and the workspace marked __kfc_workspace__
   # (op_kernel/common/kernel_entry.h). --cce-auto-sync: the kernels rely on the compiler ordering scalar <-> vector/DMA
   # accesses (the default for kernel direct launch; said here so no configuration turns it off).
+  # CANN's own kernel builds force-include the devkit's version header; bisheng alone does not. Its
+  # ASC_DEVKIT_VERSION_NUM tells op_kernel/common/row_ops.h whether the reductions have 9.1's names.
+  version_h=$(ls "$ASCEND_HOME_PATH"/include/version/asc_devkit_version.h \
+    "$ASCEND_HOME_PATH"/*-linux/include/version/asc_devkit_version.h 2>/dev/null | head -1 || true)
   bisheng -x asc --npu-arch=dav-2201 -O2 -std=c++17 -fPIC -shared --cce-auto-sync -DASCEND_ATTN_ASC_FLOW \
-    -I op_kernel op_kernel/launch_bisheng.cpp -o "$build/out/lib/libascend_attn_kernels.so"
+    ${version_h:+-include "$version_h"} -I op_kernel op_kernel/launch_bisheng.cpp \
+    -o "$build/out/lib/libascend_attn_kernels.so"
   kernel_include=""
   launcher=bisheng
 fi

@@ -82,3 +82,42 @@ def test_missing_libclang_is_a_clear_error() -> None:
     r = subprocess.run([sys.executable, "-c", hide, str(SCRIPT)], capture_output=True, text=True)
     assert r.returncode == 1
     assert "libclang Python package is missing" in r.stderr, r.stderr
+
+
+CANN_91 = "-DASC_DEVKIT_VERSION_NUM=90100000"  # what CANN 9.1's force-included asc_devkit_version.h defines
+
+
+def compile_against_sim(source: Path, *flags: str) -> subprocess.CompletedProcess:
+    cmd = ["g++", "-std=c++17", "-fsyntax-only", "-Wall", "-Wno-unknown-pragmas", f"-I{REPO / 'csrc'}"]
+    cmd += [f"-I{REPO / 'csrc' / 'sim'}", *flags, str(source)]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("kernel", ["flash_attention", "flash_attention_grad", "paged_attention", "reshape_and_cache"])
+def test_kernels_compile_against_the_cann_91_api(kernel: str) -> None:
+    """CANN 9.1 renamed BlockReduceMax / BlockReduceSum (which the kernels' row reductions use) to ReduceDataBlock,
+    and WholeReduce* to ReduceRepeat, removing the old names; the simulator's headers built as 9.1 offer only the new
+    spellings (the default build, as 8.x, only the old ones), so every kernel compiles against both."""
+    done = compile_against_sim(REPO / "csrc" / "sim" / f"launch_sim_{kernel}.cpp", CANN_91)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("flags", "call"),
+    [
+        ((), "ReduceDataBlock<AscendC::ReduceType::SUM>(d, s, 64, 1, 1, 1, 8)"),
+        ((), "ReduceRepeat<AscendC::ReduceType::SUM>(d, s, 64, 1, 1, 1, 8)"),
+        ((CANN_91,), "BlockReduceSum(d, s, 1, 64, 1, 1, 8)"),
+        ((CANN_91,), "WholeReduceSum(d, s, 64, 1, 1, 1, 8)"),
+    ],
+)
+def test_each_cann_version_has_only_its_reduction_spelling(tmp_path: Path, flags: tuple[str, ...], call: str) -> None:
+    source = tmp_path / "spelling.cpp"
+    source.write_text(
+        '#include "kernel_operator.h"\n'
+        "void f(const AscendC::LocalTensor<float>& d, const AscendC::LocalTensor<float>& s) {\n"
+        f"  AscendC::{call};\n"
+        "}\n"
+    )
+    done = compile_against_sim(source, *flags)
+    assert done.returncode != 0 and call.split("<")[0].split("(")[0] in done.stderr, done.stderr[-2000:]

@@ -69,6 +69,38 @@ def test_explicit_python_is_named(tmp_path):
     assert r.returncode == 1 and f"torch cannot be imported by {other}: pip install torch==2.13.0" in r.stderr
 
 
+def stand_in(path: Path, body: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize("with_header", [True, False], ids=["version-header", "no-header"])
+def test_cann9_kernel_build_force_includes_the_devkit_version(tmp_path, with_header):
+    """With CANN >= 9 build.sh compiles the kernels with bisheng, which (unlike CANN's cmake flow) does not include
+    asc_devkit_version.h by itself: build.sh passes it when the toolkit has one, so row_ops.h sees
+    ASC_DEVKIT_VERSION_NUM. A stand-in bisheng records its arguments and fails, ending the run there."""
+    cann = tmp_path / "cann"
+    (cann / "x86_64-linux").mkdir(parents=True)
+    (cann / "x86_64-linux" / "ascend_toolkit_install.info").write_text("version=9.1.0\n")
+    header = cann / "x86_64-linux" / "include" / "version" / "asc_devkit_version.h"
+    if with_header:
+        header.parent.mkdir(parents=True)
+        header.write_text("#define ASC_DEVKIT_VERSION_NUM 90100000\n")
+    python = stand_in(tmp_path / "bin" / "python", 'case "$2" in *torch_npu*) echo 2.13.0 2.13.0;; esac\n')
+    args = tmp_path / "bisheng_args"
+    stand_in(tmp_path / "bin" / "bisheng", f'printf "%s\\n" "$@" > {args}\nexit 1\n')
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "ASCEND_HOME_PATH": str(cann)}
+    r = build_sh(tmp_path, "--python", str(python), "--soc", "Ascend910B2", env=env)
+    assert r.returncode != 0 and args.exists(), r.stderr
+    argv = args.read_text().splitlines()
+    if with_header:
+        assert argv[argv.index("-include") + 1] == str(header), argv
+    else:
+        assert "-include" not in argv, argv
+
+
 @pytest.mark.skipif(importlib.util.find_spec("torch_npu") is not None, reason="torch_npu is installed here")
 def test_bench_npu_without_torch_npu_is_one_line():
     r = subprocess.run(

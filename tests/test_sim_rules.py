@@ -211,6 +211,23 @@ def test_whole_reduce_gives_one_result_per_repeat(kernels):
     assert torch.equal(pairs[:, 1].view(torch.int32), x[:, :64].argmax(1).int())
 
 
+def test_block_reductions(kernels):
+    gm = torch.zeros(384)
+    x = torch.randn(4, 80)
+    gm[:320] = x.flatten()
+    run(kernels, "block_reductions", [gm])
+    blocks = x[:, :64].reshape(4, 8, 8)
+    sums = gm[320:352].view(4, 8)
+    assert torch.allclose(sums[:, :5], blocks[:, :5].sum(2), rtol=1e-6, atol=1e-5)
+    assert torch.equal(sums[:, 5:], torch.full((4, 3), -7.0))  # blocks with no enabled lane keep their result
+    assert torch.equal(gm[352:384].view(4, 8), blocks[:, :, :2].max(2).values)
+
+
+def test_block_reduce_results_need_their_alignment(kernels):
+    with pytest.raises(RuntimeError, match=r"not aligned to its 32-byte results \(ReduceDataBlock.md\)"):
+        run(kernels, "block_reduce_misaligned")
+
+
 def test_whole_reduce_pairs_need_their_alignment(kernels):
     with pytest.raises(RuntimeError, match=r"not aligned to its 8-byte result \(ReduceRepeat.md table 3\)"):
         run(kernels, "reduce_misaligned")

@@ -61,6 +61,38 @@ def test_dependent_instructions_add_independent_ones_overlap(kernels):
     assert max(vector, dma) <= independent <= max(vector, dma) + issue
 
 
+# Elements per cycle on Atlas A2, fp16 and fp32, as the API appendix page 附录/Vector指令理论性能汇总.md states them
+# (tables 3 and 8); written out here so the test checks the model against the page, not against itself.
+A2_VECTOR_RATES = {
+    "Duplicate": (128, 64),
+    "Add": (128, 64),
+    "Exp": (32, 32),
+    "Ln": (32, 32),
+    "Div": (32, 32),
+    "Reciprocal": (128, 64),
+    "WholeReduceMax": (128 / 7, 64 / 7),  # the page's ReduceRepeat
+    "WholeReduceSum": (128 / 7, 64 / 7),
+    "BlockReduceMax": (128 / 7, 64),  # the page's ReduceDataBlock
+    "BlockReduceSum": (128 / 7, 64),
+}
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "fp32"])
+def test_vector_instructions_run_at_the_documented_rates(kernels, dtype):
+    """Eight 256-byte repeats of each instruction: its time on the V pipe is 8 x (elements per repeat / the page's
+    rate) cycles plus the start-up every vector instruction pays."""
+    t = kernels.run(f"vector_rates_{dtype}", [], [], 1, None)
+    timed = [(name, end - start) for _, pipe, start, end, name in t["events"] if pipe == "V"]
+    assert [name for name, _ in timed] == ["Duplicate", "Duplicate", "Add", "Exp", "Ln", "Div", "Reciprocal",
+                                           "WholeReduceMax", "WholeReduceSum", "BlockReduceMax",
+                                           "BlockReduceSum"]  # fmt: skip
+    per_repeat = 128 if dtype == "fp16" else 64
+    for name, cycles in timed:
+        rate = A2_VECTOR_RATES[name][0 if dtype == "fp16" else 1]
+        expected = 8 * per_repeat / rate + M["vector_startup_cycles"]
+        assert cycles == pytest.approx(expected), (name, cycles, expected)
+
+
 @pytest.mark.parametrize("cores", [1, 2])
 def test_matmul_only_approaches_but_never_exceeds_the_cube_peak(kernels, cores):
     buffers = [torch.zeros(2 * cores * 128 * 256), torch.randn(128 * 512 + 512 * 256).half()]
@@ -71,6 +103,22 @@ def test_matmul_only_approaches_but_never_exceeds_the_cube_peak(kernels, cores):
         assert compute <= t["busy"][f"core {core} cube"] <= t["end"]  # the cube is never faster than its peak
     # The two AIVs keep it busy; what is left is the first request's cold reads from HBM and each request's fill.
     assert compute / t["end"] >= 0.85, compute / t["end"]
+
+
+def test_thin_matmul_is_bound_by_loading_l0b(kernels):
+    """16 x 512 x 512 fp16 requests on L2-resident operands: the cube loads A into L0A at 256 bytes per cycle (once per
+    128-column base block of B) and B into L0B at 128 bytes per cycle (Cube指令理论性能汇总.md table 3, A2), which takes
+    longer than the multiply-adds and than moving the operands through the core's port."""
+    buffers = [torch.zeros(16 * 512), torch.randn(16 * 512 + 512 * 512).half()]
+    t = kernels.run("matmul_thin", buffers, ["inout", "inout"], 1, None)
+    requests = [end - start for _, pipe, start, end, name in t["events"] if name == "IterateAll"]
+    assert len(requests) == 8
+    load = 16 * 512 * 2 * 4 / 256 + 512 * 512 * 2 / 128
+    compute = 16 * 512 * 512 / M["cube_macs_per_cycle"]
+    port = (16 * 512 * 2 + 512 * 512 * 2 + 16 * 512 * 4) / L2_PER_CYCLE + M["l2_latency_cycles"]
+    assert load > 1.05 * max(compute, port)
+    for cycles in requests[1:]:  # the first request reads its operands from HBM
+        assert cycles == pytest.approx(load + M["cube_fill_cycles"]), (cycles, load)
 
 
 def test_the_l2_serves_repeated_reads(kernels):

@@ -42,11 +42,24 @@ constexpr double kModelClockHz = 1.85e9;  // asc-devkit matmul high-performance 
 constexpr double kModelCubeMacsPerCycle = 4096.0;
 // - Vector: 256 bytes (one repeat) per cycle per AIV (asc-devkit Add high-performance example README).
 constexpr double kModelVectorBytesPerCycle = 256.0;
-// - Reductions (ReduceMax/ReduceSum, Brcb-free tree work) take 2-5x the time of an Add per repeat (best-practice page
-//   选择低延迟指令-优化归约操作性能.md); the low end is used.
-constexpr double kModelReduceFactor = 2.0;
-// - Exp, Ln, Reciprocal, Div per repeat: ASSUMED 2x an Add (no public per-instruction figure found).
-constexpr double kModelTranscendentalFactor = 2.0;
+// - Vector instruction rates, elements per cycle for 16-bit and 32-bit element types, from the A2 tables of the API
+//   appendix page 附录/Vector指令理论性能汇总.md (tables 3-8): a 256-byte repeat of 128 or 64 elements costs
+//   elements / rate cycles. Add, Sub, Mul, Max, Min, Adds, Muls, Maxs, Mins, Abs, Reciprocal, Duplicate, Compare,
+//   Select run at 128 / 64 (one cycle per repeat; so do Cast at 64 elements per cycle, counted on its 32-bit side, and
+//   Brcb at 8 elements in, one repeat out, per cycle); Exp, Ln and Div at 32 in either type (2 cycles per fp32 repeat,
+//   4 per fp16 repeat); ReduceRepeat (WholeReduceMax / WholeReduceSum) at 128/7 and 64/7 (7 cycles per repeat);
+//   ReduceDataBlock (BlockReduceMax / BlockReduceSum) at 128/7 and 64 (7 cycles per fp16 repeat, 1 per fp32 repeat).
+struct VectorRate {
+  double b16, b32;  // elements per cycle of 16-bit and of 32-bit element types
+};
+constexpr VectorRate kModelRateBasic{128.0, 64.0};
+constexpr VectorRate kModelRateExpLnDiv{32.0, 32.0};
+constexpr VectorRate kModelRateReduceRepeat{128.0 / 7.0, 64.0 / 7.0};
+constexpr VectorRate kModelRateReduceDataBlock{128.0 / 7.0, 64.0};
+// - ReduceMax / ReduceSum over a whole tensor are software sequences on A2 (软仿指令 in the same table, no figure);
+//   the best-practice page 选择低延迟指令-优化归约操作性能.md puts reductions at 2-5x an Add per repeat: the low end,
+//   for each repeat and one more for the final combine.
+constexpr double kModelSoftReduceCyclesPerRepeat = 2.0;
 // - Per-instruction start-up of a vector instruction: ASSUMED 8 cycles.
 constexpr double kModelVectorStartupCycles = 8.0;
 // - The scalar unit issues one instruction per cycle: ASSUMED. A scalar UB access: ASSUMED 2 cycles; a scalar GM
@@ -65,6 +78,11 @@ constexpr uint64_t kModelL2GranuleBytes = 512;
 // - Latency of a DMA transfer after its last byte leaves: ASSUMED 1000 cycles from HBM, 300 from L2.
 constexpr double kModelGmLatencyCycles = 1000.0;
 constexpr double kModelL2LatencyCycles = 300.0;
+// - The cube's operand loads from L1: LoadData moves 256 bytes per cycle into L0A and 128 into L0B on A2 (API
+//   appendix 附录/Cube指令理论性能汇总.md, table 3; the same for LoadDataWithTranspose). A request loads each base
+//   block of A once per base block of N it meets and each base block of B once per base block of M.
+constexpr double kModelL0aLoadBytesPerCycle = 256.0;
+constexpr double kModelL0bLoadBytesPerCycle = 128.0;
 // - High-level Matmul, vector-master: the AIV's scalar work to send one request, ASSUMED 300 cycles; the message's
 //   way to the cube, ASSUMED 500 cycles; the cube's pipeline fill and drain per request, ASSUMED 200 cycles.
 constexpr double kModelMatmulCallCycles = 300.0;

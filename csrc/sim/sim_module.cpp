@@ -369,8 +369,13 @@ PYBIND11_MODULE(_sim, m) {
   model["cube_macs_per_cycle"] = ascend_sim::kModelCubeMacsPerCycle;
   model["vector_bytes_per_cycle"] = ascend_sim::kModelVectorBytesPerCycle;
   model["vector_startup_cycles"] = ascend_sim::kModelVectorStartupCycles;
-  model["reduce_factor"] = ascend_sim::kModelReduceFactor;
-  model["transcendental_factor"] = ascend_sim::kModelTranscendentalFactor;
+  // Vector rates, elements per cycle of 16-bit / 32-bit types: (b16, b32).
+  auto rate = [](ascend_sim::VectorRate r) { return py::make_tuple(r.b16, r.b32); };
+  model["vector_rate_basic"] = rate(ascend_sim::kModelRateBasic);
+  model["vector_rate_exp_ln_div"] = rate(ascend_sim::kModelRateExpLnDiv);
+  model["vector_rate_reduce_repeat"] = rate(ascend_sim::kModelRateReduceRepeat);
+  model["vector_rate_reduce_data_block"] = rate(ascend_sim::kModelRateReduceDataBlock);
+  model["soft_reduce_cycles_per_repeat"] = ascend_sim::kModelSoftReduceCyclesPerRepeat;
   model["issue_cycles"] = ascend_sim::kModelIssueCycles;
   model["gm_bytes_per_second"] = ascend_sim::kModelGmBytesPerSecond;
   model["l2_bytes_per_second"] = ascend_sim::kModelL2BytesPerSecond;
@@ -380,6 +385,8 @@ PYBIND11_MODULE(_sim, m) {
   model["matmul_call_cycles"] = ascend_sim::kModelMatmulCallCycles;
   model["matmul_message_cycles"] = ascend_sim::kModelMatmulMessageCycles;
   model["cube_fill_cycles"] = ascend_sim::kModelCubeFillCycles;
+  model["l0a_load_bytes_per_cycle"] = ascend_sim::kModelL0aLoadBytesPerCycle;
+  model["l0b_load_bytes_per_cycle"] = ascend_sim::kModelL0bLoadBytesPerCycle;
   model["launch_overhead_us"] = ascend_sim::kModelLaunchOverheadUs;
   model["cores"] = ascend_sim::kModelCores;
   m.attr("model") = model;

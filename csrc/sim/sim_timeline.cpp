@@ -104,12 +104,12 @@ void Instr::finish() {
     t.busy[p] += dur;
   } else if (pipe_ == Pipe::kMm) {
     // The AIV's scalar unit sends the request; the core's cube serves it when free, moving A, B and C through the
-    // core's port while it multiplies.
+    // core's port and the operands from L1 into L0 (cycles_) while it multiplies.
     t.s += kModelMatmulCallCycles;
     t.busy[size_t(Pipe::kS)] += kModelMatmulCallCycles;
     const double ready = std::max({t.s + kModelMatmulMessageCycles, t.free[p], t.ready[p]});
     const double compute = double(macs_) / kModelCubeMacsPerCycle, data = transfer_cycles(hit_, miss_);
-    const double dur = std::max(compute, data) + kModelCubeFillCycles;
+    const double dur = std::max({compute, data, cycles_}) + kModelCubeFillCycles;
     start = launch.cube(c.core).book(ready, dur);
     const double port = launch.port(c.core).book(start, data);
     end = std::max(start + dur, port + data + latency);

@@ -54,19 +54,26 @@ namespace detail {
 using ascend_sim::Access;
 
 // A vector instruction of the calling AIV: counted (elements, and cycles of its AIV for the roofline) and timed on
-// the V pipe. `factor` is the extra cost per repeat of reductions and transcendental functions (sim_config.h).
+// the V pipe, `cycles_per_repeat` cycles per repeat (sim_config.h's rates, through repeat_cycles).
 class VectorInstr : public ascend_sim::Instr {
  public:
-  VectorInstr(uint64_t elems, uint64_t repeats, const Loc& loc, const char* what, double factor = 1.0)
+  VectorInstr(uint64_t elems, uint64_t repeats, const Loc& loc, const char* what, double cycles_per_repeat = 1.0)
       : Instr(ascend_sim::Pipe::kV, loc, what) {
     ascend_sim::ThreadCtx& c = ascend_sim::ctx();
-    const uint64_t cycles = uint64_t(std::ceil(double(repeats) * factor));
+    const uint64_t cycles = uint64_t(std::ceil(double(repeats) * cycles_per_repeat));
     c.counters->vector_elems += elems;
     c.counters->vector_cycles[c.sub] += cycles;
     add_cycles(double(cycles) + ascend_sim::kModelVectorStartupCycles);
   }
 };
-constexpr double kPlain = 1.0, kTranscendental = ascend_sim::kModelTranscendentalFactor;
+using ascend_sim::VectorRate;
+constexpr VectorRate kBasic = ascend_sim::kModelRateBasic, kExpLnDiv = ascend_sim::kModelRateExpLnDiv;
+
+// Cycles of one 256-byte repeat of T at `rate`.
+template <typename T>
+constexpr double repeat_cycles(VectorRate rate) {
+  return double(ascend_sim::kRepeatBytes / sizeof(T)) / (sizeof(T) <= 2 ? rate.b16 : rate.b32);
+}
 
 template <typename T>
 void check_operand(const LocalTensor<T>& t, uint64_t elems, const Loc& loc, const char* what) {
@@ -96,11 +103,11 @@ struct Span {
 
 // Elementwise level-2 over `count` elements: dst[i] = f(i), reading `sources` (checked by the caller).
 template <typename T, typename F, typename... Sources>
-void level2(const char* what, double factor, const LocalTensor<T>& dst, int32_t count, const Loc& loc, F f,
+void level2(const char* what, VectorRate rate, const LocalTensor<T>& dst, int32_t count, const Loc& loc, F f,
             const Sources&... sources) {
   check_count<T>(count, loc);
   check_operand(dst, count, loc, "destination");
-  VectorInstr in(count, level2_cycles<T>(count), loc, what, factor);
+  VectorInstr in(count, level2_cycles<T>(count), loc, what, repeat_cycles<T>(rate));
   const Access& a = in.access();
   (sources.sim_record(0, count, false, a), ...);
   dst.sim_record(0, count, true, a);
@@ -180,7 +187,7 @@ void record_level0(const LocalTensor<T>& t, const Mask<T>& m, int32_t repeat, ui
 
 // Level-0 elementwise: for every repeat and enabled lane, dst = f(src0, src1) at their strided addresses.
 template <typename T, typename F>
-void level0_binary(const char* what, double factor, const LocalTensor<T>& dst, const LocalTensor<T>& a,
+void level0_binary(const char* what, VectorRate rate, const LocalTensor<T>& dst, const LocalTensor<T>& a,
                    const LocalTensor<T>& b, const Mask<T>& m, int32_t repeat, const BinaryRepeatParams& p,
                    const Loc& loc, F f) {
   check_repeat(repeat, loc);
@@ -188,7 +195,7 @@ void level0_binary(const char* what, double factor, const LocalTensor<T>& dst, c
   check_level0_operand(dst, m, repeat, p.dstBlkStride, p.dstRepStride, loc, "destination");
   check_level0_operand(a, m, repeat, p.src0BlkStride, p.src0RepStride, loc, "source 0");
   check_level0_operand(b, m, repeat, p.src1BlkStride, p.src1RepStride, loc, "source 1");
-  VectorInstr instr(uint64_t(m.active) * repeat, repeat, loc, what, factor);
+  VectorInstr instr(uint64_t(m.active) * repeat, repeat, loc, what, repeat_cycles<T>(rate));
   const Access& in = instr.access();
   record_level0(a, m, repeat, p.src0BlkStride, p.src0RepStride, false, in);
   record_level0(b, m, repeat, p.src1BlkStride, p.src1RepStride, false, in);
@@ -205,14 +212,14 @@ void level0_binary(const char* what, double factor, const LocalTensor<T>& dst, c
 }
 
 template <typename T, typename F>
-void level0_unary(const char* what, double factor, const LocalTensor<T>& dst, const LocalTensor<T>& src,
+void level0_unary(const char* what, VectorRate rate, const LocalTensor<T>& dst, const LocalTensor<T>& src,
                   const Mask<T>& m, int32_t repeat, const UnaryRepeatParams& p, const Loc& loc, F f,
                   bool reads_src = true) {
   check_repeat(repeat, loc);
   ascend_sim::check(p.dstBlkStride != 0, loc, [] { return "dstBlkStride must not be 0"; });
   check_level0_operand(dst, m, repeat, p.dstBlkStride, p.dstRepStride, loc, "destination");
   check_level0_operand(src, m, repeat, p.srcBlkStride, p.srcRepStride, loc, "source");
-  VectorInstr instr(uint64_t(m.active) * repeat, repeat, loc, what, factor);
+  VectorInstr instr(uint64_t(m.active) * repeat, repeat, loc, what, repeat_cycles<T>(rate));
   const Access& in = instr.access();
   if (reads_src) record_level0(src, m, repeat, p.srcBlkStride, p.srcRepStride, false, in);
   record_level0(dst, m, repeat, p.dstBlkStride, p.dstRepStride, true, in);
@@ -233,7 +240,7 @@ void level0_unary(const char* what, double factor, const LocalTensor<T>& dst, co
 template <typename T>
 void Duplicate(const LocalTensor<T>& dst, const T& scalar, int32_t count, Loc loc = {}) {
   const float v = ascend_sim::to_f32(scalar);
-  detail::level2("Duplicate", detail::kPlain, dst, count, loc, [&](int32_t) { return v; });
+  detail::level2("Duplicate", detail::kBasic, dst, count, loc, [&](int32_t) { return v; });
 }
 
 #define ASCEND_SIM_SCALAR_OP(NAME, EXPR)                                                                          \
@@ -243,7 +250,7 @@ void Duplicate(const LocalTensor<T>& dst, const T& scalar, int32_t count, Loc lo
     const float s = ascend_sim::to_f32(scalar);                                                                   \
     const T* x = src.data();                                                                                      \
     detail::level2(                                                                                               \
-        #NAME, detail::kPlain, dst, count, loc,                                                                   \
+        #NAME, detail::kBasic, dst, count, loc,                                                                   \
         [&](int32_t i) {                                                                                          \
           float a = ascend_sim::to_f32(x[i]);                                                                     \
           return EXPR;                                                                                            \
@@ -256,7 +263,7 @@ ASCEND_SIM_SCALAR_OP(Maxs, std::max(a, s))
 ASCEND_SIM_SCALAR_OP(Mins, std::min(a, s))
 #undef ASCEND_SIM_SCALAR_OP
 
-#define ASCEND_SIM_BINARY_OP(NAME, EXPR, FACTOR)                                                                \
+#define ASCEND_SIM_BINARY_OP(NAME, EXPR, RATE)                                                                  \
   template <typename T>                                                                                         \
   void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, int32_t count,   \
             Loc loc = {}) {                                                                                     \
@@ -264,7 +271,7 @@ ASCEND_SIM_SCALAR_OP(Mins, std::min(a, s))
     detail::check_operand(src1, count, loc, "source 1");                                                        \
     const T *x = src0.data(), *y = src1.data();                                                                 \
     detail::level2(                                                                                             \
-        #NAME, FACTOR, dst, count, loc,                                                                         \
+        #NAME, RATE, dst, count, loc,                                                                           \
         [&](int32_t i) {                                                                                        \
           float a = ascend_sim::to_f32(x[i]), b = ascend_sim::to_f32(y[i]);                                     \
           return EXPR;                                                                                          \
@@ -274,46 +281,46 @@ ASCEND_SIM_SCALAR_OP(Mins, std::min(a, s))
   template <typename T, bool isSetMask = true>                                                                  \
   void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, uint64_t mask,   \
             int32_t repeatTime, const BinaryRepeatParams& params, Loc loc = {}) {                               \
-    detail::level0_binary(#NAME, FACTOR, dst, src0, src1, detail::Mask<T>(mask, loc), repeatTime, params, loc,  \
+    detail::level0_binary(#NAME, RATE, dst, src0, src1, detail::Mask<T>(mask, loc), repeatTime, params, loc,    \
                           [](float a, float b) { return EXPR; });                                               \
   }                                                                                                             \
   template <typename T, bool isSetMask = true>                                                                  \
   void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, uint64_t mask[], \
             int32_t repeatTime, const BinaryRepeatParams& params, Loc loc = {}) {                               \
-    detail::level0_binary(#NAME, FACTOR, dst, src0, src1, detail::Mask<T>(mask, loc), repeatTime, params, loc,  \
+    detail::level0_binary(#NAME, RATE, dst, src0, src1, detail::Mask<T>(mask, loc), repeatTime, params, loc,    \
                           [](float a, float b) { return EXPR; });                                               \
   }
-ASCEND_SIM_BINARY_OP(Add, a + b, detail::kPlain)
-ASCEND_SIM_BINARY_OP(Sub, a - b, detail::kPlain)
-ASCEND_SIM_BINARY_OP(Mul, a* b, detail::kPlain)
-ASCEND_SIM_BINARY_OP(Div, a / b, detail::kTranscendental)
-ASCEND_SIM_BINARY_OP(Max, std::max(a, b), detail::kPlain)
-ASCEND_SIM_BINARY_OP(Min, std::min(a, b), detail::kPlain)
+ASCEND_SIM_BINARY_OP(Add, a + b, detail::kBasic)
+ASCEND_SIM_BINARY_OP(Sub, a - b, detail::kBasic)
+ASCEND_SIM_BINARY_OP(Mul, a* b, detail::kBasic)
+ASCEND_SIM_BINARY_OP(Div, a / b, detail::kExpLnDiv)
+ASCEND_SIM_BINARY_OP(Max, std::max(a, b), detail::kBasic)
+ASCEND_SIM_BINARY_OP(Min, std::min(a, b), detail::kBasic)
 #undef ASCEND_SIM_BINARY_OP
 
-#define ASCEND_SIM_UNARY_OP(NAME, EXPR, FACTOR)                                                        \
-  template <typename T>                                                                                \
-  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, int32_t count, Loc loc = {}) {       \
-    detail::check_operand(src, count, loc, "source");                                                  \
-    const T* x = src.data();                                                                           \
-    detail::level2(                                                                                    \
-        #NAME, FACTOR, dst, count, loc,                                                                \
-        [&](int32_t i) {                                                                               \
-          float a = ascend_sim::to_f32(x[i]);                                                          \
-          return EXPR;                                                                                 \
-        },                                                                                             \
-        src);                                                                                          \
-  }                                                                                                    \
-  template <typename T, bool isSetMask = true>                                                         \
-  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, uint64_t mask, int32_t repeatTime,   \
-            const UnaryRepeatParams& params, Loc loc = {}) {                                           \
-    detail::level0_unary(#NAME, FACTOR, dst, src, detail::Mask<T>(mask, loc), repeatTime, params, loc, \
-                         [](float a) { return EXPR; });                                                \
+#define ASCEND_SIM_UNARY_OP(NAME, EXPR, RATE)                                                        \
+  template <typename T>                                                                              \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, int32_t count, Loc loc = {}) {     \
+    detail::check_operand(src, count, loc, "source");                                                \
+    const T* x = src.data();                                                                         \
+    detail::level2(                                                                                  \
+        #NAME, RATE, dst, count, loc,                                                                \
+        [&](int32_t i) {                                                                             \
+          float a = ascend_sim::to_f32(x[i]);                                                        \
+          return EXPR;                                                                               \
+        },                                                                                           \
+        src);                                                                                        \
+  }                                                                                                  \
+  template <typename T, bool isSetMask = true>                                                       \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, uint64_t mask, int32_t repeatTime, \
+            const UnaryRepeatParams& params, Loc loc = {}) {                                         \
+    detail::level0_unary(#NAME, RATE, dst, src, detail::Mask<T>(mask, loc), repeatTime, params, loc, \
+                         [](float a) { return EXPR; });                                              \
   }
-ASCEND_SIM_UNARY_OP(Exp, std::exp(a), detail::kTranscendental)
-ASCEND_SIM_UNARY_OP(Ln, std::log(a), detail::kTranscendental)
-ASCEND_SIM_UNARY_OP(Abs, std::fabs(a), detail::kPlain)
-ASCEND_SIM_UNARY_OP(Reciprocal, 1.0f / a, detail::kTranscendental)
+ASCEND_SIM_UNARY_OP(Exp, std::exp(a), detail::kExpLnDiv)
+ASCEND_SIM_UNARY_OP(Ln, std::log(a), detail::kExpLnDiv)
+ASCEND_SIM_UNARY_OP(Abs, std::fabs(a), detail::kBasic)
+ASCEND_SIM_UNARY_OP(Reciprocal, 1.0f / a, detail::kBasic)
 #undef ASCEND_SIM_UNARY_OP
 
 // Level-0 Duplicate: fills the enabled lanes of every repeat.
@@ -323,7 +330,7 @@ void Duplicate(const LocalTensor<T>& dst, const T& scalar, uint64_t mask[], int3
   const float v = ascend_sim::to_f32(scalar);
   const UnaryRepeatParams p(dstBlockStride, dstBlockStride, dstRepeatStride, dstRepeatStride);
   detail::level0_unary(
-      "Duplicate", detail::kPlain, dst, dst, detail::Mask<T>(mask, loc), repeatTime, p, loc, [v](float) { return v; },
+      "Duplicate", detail::kBasic, dst, dst, detail::Mask<T>(mask, loc), repeatTime, p, loc, [v](float) { return v; },
       false);
 }
 template <typename T, bool isSetMask = true>
@@ -332,7 +339,7 @@ void Duplicate(const LocalTensor<T>& dst, const T& scalar, uint64_t mask, int32_
   const float v = ascend_sim::to_f32(scalar);
   const UnaryRepeatParams p(dstBlockStride, dstBlockStride, dstRepeatStride, dstRepeatStride);
   detail::level0_unary(
-      "Duplicate", detail::kPlain, dst, dst, detail::Mask<T>(mask, loc), repeatTime, p, loc, [v](float) { return v; },
+      "Duplicate", detail::kBasic, dst, dst, detail::Mask<T>(mask, loc), repeatTime, p, loc, [v](float) { return v; },
       false);
 }
 
@@ -409,7 +416,7 @@ void reduce(const LocalTensor<T>& dst, const LocalTensor<T>& src, const LocalTen
   check_operand(tmp, (count + per_repeat - 1) / per_repeat, loc, "work buffer");
   check_operand(dst, index ? 2 : 1, loc, "destination");
   VectorInstr in(count, level2_cycles<T>(count) + 1, loc, index ? "ReduceMax" : "Reduce",
-                 ascend_sim::kModelReduceFactor);
+                 ascend_sim::kModelSoftReduceCyclesPerRepeat);
   const Access& a = in.access();
   src.sim_record(0, count, false, a);
   tmp.sim_record(0, (count + per_repeat - 1) / per_repeat, true, a);  // the per-repeat partial results
@@ -501,7 +508,8 @@ void whole_reduce(const char* what, const LocalTensor<T>& dst, const LocalTensor
   });
   check_level0_operand(src, m, repeat, uint32_t(src_blk), uint32_t(src_rep), loc, "source");
   if (repeat > 0) dst.check_elems(uint64_t(repeat - 1) * dst_rep * slots + slots, loc);
-  VectorInstr instr(uint64_t(m.active) * repeat, repeat, loc, what, ascend_sim::kModelReduceFactor);
+  VectorInstr instr(uint64_t(m.active) * repeat, repeat, loc, what,
+                    repeat_cycles<T>(ascend_sim::kModelRateReduceRepeat));
   const Access& a = instr.access();
   record_level0(src, m, repeat, uint32_t(src_blk), uint32_t(src_rep), false, a);
   for (int32_t r = 0; r < repeat; ++r) dst.sim_record(uint64_t(r) * dst_rep * slots, slots, true, a);
@@ -536,8 +544,100 @@ void whole_reduce(const char* what, const LocalTensor<T>& dst, const LocalTensor
     }
   }
 }
+// One result per 32-byte block: in each repeat, block b's enabled lanes combined into dst[r * dstRepStride * 8 + b]
+// (ReduceDataBlock.md: results of a repeat are written one after the other; dstRepStride counts 8 results, 32 bytes
+// for fp32 and 16 for fp16, which is also the destination's alignment). On A2 a block with no enabled lane leaves its
+// result untouched (same page, 约束说明).
+template <typename T, typename F>
+void block_reduce(const char* what, const LocalTensor<T>& dst, const LocalTensor<T>& src, const Mask<T>& m,
+                  int32_t repeat, int32_t dst_rep, int32_t src_blk, int32_t src_rep, const Loc& loc, F combine) {
+  constexpr uint32_t per_block = ascend_sim::kBlockBytes / sizeof(T), blocks = 8;
+  check_repeat(repeat, loc);
+  ascend_sim::check(
+      dst_rep >= 0 && dst_rep <= 65535 && src_blk >= 0 && src_blk <= 65535 && src_rep >= 0 && src_rep <= 65535, loc,
+      [] { return std::string("reduction strides must be in [0, 65535] (ReduceDataBlock.md)"); });
+  ascend_sim::check(dst.valid() && dst.memory() == ascend_sim::Memory::kUb, loc,
+                    [] { return std::string("reduction destination is not a UB tensor"); });
+  ascend_sim::check(dst.offset_bytes() % (blocks * sizeof(T)) == 0, loc, [&] {
+    return std::string(what) + " destination at byte offset " + std::to_string(dst.offset_bytes()) +
+           " is not aligned to its " + std::to_string(blocks * sizeof(T)) + "-byte results (ReduceDataBlock.md)";
+  });
+  check_level0_operand(src, m, repeat, uint32_t(src_blk), uint32_t(src_rep), loc, "source");
+  if (repeat > 0) dst.check_elems(uint64_t(repeat - 1) * dst_rep * blocks + blocks, loc);
+  VectorInstr instr(uint64_t(m.active) * repeat, repeat, loc, what,
+                    repeat_cycles<T>(ascend_sim::kModelRateReduceDataBlock));
+  const Access& a = instr.access();
+  record_level0(src, m, repeat, uint32_t(src_blk), uint32_t(src_rep), false, a);
+  auto enabled = [&](uint32_t b) {
+    for (uint32_t lane = b * per_block; lane < (b + 1) * per_block && lane < m.last; ++lane)
+      if (m.on[lane]) return true;
+    return false;
+  };
+  for (int32_t r = 0; r < repeat; ++r)
+    for (uint32_t b = 0; b < blocks; ++b)
+      if (enabled(b)) dst.sim_record(uint64_t(r) * dst_rep * blocks + b, 1, true, a);
+  if (ascend_sim::dry_run()) return;
+  for (int32_t r = 0; r < repeat; ++r) {
+    for (uint32_t b = 0; b < blocks; ++b) {
+      bool any = false;
+      float acc = 0.0f;
+      for (uint32_t lane = b * per_block; lane < (b + 1) * per_block && lane < m.last; ++lane) {
+        if (!m.on[lane]) continue;
+        const float v = ascend_sim::to_f32(src.data()[lane_offset<T>(uint32_t(r), lane, src_blk, src_rep)]);
+        acc = any ? combine(acc, v) : v;
+        any = true;
+      }
+      if (any) dst.data()[uint64_t(r) * dst_rep * blocks + b] = ascend_sim::from_f32<T>(acc);
+    }
+  }
+}
 }  // namespace detail
 
+// CANN 9.1 renamed WholeReduceMax / WholeReduceSum to ReduceRepeat<ReduceType::MAX / SUM> and BlockReduceMax /
+// BlockReduceSum to ReduceDataBlock<...> (mask now before repeatTime), and removed the old names (API appendix
+// 附录/接口变更说明.md); its kernel build force-includes asc_devkit_version.h, whose ASC_DEVKIT_VERSION_NUM (major x
+// 10^7
+// + minor x 10^5 + patch x 10^3, less 100-300 for a pre-release) tells the two apart. Like the real headers, these
+// offer one spelling or the other: built with that macro at 9.1 or later, only the new names; without it (CANN 8.x has
+// no such header), only the old ones.
+#if defined(ASC_DEVKIT_VERSION_NUM) && ASC_DEVKIT_VERSION_NUM >= 90100000 - 300
+enum class ReduceType { SUM = 0, MAX, MIN };
+
+// The simulator implements SUM and MAX with matching source and destination types (what A2 supports: half, float).
+template <ReduceType reduceType, typename T, typename U, bool isSetMask = true>
+void ReduceRepeat(const LocalTensor<T>& dst, const LocalTensor<U>& src, const int32_t mask, const int32_t repeatTime,
+                  const int32_t dstRepStride, const int32_t srcBlkStride, const int32_t srcRepStride,
+                  ReduceOrder order = ReduceOrder::ORDER_VALUE_INDEX, Loc loc = {}) {
+  static_assert(std::is_same_v<T, U>, "the simulator's ReduceRepeat takes one type for dst and src");
+  static_assert(reduceType != ReduceType::MIN, "ReduceRepeat<MIN> is not simulated");
+  constexpr bool is_max = reduceType == ReduceType::MAX;
+  detail::whole_reduce(is_max ? "ReduceRepeat<MAX>" : "ReduceRepeat<SUM>", dst, src,
+                       detail::Mask<T>(uint64_t(mask), loc), repeatTime, dstRepStride, srcBlkStride, srcRepStride,
+                       is_max ? order : ReduceOrder::ORDER_ONLY_VALUE, is_max, loc,
+                       [](float a, float b) { return is_max ? std::max(a, b) : a + b; });
+}
+template <ReduceType reduceType, typename T, typename U, bool isSetMask = true>
+void ReduceDataBlock(const LocalTensor<T>& dst, const LocalTensor<U>& src, const int32_t mask, const int32_t repeatTime,
+                     const int32_t dstRepStride, const int32_t srcBlkStride, const int32_t srcRepStride, Loc loc = {}) {
+  static_assert(std::is_same_v<T, U>, "ReduceDataBlock takes one type for dst and src (ReduceDataBlock.md)");
+  static_assert(reduceType != ReduceType::MIN, "ReduceDataBlock<MIN> is not simulated");
+  constexpr bool is_max = reduceType == ReduceType::MAX;
+  detail::block_reduce(is_max ? "ReduceDataBlock<MAX>" : "ReduceDataBlock<SUM>", dst, src,
+                       detail::Mask<T>(uint64_t(mask), loc), repeatTime, dstRepStride, srcBlkStride, srcRepStride, loc,
+                       [](float a, float b) { return is_max ? std::max(a, b) : a + b; });
+}
+template <ReduceType reduceType, typename T, typename U, bool isSetMask = true>
+void ReduceDataBlock(const LocalTensor<T>& dst, const LocalTensor<U>& src, const uint64_t mask[],
+                     const int32_t repeatTime, const int32_t dstRepStride, const int32_t srcBlkStride,
+                     const int32_t srcRepStride, Loc loc = {}) {
+  static_assert(std::is_same_v<T, U>, "ReduceDataBlock takes one type for dst and src (ReduceDataBlock.md)");
+  static_assert(reduceType != ReduceType::MIN, "ReduceDataBlock<MIN> is not simulated");
+  constexpr bool is_max = reduceType == ReduceType::MAX;
+  detail::block_reduce(is_max ? "ReduceDataBlock<MAX>" : "ReduceDataBlock<SUM>", dst, src, detail::Mask<T>(mask, loc),
+                       repeatTime, dstRepStride, srcBlkStride, srcRepStride, loc,
+                       [](float a, float b) { return is_max ? std::max(a, b) : a + b; });
+}
+#else
 template <typename T, bool isSetMask = true>
 void WholeReduceMax(const LocalTensor<T>& dst, const LocalTensor<T>& src, const int32_t mask, const int32_t repeatTime,
                     const int32_t dstRepStride, const int32_t srcBlkStride, const int32_t srcRepStride,
@@ -566,6 +666,24 @@ void WholeReduceSum(const LocalTensor<T>& dst, const LocalTensor<T>& src, const 
   detail::whole_reduce("WholeReduceSum", dst, src, detail::Mask<T>(mask, loc), repeatTime, dstRepStride, srcBlkStride,
                        srcRepStride, ReduceOrder::ORDER_ONLY_VALUE, false, loc, [](float a, float b) { return a + b; });
 }
+// Before 9.1 (kernel_operator_vec_reduce_intf.h of CANN 8.x): repeatTime before mask.
+#define ASCEND_SIM_BLOCK_REDUCE(NAME, EXPR)                                                                        \
+  template <typename T, bool isSetMask = true>                                                                     \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, const int32_t repeatTime, const int32_t mask,    \
+            const int32_t dstRepStride, const int32_t srcBlkStride, const int32_t srcRepStride, Loc loc = {}) {    \
+    detail::block_reduce(#NAME, dst, src, detail::Mask<T>(uint64_t(mask), loc), repeatTime, dstRepStride,          \
+                         srcBlkStride, srcRepStride, loc, [](float a, float b) { return EXPR; });                  \
+  }                                                                                                                \
+  template <typename T, bool isSetMask = true>                                                                     \
+  void NAME(const LocalTensor<T>& dst, const LocalTensor<T>& src, const int32_t repeatTime, const uint64_t mask[], \
+            const int32_t dstRepStride, const int32_t srcBlkStride, const int32_t srcRepStride, Loc loc = {}) {    \
+    detail::block_reduce(#NAME, dst, src, detail::Mask<T>(mask, loc), repeatTime, dstRepStride, srcBlkStride,      \
+                         srcRepStride, loc, [](float a, float b) { return EXPR; });                                \
+  }
+ASCEND_SIM_BLOCK_REDUCE(BlockReduceMax, std::max(a, b))
+ASCEND_SIM_BLOCK_REDUCE(BlockReduceSum, a + b)
+#undef ASCEND_SIM_BLOCK_REDUCE
+#endif
 
 enum class CMPMODE : uint8_t { LT = 0, GT, EQ, LE, GE, NE };
 enum class SELMODE : uint8_t { VSEL_CMPMASK_SPR = 0, VSEL_TENSOR_SCALAR_MODE, VSEL_TENSOR_TENSOR_MODE };
@@ -632,7 +750,7 @@ void Select(const LocalTensor<T>& dst, const LocalTensor<U>& selMask, const Loca
   const uint8_t* bits = selMask.data();
   const T* x = src0.data();
   detail::level2(
-      "Select", detail::kPlain, dst, int32_t(count), loc,
+      "Select", detail::kBasic, dst, int32_t(count), loc,
       [&](int32_t i) { return (bits[i / 8] >> (i % 8)) & 1 ? ascend_sim::to_f32(x[i]) : s; }, src0,
       detail::Span<uint8_t>{selMask, (count + 7) / 8});
 }

@@ -207,11 +207,12 @@ class OnlineSoftmaxRows {
     out_que_.FreeTensor(p);
   }
 
-  // dst [n, 8] = the max or sum of each row of block [n, cols], broadcast over the row's 8 lanes by Brcb.
+  // dst [n, 8] = the max or sum of each row of block [n, cols], broadcast over the row's 8 lanes by Brcb (dst holds
+  // the row's partial results first).
   template <RowOp kOp>
   __aicore__ inline void RowReduceStat(const AscendC::LocalTensor<float>& dst, const AscendC::LocalTensor<float>& block,
                                        uint32_t n, uint32_t cols) {
-    RowReduce<kOp>(reduced_, block, n, cols, fold_);
+    RowReduce<kOp>(reduced_, block, n, cols, fold_, dst);
     AscendC::Brcb(dst, reduced_, uint8_t((n + 7) / 8), AscendC::BrcbRepeatParams(1, 8));
   }
 

@@ -3,6 +3,19 @@
 #pragma once
 #include "kernel_operator.h"
 
+// CANN 9.1 renamed BlockReduceMax / BlockReduceSum to ReduceDataBlock<ReduceType::MAX / SUM> (mask now before
+// repeatTime) and removed the old names (API appendix 附录/接口变更说明.md). Its kernel build force-includes
+// version/asc_devkit_version.h (scripts/build.sh passes it to bisheng), whose ASC_DEVKIT_VERSION_NUM is major x 10^7 +
+// minor x 10^5 + patch x 10^3, less 100-300 for a pre-release; CANN 8.x has no such header, and the old names.
+#if !defined(ASC_DEVKIT_VERSION_NUM) && defined(__has_include)
+#if __has_include("version/asc_devkit_version.h")
+#include "version/asc_devkit_version.h"
+#endif
+#endif
+#if defined(ASC_DEVKIT_VERSION_NUM) && ASC_DEVKIT_VERSION_NUM >= 90100000 - 300
+#define ASCEND_ATTN_REDUCE_DATA_BLOCK 1
+#endif
+
 namespace ascend_attn_kernel {
 
 constexpr uint32_t kFp32PerRepeat = 64;  // one 256-byte vector repeat of fp32
@@ -70,12 +83,34 @@ __aicore__ inline void RowElementwise(const AscendC::LocalTensor<float>& dst, co
   }
 }
 
+// dst[r * 8 + b] = the max or sum of the lanes `mask` enables in block b of repeat r of src, for r < repeat: one result
+// per 32-byte block, repeats `src_rep` blocks apart; blocks with no enabled lane keep their result.
+template <RowOp kOp>
+__aicore__ inline void ReduceBlocks(const AscendC::LocalTensor<float>& dst, const AscendC::LocalTensor<float>& src,
+                                    const uint64_t mask[], int32_t repeat, int32_t src_rep) {
+#ifdef ASCEND_ATTN_REDUCE_DATA_BLOCK
+  constexpr AscendC::ReduceType kType = kOp == RowOp::kMax ? AscendC::ReduceType::MAX : AscendC::ReduceType::SUM;
+  AscendC::ReduceDataBlock<kType>(dst, src, mask, repeat, 1, 1, src_rep);
+#else
+  if constexpr (kOp == RowOp::kMax) {
+    AscendC::BlockReduceMax(dst, src, repeat, mask, 1, 1, src_rep);
+  } else {
+    static_assert(kOp == RowOp::kAdd, "ReduceBlocks takes kAdd or kMax");
+    AscendC::BlockReduceSum(dst, src, repeat, mask, 1, 1, src_rep);
+  }
+#endif
+}
+
 // reduced[r] = the max or sum of row r of block [n, cols] (cols a multiple of 8), for r < n: 64-lane column groups
-// fold into one with elementwise ops (a partial last group folds only its lanes) in `fold` ([n, 64]), then one
-// reduction per row turns the fold into a value. No scalar work, so the vector pipe never waits for the scalar unit.
+// fold into one with elementwise ops (a partial last group folds only its lanes) in `fold` ([n, 64]); per-block
+// reductions take each row's (up to) 64 lanes to 8 partial results in `partial` ([n, 8], 32-byte aligned), then the
+// partials, eight rows per repeat, to one value per row. A per-block reduction costs one cycle per fp32 repeat, a
+// per-repeat one (WholeReduce / ReduceRepeat) seven (A2 table of 附录/Vector指令理论性能汇总.md): n + n / 8 repeats
+// instead of 7 n. No scalar work beyond three masks, so the vector pipe never waits for the scalar unit.
 template <RowOp kOp>
 __aicore__ inline void RowReduce(const AscendC::LocalTensor<float>& reduced, const AscendC::LocalTensor<float>& block,
-                                 uint32_t n, uint32_t cols, const AscendC::LocalTensor<float>& fold) {
+                                 uint32_t n, uint32_t cols, const AscendC::LocalTensor<float>& fold,
+                                 const AscendC::LocalTensor<float>& partial) {
   const uint8_t stride = uint8_t(cols / 8);
   AscendC::LocalTensor<float> src = block;
   if (cols > kFp32PerRepeat) {
@@ -95,12 +130,18 @@ __aicore__ inline void RowReduce(const AscendC::LocalTensor<float>& reduced, con
     }
     src = fold;
   }
-  const int32_t lanes = int32_t(cols < kFp32PerRepeat ? cols : kFp32PerRepeat);
-  const int32_t src_stride = cols > kFp32PerRepeat ? 8 : stride;
-  if constexpr (kOp == RowOp::kMax) {
-    AscendC::WholeReduceMax(reduced, src, lanes, int32_t(n), 1, 1, src_stride, AscendC::ReduceOrder::ORDER_ONLY_VALUE);
-  } else {
-    AscendC::WholeReduceSum(reduced, src, lanes, int32_t(n), 1, 1, src_stride);
+  const uint32_t lanes = cols < kFp32PerRepeat ? cols : kFp32PerRepeat;
+  const uint64_t row_mask[2] = {lanes == kFp32PerRepeat ? ~0ull : (1ull << lanes) - 1, 0};
+  ReduceBlocks<kOp>(partial, src, row_mask, int32_t(n), cols > kFp32PerRepeat ? 8 : stride);
+  // Row r's partials are block r of `partial`, their first lanes / 8 lanes valid; a repeat covers eight rows.
+  const uint64_t valid = lanes == kFp32PerRepeat ? 0xffull : (1ull << (lanes / 8)) - 1;
+  uint64_t each = 0;
+  for (uint32_t b = 0; b < 8; ++b) each |= valid << (8 * b);
+  const uint64_t whole[2] = {each, 0};
+  if (n >= 8) ReduceBlocks<kOp>(reduced, partial, whole, int32_t(n / 8), 8);
+  if (n % 8 != 0) {
+    const uint64_t tail[2] = {each & ((1ull << (8 * (n % 8))) - 1), 0};
+    ReduceBlocks<kOp>(reduced[n / 8 * 8], partial[n / 8 * 64], tail, 1, 8);
   }
 }
 

@@ -154,7 +154,7 @@ class GradVector {
       in_que_.FreeTensor(b);
       AscendC::Mul(work_a_, work_a_, work_b_, int32_t(count));
       AscendC::LocalTensor<float> y = out_que_.AllocTensor<float>();
-      RowReduce<RowOp::kAdd>(y, work_a_, n, width, fold_);
+      RowReduce<RowOp::kAdd>(y, work_a_, n, width, fold_, work_b_);  // work_b_ is free again after the Mul
       out_que_.EnQue(y);
       y = out_que_.DeQue<float>();
       AscendC::DataCopyPad(d[r0], y, AscendC::DataCopyExtParams(1, n * 4, 0, 0, 0));

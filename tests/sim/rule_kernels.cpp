@@ -701,6 +701,43 @@ void row_reductions(const Bufs& b) {
   que.FreeTensor(x);
 }
 
+// Per-block reductions of gm[0..320) as 4 rows of 80 floats (10 blocks apart): BlockReduceSum of each row's first
+// 40 lanes (blocks 0..4) into gm[320..352), whose blocks 5..7 of each row keep the -7 written before; BlockReduceMax
+// of lanes 0, 1 of every block (a bitwise mask) into gm[352..384).
+void block_reductions(const Bufs& b) {
+  GlobalTensor<float> g;
+  g.SetGlobalBuffer(b.f(0), 384);
+  TPipe pipe;
+  TQueBind<TPosition::VECIN, TPosition::VECOUT, 1> que;
+  pipe.InitBuffer(que, 1, 384 * sizeof(float));
+  LocalTensor<float> x = que.AllocTensor<float>();
+  DataCopy(x, g, 320);
+  Duplicate(x[320], -7.0f, 32);
+  const TEventID mte2_v = GetTPipePtr()->FetchEventID(HardEvent::MTE2_V);
+  SetFlag<HardEvent::MTE2_V>(mte2_v);
+  WaitFlag<HardEvent::MTE2_V>(mte2_v);
+  BlockReduceSum(x[320], x, 4, 40, 1, 1, 10);
+  const uint64_t pairs[2] = {0x0303030303030303ull, 0};
+  BlockReduceMax(x[352], x, 4, pairs, 1, 1, 10);
+  const TEventID v_mte3 = GetTPipePtr()->FetchEventID(HardEvent::V_MTE3);
+  SetFlag<HardEvent::V_MTE3>(v_mte3);
+  WaitFlag<HardEvent::V_MTE3>(v_mte3);
+  que.EnQue(x);
+  x = que.DeQue<float>();
+  DataCopy(g[320], x[320], 64);
+  que.FreeTensor(x);
+}
+
+// Per-block results of fp32 need a 32-byte aligned destination (ReduceDataBlock.md).
+void block_reduce_misaligned(const Bufs&) {
+  TPipe pipe;
+  TBuf<TPosition::VECCALC> buf;
+  pipe.InitBuffer(buf, 128 * sizeof(float));
+  LocalTensor<float> x = buf.Get<float>();
+  Duplicate(x, 1.0f, 64);
+  BlockReduceSum(x[68], x, 1, 64, 1, 1, 8);
+}
+
 // (value, index) pairs of fp32 need an 8-byte aligned destination (ReduceRepeat.md, table 3).
 void reduce_misaligned(const Bufs&) {
   TPipe pipe;
@@ -795,6 +832,55 @@ void two_instructions(const Bufs& b) {
   }
 }
 
+// AIV 0 sends 8 synchronous 16 x 512 x 512 Matmul requests (A, B, C in gm 1 and gm 0, reused so they stay in L2):
+// with 16 rows, moving B from L1 into L0B takes the cube longer than multiplying it.
+void matmul_thin(const Bufs& b) {
+  GlobalTensor<float> c;
+  GlobalTensor<half> ab;
+  c.SetGlobalBuffer(b.f(0), 16 * 512);
+  ab.SetGlobalBuffer(b.h(1), 16 * 512 + 512 * 512);
+  TPipe pipe;
+  Mm mm;
+  TCubeTiling t;
+  t.usedCoreNum = 1, t.M = t.singleCoreM = 16, t.N = t.singleCoreN = 512, t.Ka = t.Kb = t.singleCoreK = 512;
+  t.baseM = 16, t.baseN = 128, t.baseK = 64, t.depthA1 = t.depthB1 = 2;
+  t.stepM = t.stepN = t.stepKa = t.stepKb = 1, t.dbL0A = t.dbL0B = 2, t.dbL0C = 1;
+  REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), mm, &t);
+  if (GetSubBlockIdx() != 0) return;
+  for (int i = 0; i < 8; ++i) {
+    mm.SetOrgShape(16, 512, 512);
+    mm.SetTensorA(ab);
+    mm.SetTensorB(ab[16 * 512]);
+    mm.IterateAll(c);
+    mm.End();
+  }
+}
+
+// Eight repeats of each vector instruction whose rate the A2 table fixes, one after the other on UB data of type T
+// (no GM): Add, Exp, Ln, Div, Reciprocal, then WholeReduceMax, WholeReduceSum, BlockReduceMax and BlockReduceSum over
+// the same eight repeats.
+template <typename T>
+void vector_rates(const Bufs&) {
+  constexpr int32_t lanes = 256 / sizeof(T), n = 8 * lanes;
+  TPipe pipe;
+  TBuf<TPosition::VECCALC> a, c, r;
+  pipe.InitBuffer(a, n * sizeof(T));
+  pipe.InitBuffer(c, n * sizeof(T));
+  pipe.InitBuffer(r, 256);
+  LocalTensor<T> x = a.Get<T>(), y = c.Get<T>(), red = r.Get<T>();
+  Duplicate(x, T(1.0f), n);
+  Duplicate(y, T(2.0f), n);
+  Add(y, x, y, n);
+  Exp(y, y, n);
+  Ln(y, y, n);
+  Div(y, y, x, n);
+  Reciprocal(y, y, n);
+  WholeReduceMax(red, y, lanes, 8, 1, 1, 8, ReduceOrder::ORDER_ONLY_VALUE);
+  WholeReduceSum(red, y, lanes, 8, 1, 1, 8);
+  BlockReduceMax(red, y, 8, lanes, 1, 1, 8);
+  BlockReduceSum(red, y, 8, lanes, 1, 1, 8);
+}
+
 // Both AIVs of each core send 16 back-to-back 128 x 256 x 512 Matmul requests (A, B, C in gm 1 and gm 0, reused so
 // they stay in L2): the cube's share of the time.
 void matmul_only(const Bufs& b) {
@@ -882,11 +968,16 @@ const std::map<std::string, std::pair<ascend_sim::KernelType, Kernel>> kKernels 
     {"row_broadcast", {ascend_sim::KernelType::kAivOnly, row_broadcast}},
     {"row_reductions", {ascend_sim::KernelType::kAivOnly, row_reductions}},
     {"reduce_misaligned", {ascend_sim::KernelType::kAivOnly, reduce_misaligned}},
+    {"block_reductions", {ascend_sim::KernelType::kAivOnly, block_reductions}},
+    {"block_reduce_misaligned", {ascend_sim::KernelType::kAivOnly, block_reduce_misaligned}},
     {"select_and_round", {ascend_sim::KernelType::kAivOnly, select_and_round}},
     {"copy_through", {ascend_sim::KernelType::kAivOnly, copy_through}},
     {"dependent_pair", {ascend_sim::KernelType::kAivOnly, two_instructions<true>}},
     {"independent_pair", {ascend_sim::KernelType::kAivOnly, two_instructions<false>}},
     {"matmul_only", {ascend_sim::KernelType::kMixAic1To2, matmul_only}},
+    {"matmul_thin", {ascend_sim::KernelType::kMixAic1To2, matmul_thin}},
+    {"vector_rates_fp32", {ascend_sim::KernelType::kAivOnly, vector_rates<float>}},
+    {"vector_rates_fp16", {ascend_sim::KernelType::kAivOnly, vector_rates<half>}},
 };
 
 // Runs kernel `name` on `cores` cores over the given GM buffers (role per buffer: input, output, inout, scratch),

@@ -164,6 +164,11 @@ class Matmul {
       auto up16 = [](uint64_t x) { return (x + 15) / 16 * 16; };
       counters.cube_macs += up16(m) * up16(n) * up16(k);
       in.add_macs(up16(m) * up16(n) * up16(k));
+      // L1 -> L0A / L0B: A once per base block of N, B once per base block of M (fractal-padded shapes).
+      const uint64_t n_blocks = (n + tiling_->baseN - 1) / tiling_->baseN,
+                     m_blocks = (m + tiling_->baseM - 1) / tiling_->baseM;
+      in.add_cycles(double(up16(m) * up16(k) * sizeof(A) * n_blocks) / kModelL0aLoadBytesPerCycle +
+                    double(up16(k) * up16(n) * sizeof(B) * m_blocks) / kModelL0bLoadBytesPerCycle);
       if (!dry_run()) compute(gm, m, n, k, enAtomic);
     }
     if (sync) {
