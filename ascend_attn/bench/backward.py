@@ -3,10 +3,13 @@ CPU backends, and the peak memory each allocates.
 
 Dense BSND shapes (fp32 / bf16, causal or not, plus GQA 32/8) and the varlen batch of ``bench flash`` (SDPA as a
 per-sequence loop over the packed tensors). One step = forward, then backward of a fixed dout into q, k and v, all
-in one process; ratio = baseline time / our time (> 1: we are faster). Peak memory: the largest total of tensor
-allocations alive during one step, from the torch profiler's allocation events; extra memory: that peak less the
-step's own results (out and the gradients of q, k, v), plus, for ascend_attn, the kernel scratch its threads keep
-outside torch's allocator.
+in one process; ratio = baseline time / our time (> 1: we are faster). GFLOP/s count 14 d FLOPs per visible
+(query, key) pair and head (the forward's two products and the backward's five, d = head_dim = head_dim_v; causal
+halves the pairs, as in ``bench flash``); "ratio bound at GEMM peak" is the baseline's time over the time of those
+FLOPs at the fp32 GEMM peak measured in the same run: the ratio a kernel doing only them at that peak would reach.
+Peak memory: the largest total of tensor allocations alive during one step, from the torch profiler's allocation
+events; extra memory: that peak less the step's own results (out and the gradients of q, k, v), plus, for
+ascend_attn, the kernel scratch its threads keep outside torch's allocator.
 """
 
 from __future__ import annotations
@@ -21,7 +24,16 @@ from torch.profiler import ProfilerActivity, profile
 
 import ascend_attn
 from ascend_attn.bench import model
-from ascend_attn.bench.common import DTYPES, BenchResult, markdown_table, progress, report, selected_dtypes, time_fn
+from ascend_attn.bench.common import (
+    DTYPES,
+    BenchResult,
+    gemm_peaks,
+    markdown_table,
+    progress,
+    report,
+    selected_dtypes,
+    time_fn,
+)
 from ascend_attn.bench.flash import VARLEN_LENGTHS
 
 DENSE = (1, 32, 2048, 128)  # batch, heads, seqlen, head_dim
@@ -31,7 +43,8 @@ QUICK_DENSE = (1, 4, 512, 64)
 QUICK_MEMORY = (1, 2, 1024, 64)
 BACKENDS = {"SDPA math": SDPBackend.MATH, "SDPA flash": SDPBackend.FLASH_ATTENTION}
 
-HEADER = ["ISA", "dtype", "case", "causal", "ours ms", "baseline", "baseline ms", "ratio", "ratio vs fastest SDPA"]
+HEADER = ["ISA", "dtype", "case", "causal", "ours ms", "GFLOP/s", "of fp32 GEMM peak", "baseline", "baseline ms",
+          "baseline GFLOP/s", "ratio", "ratio vs fastest SDPA", "ratio bound at GEMM peak"]  # fmt: skip
 # The MODELLED 910B2 rows of the Ascend C backward (bench model's table, same timeline model): fp16, 32 heads, d 128.
 MODEL_HEADS, MODEL_HEAD_DIM, MODEL_CORES = 32, 128, 24
 MEMORY_HEADER = ["case", "implementation", "peak MiB", "extra MiB", "SDPA's extra / ours"]
@@ -170,40 +183,54 @@ def measure(args: argparse.Namespace) -> BenchResult:
     progress(f"ascend_attn CPU kernels: {ascend_attn.cpu_isa()}, torch threads: {torch.get_num_threads()}")
     batch, heads, seqlen, head_dim = QUICK_DENSE if args.quick else DENSE
     lengths = VARLEN_LENGTHS[5:] if args.quick else VARLEN_LENGTHS
-    cases = []  # (dtype name, case name, causal, steps function, its arguments)
+    cases = []  # (dtype name, case name, causal, steps function, its arguments, FLOPs of one step)
     for dname in selected_dtypes(args):
         dtype = DTYPES[dname]
         for causal in (False, True):
+            pairs = 0.5 if causal else 1.0  # visible (query, key) pairs per S^2
             shape = (batch, heads, seqlen, head_dim)
             dense_args = (dtype, batch, heads, heads, seqlen, head_dim, causal)
-            cases.append((dname, f"dense {shape}", causal, _dense_steps, dense_args))
+            flops = 14 * head_dim * batch * heads * seqlen**2 * pairs
+            cases.append((dname, f"dense {shape}", causal, _dense_steps, dense_args, flops))
             if not args.quick:
                 b, h, hk, s, d = GQA
+                flops = 14 * d * b * h * s**2 * pairs
                 cases.append(
-                    (dname, f"GQA {h}/{hk} {(b, s, d)}", causal, _dense_steps, (dtype, b, h, hk, s, d, causal))
+                    (dname, f"GQA {h}/{hk} {(b, s, d)}", causal, _dense_steps, (dtype, b, h, hk, s, d, causal), flops)
                 )
             name = f"varlen {len(lengths)} seqs H32 D128"
-            cases.append((dname, name, causal, _varlen_steps, (dtype, lengths, 32, 128, causal)))
+            flops = sum(14 * 128 * 32 * n**2 * pairs for n in lengths)
+            cases.append((dname, name, causal, _varlen_steps, (dtype, lengths, 32, 128, causal), flops))
 
     # Memory first: the kernel scratch the threads hold is the largest any call so far needed.
     memory_rows = _memory_table(QUICK_MEMORY if args.quick else MEMORY)
+    progress("measuring this machine's GEMM peaks ...")
+    peaks = gemm_peaks(args.repeats)
+    fp32_name = max((n for n in peaks if "fp32" in n), key=peaks.get)
+    peak = peaks[fp32_name]
     rows, speedups, isa = [], [], ascend_attn.cpu_isa()
-    for i, (dname, name, causal, steps, steps_args) in enumerate(cases, 1):
+    for i, (dname, name, causal, steps, steps_args, flops) in enumerate(cases, 1):
         progress(f"[{i}/{len(cases)}] {dname} {name} causal={causal}")
         ours_step, baselines = steps(*steps_args)
         ours = time_fn(ours_step, args.repeats, args.warmup, before=ours_step.clear)
         times = {bname: _time(step, args) for bname, step in baselines.items()}
         measured = [t.median for t in times.values() if t is not None]
         fastest = f"{min(measured) / ours.median:.2f}" if measured else "no SDPA backend ran"
+        gflops = flops / ours.median / 1e6
+        ours_cols = [str(ours), f"{gflops:.1f}", f"{gflops / peak:.2f}"]
+        at_peak_ms = flops / peak / 1e6
         for bname, base in times.items():
             if base is None:
-                rows.append([isa, dname, name, causal, str(ours), bname, "rejected the case", "", fastest])
+                rows.append([isa, dname, name, causal, *ours_cols, bname, "rejected the case", "", "", fastest, ""])
                 continue
             ratio = base.median / ours.median
-            rows.append([isa, dname, name, causal, str(ours), bname, str(base), f"{ratio:.2f}", fastest])
+            rows.append([isa, dname, name, causal, *ours_cols, bname, str(base), f"{flops / base.median / 1e6:.1f}",
+                         f"{ratio:.2f}", fastest, f"{base.median / at_peak_ms:.2f}"])  # fmt: skip
             speedups.append((f"{dname} {name}{' causal' if causal else ''} vs {bname}", ratio))
 
+    peak_lines = ", ".join(f"{n} {v:.1f}" for n, v in peaks.items())
     notes = [
+        f"GEMM peaks measured in this run (GFLOP/s): {peak_lines}; fp32 peak used: {fp32_name}",
         f"CPU kernels: {ascend_attn.cpu_isa()}, torch threads: {torch.get_num_threads()}; one step = forward + "
         f"backward into q, k, v; times in ms as median (min-max) of {args.repeats} runs",
     ]
