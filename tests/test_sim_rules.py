@@ -228,6 +228,16 @@ def test_block_reduce_results_need_their_alignment(kernels):
         run(kernels, "block_reduce_misaligned")
 
 
+def test_reduction_strides_are_16_bit(kernels):
+    with pytest.raises(RuntimeError, match=r"reduction strides must be in \[0, 65535\] \(ReduceDataBlock.md\)"):
+        run(kernels, "reduce_wide_stride")
+
+
+def test_reduction_destination_must_be_ub(kernels):
+    with pytest.raises(RuntimeError, match="reduction destination is not a UB tensor"):
+        run(kernels, "reduce_into_nothing")
+
+
 def test_whole_reduce_pairs_need_their_alignment(kernels):
     with pytest.raises(RuntimeError, match=r"not aligned to its 8-byte result \(ReduceRepeat.md table 3\)"):
         run(kernels, "reduce_misaligned")

@@ -485,28 +485,39 @@ void Brcb(const LocalTensor<T>& dst, const LocalTensor<T>& src, int32_t repeatTi
 enum class ReduceOrder : uint8_t { ORDER_VALUE_INDEX = 0, ORDER_INDEX_VALUE, ORDER_ONLY_VALUE, ORDER_ONLY_INDEX };
 
 namespace detail {
+// What every level-0 reduction checks: repeat count and strides in range, a UB destination aligned to `align` bytes
+// (its results' width; the message names them, `results`), the source's lanes inside its tensor. `page` is the API
+// page the strides come from.
+template <typename T>
+void check_reduction(const char* what, const LocalTensor<T>& dst, const LocalTensor<T>& src, const Mask<T>& m,
+                     int32_t repeat, int32_t dst_rep, int32_t src_blk, int32_t src_rep, uint32_t align,
+                     const char* results, const char* page, const Loc& loc) {
+  check_repeat(repeat, loc);
+  ascend_sim::check(
+      dst_rep >= 0 && dst_rep <= 65535 && src_blk >= 0 && src_blk <= 65535 && src_rep >= 0 && src_rep <= 65535, loc,
+      [&] { return std::string("reduction strides must be in [0, 65535] (") + page + ")"; });
+  ascend_sim::check(dst.valid() && dst.memory() == ascend_sim::Memory::kUb, loc,
+                    [] { return std::string("reduction destination is not a UB tensor"); });
+  ascend_sim::check(dst.offset_bytes() % align == 0, loc, [&] {
+    return std::string(what) + " destination at byte offset " + std::to_string(dst.offset_bytes()) +
+           " is not aligned to its " + std::to_string(align) + "-byte " + results;
+  });
+  check_level0_operand(src, m, repeat, uint32_t(src_blk), uint32_t(src_rep), loc, "source");
+}
+
 // One result per repeat: the enabled lanes of repeat r combined. dstRepStride counts results, each `slots`
 // elements wide (value and index take two; ReduceRepeat.md table 3); the destination needs only that alignment.
 template <typename T, typename F>
 void whole_reduce(const char* what, const LocalTensor<T>& dst, const LocalTensor<T>& src, const Mask<T>& m,
                   int32_t repeat, int32_t dst_rep, int32_t src_blk, int32_t src_rep, ReduceOrder order, bool is_max,
                   const Loc& loc, F combine) {
-  check_repeat(repeat, loc);
-  ascend_sim::check(
-      dst_rep >= 0 && dst_rep <= 65535 && src_blk >= 0 && src_blk <= 65535 && src_rep >= 0 && src_rep <= 65535, loc,
-      [] { return std::string("reduction strides must be in [0, 65535] (ReduceRepeat.md)"); });
   // Result width per repeat, ReduceRepeat.md table 3: value and index take two elements; a lone index is 32-bit.
   const bool pair = is_max && (order == ReduceOrder::ORDER_VALUE_INDEX || order == ReduceOrder::ORDER_INDEX_VALUE);
   const bool index_only = is_max && order == ReduceOrder::ORDER_ONLY_INDEX;
   const uint32_t unit = pair ? 2 * uint32_t(sizeof(T)) : index_only ? 4u : uint32_t(sizeof(T));
   const uint32_t slots = unit / uint32_t(sizeof(T));
-  ascend_sim::check(dst.valid() && dst.memory() == ascend_sim::Memory::kUb, loc,
-                    [] { return std::string("reduction destination is not a UB tensor"); });
-  ascend_sim::check(dst.offset_bytes() % unit == 0, loc, [&] {
-    return std::string(what) + " destination at byte offset " + std::to_string(dst.offset_bytes()) +
-           " is not aligned to its " + std::to_string(unit) + "-byte result (ReduceRepeat.md table 3)";
-  });
-  check_level0_operand(src, m, repeat, uint32_t(src_blk), uint32_t(src_rep), loc, "source");
+  check_reduction(what, dst, src, m, repeat, dst_rep, src_blk, src_rep, unit, "result (ReduceRepeat.md table 3)",
+                  "ReduceRepeat.md", loc);
   if (repeat > 0) dst.check_elems(uint64_t(repeat - 1) * dst_rep * slots + slots, loc);
   VectorInstr instr(uint64_t(m.active) * repeat, repeat, loc, what,
                     repeat_cycles<T>(ascend_sim::kModelRateReduceRepeat));
@@ -552,17 +563,8 @@ template <typename T, typename F>
 void block_reduce(const char* what, const LocalTensor<T>& dst, const LocalTensor<T>& src, const Mask<T>& m,
                   int32_t repeat, int32_t dst_rep, int32_t src_blk, int32_t src_rep, const Loc& loc, F combine) {
   constexpr uint32_t per_block = ascend_sim::kBlockBytes / sizeof(T), blocks = 8;
-  check_repeat(repeat, loc);
-  ascend_sim::check(
-      dst_rep >= 0 && dst_rep <= 65535 && src_blk >= 0 && src_blk <= 65535 && src_rep >= 0 && src_rep <= 65535, loc,
-      [] { return std::string("reduction strides must be in [0, 65535] (ReduceDataBlock.md)"); });
-  ascend_sim::check(dst.valid() && dst.memory() == ascend_sim::Memory::kUb, loc,
-                    [] { return std::string("reduction destination is not a UB tensor"); });
-  ascend_sim::check(dst.offset_bytes() % (blocks * sizeof(T)) == 0, loc, [&] {
-    return std::string(what) + " destination at byte offset " + std::to_string(dst.offset_bytes()) +
-           " is not aligned to its " + std::to_string(blocks * sizeof(T)) + "-byte results (ReduceDataBlock.md)";
-  });
-  check_level0_operand(src, m, repeat, uint32_t(src_blk), uint32_t(src_rep), loc, "source");
+  check_reduction(what, dst, src, m, repeat, dst_rep, src_blk, src_rep, blocks * uint32_t(sizeof(T)),
+                  "results (ReduceDataBlock.md)", "ReduceDataBlock.md", loc);
   if (repeat > 0) dst.check_elems(uint64_t(repeat - 1) * dst_rep * blocks + blocks, loc);
   VectorInstr instr(uint64_t(m.active) * repeat, repeat, loc, what,
                     repeat_cycles<T>(ascend_sim::kModelRateReduceDataBlock));
@@ -595,11 +597,10 @@ void block_reduce(const char* what, const LocalTensor<T>& dst, const LocalTensor
 
 // CANN 9.1 renamed WholeReduceMax / WholeReduceSum to ReduceRepeat<ReduceType::MAX / SUM> and BlockReduceMax /
 // BlockReduceSum to ReduceDataBlock<...> (mask now before repeatTime), and removed the old names (API appendix
-// 附录/接口变更说明.md); its kernel build force-includes asc_devkit_version.h, whose ASC_DEVKIT_VERSION_NUM (major x
-// 10^7
-// + minor x 10^5 + patch x 10^3, less 100-300 for a pre-release) tells the two apart. Like the real headers, these
-// offer one spelling or the other: built with that macro at 9.1 or later, only the new names; without it (CANN 8.x has
-// no such header), only the old ones.
+// 附录/接口变更说明.md). Its kernel build force-includes asc_devkit_version.h, whose ASC_DEVKIT_VERSION_NUM
+// (major x 10^7 + minor x 10^5 + patch x 10^3, less 100-300 for a pre-release) tells the two apart. Like the real
+// headers, these offer one spelling or the other: built with that macro at 9.1 or later, only the new names; without
+// it (CANN 8.x has no such header), only the old ones.
 #if defined(ASC_DEVKIT_VERSION_NUM) && ASC_DEVKIT_VERSION_NUM >= 90100000 - 300
 enum class ReduceType { SUM = 0, MAX, MIN };
 
@@ -616,26 +617,30 @@ void ReduceRepeat(const LocalTensor<T>& dst, const LocalTensor<U>& src, const in
                        is_max ? order : ReduceOrder::ORDER_ONLY_VALUE, is_max, loc,
                        [](float a, float b) { return is_max ? std::max(a, b) : a + b; });
 }
-template <ReduceType reduceType, typename T, typename U, bool isSetMask = true>
-void ReduceDataBlock(const LocalTensor<T>& dst, const LocalTensor<U>& src, const int32_t mask, const int32_t repeatTime,
-                     const int32_t dstRepStride, const int32_t srcBlkStride, const int32_t srcRepStride, Loc loc = {}) {
+namespace detail {
+// ReduceDataBlock with either mask form (the Mask<T> built from it).
+template <ReduceType reduceType, typename T, typename U, typename MaskArg>
+void reduce_data_block(const LocalTensor<T>& dst, const LocalTensor<U>& src, MaskArg mask, int32_t repeatTime,
+                       int32_t dstRepStride, int32_t srcBlkStride, int32_t srcRepStride, const Loc& loc) {
   static_assert(std::is_same_v<T, U>, "ReduceDataBlock takes one type for dst and src (ReduceDataBlock.md)");
   static_assert(reduceType != ReduceType::MIN, "ReduceDataBlock<MIN> is not simulated");
   constexpr bool is_max = reduceType == ReduceType::MAX;
-  detail::block_reduce(is_max ? "ReduceDataBlock<MAX>" : "ReduceDataBlock<SUM>", dst, src,
-                       detail::Mask<T>(uint64_t(mask), loc), repeatTime, dstRepStride, srcBlkStride, srcRepStride, loc,
-                       [](float a, float b) { return is_max ? std::max(a, b) : a + b; });
+  block_reduce(is_max ? "ReduceDataBlock<MAX>" : "ReduceDataBlock<SUM>", dst, src, Mask<T>(mask, loc), repeatTime,
+               dstRepStride, srcBlkStride, srcRepStride, loc,
+               [](float a, float b) { return is_max ? std::max(a, b) : a + b; });
+}
+}  // namespace detail
+template <ReduceType reduceType, typename T, typename U, bool isSetMask = true>
+void ReduceDataBlock(const LocalTensor<T>& dst, const LocalTensor<U>& src, const int32_t mask, const int32_t repeatTime,
+                     const int32_t dstRepStride, const int32_t srcBlkStride, const int32_t srcRepStride, Loc loc = {}) {
+  detail::reduce_data_block<reduceType>(dst, src, uint64_t(mask), repeatTime, dstRepStride, srcBlkStride, srcRepStride,
+                                        loc);
 }
 template <ReduceType reduceType, typename T, typename U, bool isSetMask = true>
 void ReduceDataBlock(const LocalTensor<T>& dst, const LocalTensor<U>& src, const uint64_t mask[],
                      const int32_t repeatTime, const int32_t dstRepStride, const int32_t srcBlkStride,
                      const int32_t srcRepStride, Loc loc = {}) {
-  static_assert(std::is_same_v<T, U>, "ReduceDataBlock takes one type for dst and src (ReduceDataBlock.md)");
-  static_assert(reduceType != ReduceType::MIN, "ReduceDataBlock<MIN> is not simulated");
-  constexpr bool is_max = reduceType == ReduceType::MAX;
-  detail::block_reduce(is_max ? "ReduceDataBlock<MAX>" : "ReduceDataBlock<SUM>", dst, src, detail::Mask<T>(mask, loc),
-                       repeatTime, dstRepStride, srcBlkStride, srcRepStride, loc,
-                       [](float a, float b) { return is_max ? std::max(a, b) : a + b; });
+  detail::reduce_data_block<reduceType>(dst, src, mask, repeatTime, dstRepStride, srcBlkStride, srcRepStride, loc);
 }
 #else
 template <typename T, bool isSetMask = true>

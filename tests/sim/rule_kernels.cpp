@@ -676,9 +676,10 @@ void row_broadcast(const Bufs& b) {
   que.FreeTensor(x);
 }
 
-// Per-repeat reductions of a [4, 80] fp32 block (row stride 10 blocks): the max of each row's first 48 lanes to
-// gm[320..324), the sum of its first 64 to gm[328..332), (max, index) pairs of its first 64 to gm[336..344).
-void row_reductions(const Bufs& b) {
+// gm 0 [0, 320) into UB, `reduce(x)` with the copy waited for, then `results` floats from x[320] to gm 0 [320, ...)
+// once the vector work is done: the frame of the reduction tests below.
+template <typename F>
+void reduce_in_ub(const Bufs& b, uint32_t results, F reduce) {
   GlobalTensor<float> g;
   g.SetGlobalBuffer(b.f(0), 384);
   TPipe pipe;
@@ -689,63 +690,68 @@ void row_reductions(const Bufs& b) {
   const TEventID mte2_v = GetTPipePtr()->FetchEventID(HardEvent::MTE2_V);
   SetFlag<HardEvent::MTE2_V>(mte2_v);
   WaitFlag<HardEvent::MTE2_V>(mte2_v);
-  WholeReduceMax(x[320], x, 48, 4, 1, 1, 10, ReduceOrder::ORDER_ONLY_VALUE);
-  WholeReduceSum(x[328], x, 64, 4, 1, 1, 10);
-  WholeReduceMax(x[336], x, 64, 4, 1, 1, 10, ReduceOrder::ORDER_VALUE_INDEX);
+  reduce(x);
   const TEventID v_mte3 = GetTPipePtr()->FetchEventID(HardEvent::V_MTE3);
   SetFlag<HardEvent::V_MTE3>(v_mte3);
   WaitFlag<HardEvent::V_MTE3>(v_mte3);
   que.EnQue(x);
   x = que.DeQue<float>();
-  DataCopy(g[320], x[320], 32);
+  DataCopy(g[320], x[320], results);
   que.FreeTensor(x);
+}
+
+// Per-repeat reductions of a [4, 80] fp32 block (row stride 10 blocks): the max of each row's first 48 lanes to
+// gm[320..324), the sum of its first 64 to gm[328..332), (max, index) pairs of its first 64 to gm[336..344).
+void row_reductions(const Bufs& b) {
+  reduce_in_ub(b, 32, [](const LocalTensor<float>& x) {
+    WholeReduceMax(x[320], x, 48, 4, 1, 1, 10, ReduceOrder::ORDER_ONLY_VALUE);
+    WholeReduceSum(x[328], x, 64, 4, 1, 1, 10);
+    WholeReduceMax(x[336], x, 64, 4, 1, 1, 10, ReduceOrder::ORDER_VALUE_INDEX);
+  });
 }
 
 // Per-block reductions of gm[0..320) as 4 rows of 80 floats (10 blocks apart): BlockReduceSum of each row's first
 // 40 lanes (blocks 0..4) into gm[320..352), whose blocks 5..7 of each row keep the -7 written before; BlockReduceMax
 // of lanes 0, 1 of every block (a bitwise mask) into gm[352..384).
 void block_reductions(const Bufs& b) {
-  GlobalTensor<float> g;
-  g.SetGlobalBuffer(b.f(0), 384);
+  reduce_in_ub(b, 64, [](const LocalTensor<float>& x) {
+    Duplicate(x[320], -7.0f, 32);
+    BlockReduceSum(x[320], x, 4, 40, 1, 1, 10);
+    const uint64_t pairs[2] = {0x0303030303030303ull, 0};
+    BlockReduceMax(x[352], x, 4, pairs, 1, 1, 10);
+  });
+}
+
+// 64 ones in a 128-float UB buffer, then `f(x)`: the frame of the one-reduction rule kernels below.
+template <typename F>
+void one_reduction(F f) {
   TPipe pipe;
-  TQueBind<TPosition::VECIN, TPosition::VECOUT, 1> que;
-  pipe.InitBuffer(que, 1, 384 * sizeof(float));
-  LocalTensor<float> x = que.AllocTensor<float>();
-  DataCopy(x, g, 320);
-  Duplicate(x[320], -7.0f, 32);
-  const TEventID mte2_v = GetTPipePtr()->FetchEventID(HardEvent::MTE2_V);
-  SetFlag<HardEvent::MTE2_V>(mte2_v);
-  WaitFlag<HardEvent::MTE2_V>(mte2_v);
-  BlockReduceSum(x[320], x, 4, 40, 1, 1, 10);
-  const uint64_t pairs[2] = {0x0303030303030303ull, 0};
-  BlockReduceMax(x[352], x, 4, pairs, 1, 1, 10);
-  const TEventID v_mte3 = GetTPipePtr()->FetchEventID(HardEvent::V_MTE3);
-  SetFlag<HardEvent::V_MTE3>(v_mte3);
-  WaitFlag<HardEvent::V_MTE3>(v_mte3);
-  que.EnQue(x);
-  x = que.DeQue<float>();
-  DataCopy(g[320], x[320], 64);
-  que.FreeTensor(x);
+  TBuf<TPosition::VECCALC> buf;
+  pipe.InitBuffer(buf, 128 * sizeof(float));
+  LocalTensor<float> x = buf.Get<float>();
+  Duplicate(x, 1.0f, 64);
+  f(x);
 }
 
 // Per-block results of fp32 need a 32-byte aligned destination (ReduceDataBlock.md).
 void block_reduce_misaligned(const Bufs&) {
-  TPipe pipe;
-  TBuf<TPosition::VECCALC> buf;
-  pipe.InitBuffer(buf, 128 * sizeof(float));
-  LocalTensor<float> x = buf.Get<float>();
-  Duplicate(x, 1.0f, 64);
-  BlockReduceSum(x[68], x, 1, 64, 1, 1, 8);
+  one_reduction([](const LocalTensor<float>& x) { BlockReduceSum(x[68], x, 1, 64, 1, 1, 8); });
+}
+
+// Reduction strides are 16-bit fields (ReduceDataBlock.md, ReduceRepeat.md): a source repeat stride of 70000 blocks.
+void reduce_wide_stride(const Bufs&) {
+  one_reduction([](const LocalTensor<float>& x) { BlockReduceSum(x[64], x, 1, 64, 1, 1, 70000); });
+}
+
+// A reduction writes UB: a destination that is no UB tensor (a default LocalTensor) is rejected.
+void reduce_into_nothing(const Bufs&) {
+  one_reduction([](const LocalTensor<float>& x) { WholeReduceSum(LocalTensor<float>(), x, 64, 1, 1, 1, 8); });
 }
 
 // (value, index) pairs of fp32 need an 8-byte aligned destination (ReduceRepeat.md, table 3).
 void reduce_misaligned(const Bufs&) {
-  TPipe pipe;
-  TBuf<TPosition::VECCALC> buf;
-  pipe.InitBuffer(buf, 128 * sizeof(float));
-  LocalTensor<float> x = buf.Get<float>();
-  Duplicate(x, 1.0f, 64);
-  WholeReduceMax(x[65], x, 64, 1, 1, 1, 8, ReduceOrder::ORDER_VALUE_INDEX);
+  one_reduction(
+      [](const LocalTensor<float>& x) { WholeReduceMax(x[65], x, 64, 1, 1, 1, 8, ReduceOrder::ORDER_VALUE_INDEX); });
 }
 
 // Compare + Select (gm[0..64) < gm[64..128) ? gm[0..64) : -1), then a level-0 Duplicate writing 7 into lanes
@@ -970,6 +976,8 @@ const std::map<std::string, std::pair<ascend_sim::KernelType, Kernel>> kKernels 
     {"reduce_misaligned", {ascend_sim::KernelType::kAivOnly, reduce_misaligned}},
     {"block_reductions", {ascend_sim::KernelType::kAivOnly, block_reductions}},
     {"block_reduce_misaligned", {ascend_sim::KernelType::kAivOnly, block_reduce_misaligned}},
+    {"reduce_wide_stride", {ascend_sim::KernelType::kAivOnly, reduce_wide_stride}},
+    {"reduce_into_nothing", {ascend_sim::KernelType::kAivOnly, reduce_into_nothing}},
     {"select_and_round", {ascend_sim::KernelType::kAivOnly, select_and_round}},
     {"copy_through", {ascend_sim::KernelType::kAivOnly, copy_through}},
     {"dependent_pair", {ascend_sim::KernelType::kAivOnly, two_instructions<true>}},
