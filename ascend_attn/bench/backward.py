@@ -29,6 +29,8 @@ from ascend_attn.bench.common import (
     BenchResult,
     gemm_peaks,
     markdown_table,
+    peak_names,
+    peaks_note,
     progress,
     report,
     selected_dtypes,
@@ -206,8 +208,7 @@ def measure(args: argparse.Namespace) -> BenchResult:
     memory_rows = _memory_table(QUICK_MEMORY if args.quick else MEMORY)
     progress("measuring this machine's GEMM peaks ...")
     peaks = gemm_peaks(args.repeats)
-    fp32_name = max((n for n in peaks if "fp32" in n), key=peaks.get)
-    peak = peaks[fp32_name]
+    peak = peaks[peak_names(peaks)[0]]
     rows, speedups, isa = [], [], ascend_attn.cpu_isa()
     for i, (dname, name, causal, steps, steps_args, flops) in enumerate(cases, 1):
         progress(f"[{i}/{len(cases)}] {dname} {name} causal={causal}")
@@ -228,9 +229,8 @@ def measure(args: argparse.Namespace) -> BenchResult:
                          f"{ratio:.2f}", fastest, f"{base.median / at_peak_ms:.2f}"])  # fmt: skip
             speedups.append((f"{dname} {name}{' causal' if causal else ''} vs {bname}", ratio))
 
-    peak_lines = ", ".join(f"{n} {v:.1f}" for n, v in peaks.items())
     notes = [
-        f"GEMM peaks measured in this run (GFLOP/s): {peak_lines}; fp32 peak used: {fp32_name}",
+        peaks_note(peaks, bf16=False),
         f"CPU kernels: {ascend_attn.cpu_isa()}, torch threads: {torch.get_num_threads()}; one step = forward + "
         f"backward into q, k, v; times in ms as median (min-max) of {args.repeats} runs",
     ]

@@ -135,6 +135,19 @@ def gemm_peaks(repeats: int = 5) -> dict[str, float]:
     return peaks
 
 
+def peak_names(peaks: dict[str, float]) -> tuple[str, str]:
+    """The probes of ``gemm_peaks`` a table divides by: the fastest fp32 one and the bf16 one."""
+    return max((n for n in peaks if "fp32" in n), key=peaks.get), next(n for n in peaks if "bf16" in n)
+
+
+def peaks_note(peaks: dict[str, float], bf16: bool = True) -> str:
+    """The report line naming every probe of ``gemm_peaks`` and the peaks used (the bf16 one only if ``bf16``)."""
+    fp32_name, bf16_name = peak_names(peaks)
+    lines = ", ".join(f"{n} {v:.1f}" for n, v in peaks.items())
+    used = f"fp32 peak used: {fp32_name}" + (f", bf16 peak used: {bf16_name}" if bf16 else "")
+    return f"GEMM peaks measured in this run (GFLOP/s): {lines}; {used}"
+
+
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]

@@ -19,6 +19,8 @@ from ascend_attn.bench.common import (
     add_isa_argument,
     forced_isa,
     gemm_peaks,
+    peak_names,
+    peaks_note,
     progress,
     report,
     selected_dtypes,
@@ -106,8 +108,7 @@ def measure(args: argparse.Namespace) -> BenchResult:
         progress(f"ascend_attn CPU kernels: {isa}, torch threads: {torch.get_num_threads()}")
     progress("measuring this machine's GEMM peaks ...")
     peaks = gemm_peaks(args.repeats)
-    fp32_name = max((n for n in peaks if "fp32" in n), key=peaks.get)
-    bf16_name = next(n for n in peaks if "bf16" in n)
+    fp32_name, bf16_name = peak_names(peaks)
 
     dense = DENSE[:1] if args.quick else DENSE
     lengths = VARLEN_LENGTHS[3:] if args.quick else VARLEN_LENGTHS
@@ -143,10 +144,8 @@ def measure(args: argparse.Namespace) -> BenchResult:
             label = f"{dname} {name}{' causal' if causal else ''} vs {bname}"
             speedups.append((f"{isa} {label}" if len(isas) > 1 else label, ratio))
 
-    peak_lines = ", ".join(f"{n} {v:.1f}" for n, v in peaks.items())
     notes = [
-        f"GEMM peaks measured in this run (GFLOP/s): {peak_lines}; fp32 peak used: {fp32_name}, bf16 peak used: "
-        f"{bf16_name}",
+        peaks_note(peaks),
         f"CPU kernels: {', '.join(used)}; times in ms as median (min-max) of {args.repeats} runs",
     ]
     return BenchResult("flash", notes, HEADER, rows, speedups)

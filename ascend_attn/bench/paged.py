@@ -19,6 +19,8 @@ from ascend_attn.bench.common import (
     add_isa_argument,
     forced_isa,
     gemm_peaks,
+    peak_names,
+    peaks_note,
     progress,
     report,
     selected_dtypes,
@@ -105,8 +107,7 @@ def measure(args: argparse.Namespace) -> BenchResult:
         progress(f"ascend_attn CPU kernels: {isa}, torch threads: {torch.get_num_threads()}")
     progress("measuring this machine's GEMM peaks and read bandwidth ...")
     peaks = gemm_peaks(args.repeats)
-    fp32_name = max((n for n in peaks if "fp32" in n), key=peaks.get)
-    bf16_name = next(n for n in peaks if "bf16" in n)
+    fp32_name, bf16_name = peak_names(peaks)
     peak_bw = max(read_bandwidth() for _ in range(3))
     grid = [(bs, n, c) for bs in BLOCK_SIZES for n in NUM_SEQS for c in CONTEXTS]
     if args.quick:
@@ -128,12 +129,10 @@ def measure(args: argparse.Namespace) -> BenchResult:
                      f"{best.median / ours.median:.1f}"])  # fmt: skip
         label = f"{dname} block {bs} seqs {n} ctx {ctx} vs {best_name}"
         speedups.append((f"{isa} {label}" if len(isas) > 1 else label, best.median / ours.median))
-    peak_lines = ", ".join(f"{name} {v:.1f}" for name, v in peaks.items())
     notes = [
         f"read bandwidth (sum over 512 MiB, best of 3 probes at start): {peak_bw:.1f} GB/s; 'BW now' = probe "
         "before the row",
-        f"GEMM peaks measured in this run (GFLOP/s): {peak_lines}; fp32 peak used: {fp32_name}, bf16 peak used: "
-        f"{bf16_name} (decode is bound by memory, not by these)",
+        f"{peaks_note(peaks)} (decode is bound by memory, not by these)",
         f"CPU kernels: {', '.join(used)}; times in ms as median (min-max) of {args.repeats} runs, L3 evicted",
     ]
     return BenchResult("paged", notes, HEADER, rows, speedups)
