@@ -17,12 +17,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fake_python(path: Path) -> Path:
-    """An executable that, like a python without torch, fails `-c "import torch"`."""
+def stand_in(path: Path, body: str) -> Path:
+    """An executable shell script at `path` running `body`, in place of a program build.sh calls."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("#!/bin/sh\nexit 1\n")
+    path.write_text("#!/bin/sh\n" + body)
     path.chmod(0o755)
     return path
+
+
+def fake_python(path: Path) -> Path:
+    """An executable that, like a python without torch, fails `-c "import torch"`."""
+    return stand_in(path, "exit 1\n")
 
 
 def build_sh(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -67,13 +72,6 @@ def test_explicit_python_is_named(tmp_path):
     other = fake_python(tmp_path / "envs" / "py")
     r = build_sh(tmp_path, "--python", str(other))
     assert r.returncode == 1 and f"torch cannot be imported by {other}: pip install torch==2.13.0" in r.stderr
-
-
-def stand_in(path: Path, body: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(0o755)
-    return path
 
 
 @pytest.mark.parametrize("with_header", [True, False], ids=["version-header", "no-header"])
