@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from ascend_attn.bench.__main__ import main
-from ascend_attn.bench.common import ISAS, BenchResult, available_isas
+from ascend_attn.bench.common import ISAS, BenchResult, available_isas, peak_names, peaks_note
 from ascend_attn.bench.summary import write_report
 
 ROW = re.compile(r"^\| (avx512|avx2|portable) \| (fp32|bf16) \|.*\| [0-9.]+ \|$", re.MULTILINE)
@@ -84,6 +84,17 @@ def test_an_isa_this_cpu_lacks_is_named():
         pytest.skip("this CPU runs every ISA")
     with pytest.raises(RuntimeError, match=f"ASCEND_ATTN_CPU_ISA={missing[0]}, but this CPU lacks"):
         main(["flash", "--quick", "--isa", missing[0]])
+
+
+def test_tables_divide_by_the_fastest_probe_of_each_dtype():
+    """The bf16 probes cover both operand layouts because torch's CPU bf16 GEMM can be ten times slower in one: the
+    peak is the faster, whichever it is, and the note names the one used."""
+    peaks = {"torch.mm fp32": 90.0, "oneDNN fp32": 115.0, "torch.mm bf16 NN (512^3)": 1.4,
+             "torch.mm bf16 NT (512^3)": 15.0}  # fmt: skip
+    assert peak_names(peaks) == ("oneDNN fp32", "torch.mm bf16 NT (512^3)")
+    flipped = {**peaks, "torch.mm fp32": 120.0, "torch.mm bf16 NN (512^3)": 30.0}
+    assert peak_names(flipped) == ("torch.mm fp32", "torch.mm bf16 NN (512^3)")
+    assert peaks_note(peaks).endswith("fp32 peak used: oneDNN fp32, bf16 peak used: torch.mm bf16 NT (512^3)")
 
 
 def test_model_backward_rows_have_the_forward_columns():
